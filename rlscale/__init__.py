@@ -22,6 +22,10 @@ _EXPORTS: dict[str, str] = {
     "InputError": "rlscale.errors",
     "RLScaleError": "rlscale.errors",
     "StoreError": "rlscale.errors",
+    "SweepSpec": "rlscale.sweep_spec",
+    "load_spec": "rlscale.sweep_spec",
+    "run_sweep": "rlscale.sweep",
+    "make_executor": "rlscale.executors",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -17,7 +17,7 @@ def load_base(spec: SweepSpec) -> dict[str, Any]:
 
     if spec.base_path:
         return JobConfig.from_toml(spec.base_path).to_dict()
-    return JobConfig.from_dict(spec.base).to_dict()
+    return JobConfig.from_dict(spec.base, source=spec.path).to_dict()
 
 
 def normalize(config: dict[str, Any], *, spec: SweepSpec) -> dict[str, Any]:
@@ -25,8 +25,8 @@ def normalize(config: dict[str, Any], *, spec: SweepSpec) -> dict[str, Any]:
     from rlscale.rl.config import JobConfig
 
     try:
-        return JobConfig.from_dict(config).to_dict()
-    except (TypeError, ValueError) as exc:
+        return JobConfig.from_dict(config, source=spec.path).to_dict()
+    except TypeError as exc:  # InputErrors already name the spec and the key
         raise input_error(f"job {config.get('run_id')!r} has a bad config: {exc}",
                           path=spec.path) from exc
 

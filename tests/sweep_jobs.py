@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rlscale.store import RunMeta, RunWriter
+from rlscale.store import RunMeta, RunWriter, Store
 
 BASE = {"recipe": "toy", "lr": 1.0, "steps": 6, "sleep_s": 0.0, "fail_at": -1, "markers": ""}
 
@@ -55,3 +55,38 @@ def curve_job(config: dict[str, Any], *, store: str, resume: bool) -> str:
 
 def estimate(config: dict[str, Any]) -> dict[str, float]:
     return {"flops": 1e9 * config["steps"], "device_hours": 1e-6 * config["steps"]}
+
+
+# -- helpers for the tests (not used by the job) ----------------------------------------------
+def write_spec(tmp_path, *, grid="lr = [0.5, 1.0]", extra="", name="toy", points="", **base):
+    markers = tmp_path / "markers"
+    markers.mkdir(exist_ok=True)
+    base = {**BASE, "markers": str(markers), **base}
+    base_toml = "\n".join(f"{k} = {json.dumps(v)}" for k, v in base.items())
+    path = tmp_path / f"{name}.toml"
+    path.write_text(f'name = "{name}"\njob = "sweep_jobs:curve_job"\n'
+                    f'estimate = "sweep_jobs:estimate"\n{extra}\n[base]\n{base_toml}\n'
+                    f"[grid]\n{grid}\n{points}\n")
+    return path
+
+
+def starts(tmp_path):
+    """run_id -> list of 'resume' flags of every start of that job, in start order."""
+    out: dict[str, list[bool]] = {}
+    files = sorted((tmp_path / "markers").glob("*.json"), key=lambda p: json.loads(p.read_text())["t"])
+    for f in files:
+        out.setdefault(f.name.rsplit(".", 2)[0], []).append(json.loads(f.read_text())["resume"])
+    return out
+
+
+def assert_whole(store: Store, spec_path):
+    """Every run complete, each step logged once, values exactly those of an unbroken run."""
+    from rlscale.sweep import resolve_jobs
+    from rlscale.sweep_spec import load_spec
+
+    for job in resolve_jobs(load_spec(spec_path)):
+        assert store.read_meta(job.job_id).status == "complete"
+        pts = store.read_points(runs=[job.job_id]).sort_values("step")
+        assert pts["step"].tolist() == list(range(job.config["steps"]))
+        want = [value_at(job.config, s) for s in range(job.config["steps"])]
+        np.testing.assert_array_equal(pts["value"].to_numpy(), want)

@@ -11,51 +11,21 @@ import time
 from io import StringIO
 from pathlib import Path
 
-import numpy as np
 import pytest
-import sweep_jobs
 from click.testing import CliRunner
+
+import sweep_jobs
+from sweep_jobs import assert_whole, starts, write_spec
 
 from rlscale.cli import main
 from rlscale.errors import RLScaleError, StoreError
 from rlscale.executors import InProcessExecutor, LocalExecutor, make_executor
 from rlscale.store import Store
-from rlscale.sweep import read_sweep_state, resolve_jobs, run_sweep
+from rlscale.sweep import read_sweep_state, run_sweep
 from rlscale.sweep_progress import ProgressView
 from rlscale.sweep_spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def write_spec(tmp_path, *, grid="lr = [0.5, 1.0]", extra="", name="toy", points="", **base):
-    markers = tmp_path / "markers"
-    markers.mkdir(exist_ok=True)
-    base = {**sweep_jobs.BASE, "markers": str(markers), **base}
-    base_toml = "\n".join(f"{k} = {json.dumps(v)}" for k, v in base.items())
-    path = tmp_path / f"{name}.toml"
-    path.write_text(f'name = "{name}"\njob = "sweep_jobs:curve_job"\n'
-                    f'estimate = "sweep_jobs:estimate"\n{extra}\n[base]\n{base_toml}\n'
-                    f"[grid]\n{grid}\n{points}\n")
-    return path
-
-
-def starts(tmp_path):
-    """run_id -> list of 'resume' flags of every start of that job, in start order."""
-    out: dict[str, list[bool]] = {}
-    files = sorted((tmp_path / "markers").glob("*.json"), key=lambda p: json.loads(p.read_text())["t"])
-    for f in files:
-        out.setdefault(f.name.rsplit(".", 2)[0], []).append(json.loads(f.read_text())["resume"])
-    return out
-
-
-def assert_whole(store: Store, spec_path):
-    """Every run complete, each step logged once, values exactly those of an unbroken run."""
-    for job in resolve_jobs(load_spec(spec_path)):
-        assert store.read_meta(job.job_id).status == "complete"
-        pts = store.read_points(runs=[job.job_id]).sort_values("step")
-        assert pts["step"].tolist() == list(range(job.config["steps"]))
-        want = [sweep_jobs.value_at(job.config, s) for s in range(job.config["steps"])]
-        np.testing.assert_array_equal(pts["value"].to_numpy(), want)
 
 
 def test_inprocess_sweep_then_resume_skips_complete(tmp_path, store_dir):
