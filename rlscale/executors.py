@@ -133,11 +133,20 @@ class LocalExecutor:
     """
 
     def __init__(self, *, workers: int | None = None, cores: int | None = None) -> None:
-        cores = cores or os.cpu_count() or 1
-        self.capacity = max(1, workers or cores)
-        self.threads = max(1, cores // self.capacity)
-        self._pool = self._new_pool()
+        self._cores = cores or os.cpu_count() or 1
+        self._fixed = workers is not None
+        self._size(max(1, workers or self._cores))
+        self._pool: cf.ProcessPoolExecutor | None = None
         self._futures: dict[cf.Future[Outcome], Task] = {}
+
+    def _size(self, workers: int) -> None:
+        self.capacity = workers
+        self.threads = max(1, self._cores // workers)
+
+    def expect(self, n_tasks: int) -> None:
+        """Fewer tasks than cores (and no explicit ``workers``): fewer workers, more threads each."""
+        if not self._fixed and self._pool is None and 0 < n_tasks < self.capacity:
+            self._size(n_tasks)
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(
@@ -148,6 +157,8 @@ class LocalExecutor:
         )
 
     def start(self, task: Task) -> None:
+        if self._pool is None:
+            self._pool = self._new_pool()
         task = replace(task, threads=self.threads)
         self._futures[self._pool.submit(execute_task, task)] = task
 
@@ -165,20 +176,23 @@ class LocalExecutor:
                 broken = True
                 outcomes.append(Outcome(task.job_id, False, 0.0,
                                         error=f"worker process died: {type(exc).__name__}: {exc}"))
-        if broken:  # a broken pool fails every task in it; start a fresh one for the rest
-            for fut, task in list(self._futures.items()):
+        if broken and self._pool is not None:  # a broken pool fails all its tasks; the rest
+            for fut, task in list(self._futures.items()):  # go to a fresh pool
                 outcomes.append(Outcome(task.job_id, False, 0.0,
                                         error="worker pool broke while this job ran"))
                 del self._futures[fut]
             self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
+            self._pool = None
         return outcomes
 
     def close(self, *, cancel: bool = False) -> None:
+        if self._pool is None:
+            return
         if cancel:
-            for proc in list(getattr(self._pool, "_processes", {}).values()):
+            for proc in list((self._pool._processes or {}).values()):
                 proc.terminate()
         self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
+        self._pool = None
 
 
 def _init_worker(threads: int, parent_pid: int) -> None:

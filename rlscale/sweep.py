@@ -199,12 +199,15 @@ def run_sweep(
     queue = [p for p in plan if p.action != "skip"]
     running: set[str] = set()
     target = job_target(spec)
+    root = str(store.root.resolve())  # workers may run elsewhere (another cwd, another node)
 
     def record(final: bool = False) -> None:
         _write_state(store, spec, list(states.values()), final=final)
         if on_update is not None:
             on_update(list(states.values()))
 
+    if hasattr(executor, "expect"):
+        executor.expect(len(queue))
     record()
     try:
         while queue or running:
@@ -212,7 +215,7 @@ def run_sweep(
                 planned = queue.pop(0)
                 job_id = planned.job.job_id
                 resume_it = planned.action == "resume" or store.has_run(job_id)
-                executor.start(Task(job_id, target, planned.job.config, str(store.root),
+                executor.start(Task(job_id, target, planned.job.config, root,
                                     resume=resume_it, num_cpus=spec.num_cpus,
                                     num_gpus=spec.num_gpus))
                 state = states[job_id]

@@ -19,7 +19,8 @@ import pandas as pd
 
 from rlscale.store import RunMeta, RunWriter, Store
 
-BASE = {"recipe": "toy", "lr": 1.0, "steps": 6, "sleep_s": 0.0, "fail_at": -1, "markers": ""}
+BASE = {"recipe": "toy", "lr": 1.0, "steps": 6, "sleep_s": 0.0, "fail_at": -1, "crash_at": -1,
+        "markers": ""}
 
 
 def value_at(config: dict[str, Any], step: int) -> float:
@@ -45,6 +46,8 @@ def curve_job(config: dict[str, Any], *, store: str, resume: bool) -> str:
     for step in range(start, config["steps"]):
         if step == config["fail_at"]:
             raise RuntimeError(f"injected failure at step {step}")
+        if step == config["crash_at"]:
+            os._exit(3)  # the process dies as if killed or out of memory
         time.sleep(config["sleep_s"])
         writer.append(pd.DataFrame({"step": [step], "metric": ["reward"],
                                     "value": [value_at(config, step)],

@@ -80,6 +80,26 @@ def test_local_pool_matches_inprocess(tmp_path):
     assert a.equals(b)
 
 
+def test_local_pool_survives_a_crashing_worker(tmp_path, store_dir):
+    spec_path = write_spec(tmp_path, grid="crash_at = [1, -1]")
+    result = run_sweep(load_spec(spec_path), store=store_dir, executor=LocalExecutor(workers=1),
+                       refresh_s=0.05)
+    crashed, fine = result.jobs
+    assert crashed.state == "failed" and crashed.error.startswith("worker process died")
+    assert fine.state == "complete"
+    assert Store(store_dir).read_meta(crashed.job_id).status == "running"  # resumable
+
+
+def test_local_pool_splits_threads():
+    pool = LocalExecutor(cores=8)
+    assert (pool.capacity, pool.threads) == (8, 1)
+    pool.expect(2)
+    assert (pool.capacity, pool.threads) == (2, 4)
+    pool = LocalExecutor(workers=3, cores=8)
+    pool.expect(2)  # an explicit --workers stays
+    assert (pool.capacity, pool.threads) == (3, 2)
+
+
 def test_changed_spec_under_same_name_is_refused(tmp_path, store_dir):
     spec_path = write_spec(tmp_path)
     run_sweep(load_spec(spec_path), store=store_dir, executor=InProcessExecutor())
