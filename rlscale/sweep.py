@@ -96,8 +96,11 @@ def resolve_jobs(spec: SweepSpec) -> list[Job]:
         from rlscale import sweep_rl
 
         base = sweep_rl.load_base(spec)
-        return [Job(j.job_id, j.varied, j.seed, sweep_rl.normalize(j.config, spec=spec))
-                for j in expand_jobs(spec, base=base)]
+        jobs = []
+        for j in expand_jobs(spec, base=base):
+            config = sweep_rl.normalize(j.config, spec=spec)
+            jobs.append(Job(j.job_id, j.varied, j.seed, config, group=sweep_rl.group(config)))
+        return jobs
     base = load_plain_base(spec.base_path) if spec.base_path else spec.base
     return expand_jobs(spec, base=base)
 
@@ -206,13 +209,25 @@ def run_sweep(
         if on_update is not None:
             on_update(list(states.values()))
 
+    # group -> the job that builds its first stage; a complete run means it was built already
+    leaders = {p.job.group: p.job.job_id for p in plan if p.job.group and p.action == "skip"}
+
+    def ready(planned: PlannedJob) -> bool:
+        leader = leaders.get(planned.job.group)
+        return leader is None or states[leader].state not in ("pending", "running")
+
     if hasattr(executor, "expect"):
         executor.expect(len(queue))
     record()
     try:
         while queue or running:
-            while queue and len(running) < executor.capacity:
-                planned = queue.pop(0)
+            while len(running) < executor.capacity:
+                i = next((i for i, p in enumerate(queue) if ready(p)), None)
+                if i is None:
+                    break
+                planned = queue.pop(i)
+                if planned.job.group:
+                    leaders.setdefault(planned.job.group, planned.job.job_id)
                 job_id = planned.job.job_id
                 resume_it = planned.action == "resume" or store.has_run(job_id)
                 executor.start(Task(job_id, target, planned.job.config, root,

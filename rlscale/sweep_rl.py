@@ -31,13 +31,27 @@ def normalize(config: dict[str, Any], *, spec: SweepSpec) -> dict[str, Any]:
                           path=spec.path) from exc
 
 
+def group(config: dict[str, Any]) -> str:
+    """Jobs with the same pretrained base (task, model, pretraining) form a group."""
+    from rlscale.rl.config import JobConfig, base_hash
+
+    return base_hash(JobConfig.from_dict(config))
+
+
 def estimate(config: dict[str, Any]) -> dict[str, float]:
-    """``flops`` and ``device_hours`` of one job, from :func:`rlscale.rl.flops.estimate_job`."""
+    """``flops`` and ``device_hours`` of one job, from :func:`rlscale.rl.flops.estimate_job`.
+
+    Pretraining is counted unless the base is already cached; ``shared_flops`` is the
+    pretraining part, which jobs of one group share (the sweep builds each base once).
+    """
     from rlscale.rl.config import JobConfig
     from rlscale.rl.flops import estimate_job
+    from rlscale.rl.pretrain import find_base
 
-    est = estimate_job(JobConfig.from_dict(config))
-    return {"flops": float(est["flops"]), "device_hours": float(est["device_hours"])}
+    cfg = JobConfig.from_dict(config)
+    est = estimate_job(cfg, include_pretrain=find_base(cfg) is None)
+    return {"flops": float(est["flops"]), "device_hours": float(est["device_hours"]),
+            "shared_flops": float(est["pretrain_flops"])}
 
 
 def run_rl_job(config: dict[str, Any], *, store: str, resume: bool) -> str:

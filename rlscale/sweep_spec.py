@@ -6,6 +6,7 @@ A spec names a base job config and the settings to vary::
     base = "base.toml"               # the base job config (relative to the spec), or a [base] table
     job = "rl"                       # "rl" (rlscale's RL job) or "package.module:function"
     seeds = [0, 1]
+    group_by = []                    # custom jobs: keys naming a shared first stage (RL: the base)
     num_cpus = 1                     # resource request per job (Ray schedules on it)
     num_gpus = 0
 
@@ -41,7 +42,7 @@ from rlscale.errors import input_error
 from rlscale.store import check_run_id
 
 SPEC_KEYS = ("name", "description", "job", "estimate", "base", "seeds", "num_cpus", "num_gpus",
-             "metric", "set", "grid", "points")
+             "metric", "group_by", "set", "grid", "points")
 _RESERVED = ("run_id", "seed")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 _MAX_ID = 200
@@ -64,6 +65,7 @@ class SweepSpec:
     num_gpus: float = 0.0
     metric: str = "reward"
     estimate: str | None = None
+    group_by: list[str] = field(default_factory=list)
     description: str = ""
     path: str | None = None
 
@@ -78,12 +80,17 @@ class SweepSpec:
 
 @dataclass(frozen=True)
 class Job:
-    """One expanded job: its run id, the varied values and seed that define it, its full config."""
+    """One expanded job: its run id, the varied values and seed that define it, its full config.
+
+    Jobs with the same ``group`` share an expensive first stage (RL jobs: the pretrained base);
+    the sweep starts one of them first and the others once it has finished, so it is built once.
+    """
 
     job_id: str
     varied: dict[str, Any]
     seed: int
     config: dict[str, Any]
+    group: str | None = None
 
 
 def load_spec(path: str | Path) -> SweepSpec:
@@ -149,8 +156,15 @@ def parse_spec(raw: dict[str, Any], *, path: str | Path | None = None) -> SweepS
     if estimate is not None and (not isinstance(estimate, str) or ":" not in estimate):
         raise input_error(f"estimate = {estimate!r}", path=path, field="estimate",
                           expected="an import path 'package.module:function'")
+    group_by = raw.get("group_by", [])
+    if not isinstance(group_by, list) or not all(isinstance(k, str) for k in group_by):
+        raise input_error(f"group_by = {group_by!r}", path=path, field="group_by",
+                          expected="a list of dotted config keys")
+    if group_by and job == "rl":
+        raise input_error("group_by is for custom jobs", path=path, field="group_by",
+                          expected="no group_by: RL jobs are grouped by their pretrained base")
     return SweepSpec(
-        name=name, job=job, base=base, base_path=base_path, fixed=fixed, grid=grid, points=points,
+        name=name, job=job, group_by=group_by, base=base, base_path=base_path, fixed=fixed, grid=grid, points=points,
         seeds=seeds, num_cpus=num_cpus, num_gpus=num_gpus, metric=_str(raw, "metric", "reward", path),
         estimate=estimate, description=_str(raw, "description", "", path),
         path=None if path is None else str(path),
@@ -165,6 +179,12 @@ def expand_jobs(spec: SweepSpec, *, base: dict[str, Any] | None = None) -> list[
     Raises :class:`InputError` if a key is not in the base config or two jobs share a run id.
     """
     base = spec.base if base is None else base
+    for key in spec.group_by:
+        try:
+            _get_dotted(base, key)
+        except (KeyError, TypeError):
+            raise input_error(f"group_by key {key!r} is not a setting of the base config",
+                              path=spec.path, field="group_by", expected="dotted config keys") from None
     varied_keys = spec.varied_keys
     labels = _labels(varied_keys)
     combos = [dict(zip(spec.grid, values)) for values in itertools.product(*spec.grid.values())]
@@ -186,7 +206,10 @@ def expand_jobs(spec: SweepSpec, *, base: dict[str, Any] | None = None) -> list[
                 seen[job_id] = varied
                 config["seed"] = seed
                 config["run_id"] = job_id
-                jobs.append(Job(job_id, varied, seed, config))
+                group = None
+                if spec.group_by:
+                    group = "-".join(_fmt(_get_dotted(config, k)) for k in spec.group_by)
+                jobs.append(Job(job_id, varied, seed, config, group=group))
     return jobs
 
 

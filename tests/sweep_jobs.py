@@ -53,6 +53,8 @@ def curve_job(config: dict[str, Any], *, store: str, resume: bool) -> str:
                                     "value": [value_at(config, step)],
                                     "flops": [1e9 * (step + 1)]}))
     writer.close()
+    if config["markers"]:
+        (Path(config["markers"]) / f"{run_id}.end").write_text(str(time.time()))
     return run_id
 
 

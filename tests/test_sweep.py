@@ -21,7 +21,7 @@ from rlscale.cli import main
 from rlscale.errors import RLScaleError, StoreError
 from rlscale.executors import InProcessExecutor, LocalExecutor, make_executor
 from rlscale.store import Store
-from rlscale.sweep import read_sweep_state, run_sweep
+from rlscale.sweep import read_sweep_state, resolve_jobs, run_sweep
 from rlscale.sweep_progress import ProgressView
 from rlscale.sweep_spec import load_spec
 
@@ -78,6 +78,20 @@ def test_local_pool_matches_inprocess(tmp_path):
     b = Store(tmp_path / "b").read_points().drop(columns="wall_s")
     assert len(a) == 12
     assert a.equals(b)
+
+
+def test_group_leader_finishes_before_the_rest_start(tmp_path, store_dir):
+    spec_path = write_spec(tmp_path, extra='seeds = [0, 1]\ngroup_by = ["recipe"]', sleep_s=0.02)
+    jobs = resolve_jobs(load_spec(spec_path))
+    assert {j.group for j in jobs} == {"toy"}
+    result = run_sweep(load_spec(spec_path), store=store_dir, executor=LocalExecutor(workers=2),
+                       refresh_s=0.02)
+    assert result.counts() == {"complete": 4}
+    marks = tmp_path / "markers"
+    begun = {p.name.rsplit(".", 2)[0]: json.loads(p.read_text())["t"] for p in marks.glob("*.json")}
+    leader_end = float((marks / f"{jobs[0].job_id}.end").read_text())
+    assert min(begun.values()) == begun[jobs[0].job_id]
+    assert all(begun[j.job_id] > leader_end for j in jobs[1:])
 
 
 def test_local_pool_survives_a_crashing_worker(tmp_path, store_dir):

@@ -85,6 +85,7 @@ def test_run_id_formatting_and_long_ids():
         ('name = "x"\njob = "m:f"\n[grid]\nseed = [1, 2]\n', "seed", "cannot be set"),
         ('name = "x"\njob = "m:f"\n[set]\nlr = 1\n[grid]\nlr = [1, 2]\n', "lr", "both in [set]"),
         ('name = "x"\njob = "m:f"\nnum_gpus = -1\n', "num_gpus", "non-negative"),
+        ('name = "x"\ngroup_by = ["pretrain"]\n', "group_by", "grouped by their pretrained base"),
         ('name = "x"\njob = "m:f"\nbase = "nope.toml"\n', "base", "does not exist"),
     ],
 )

@@ -87,10 +87,25 @@ def _print_plan(spec: Any, store: Store) -> None:
     line = (f"{len(plan)} jobs: {n['start']} to start, {n['resume']} to resume, "
             f"{n['skip']} complete")
     if todo and all(e is not None for _, e in todo):
-        flops = sum(e["flops"] for _, e in todo)
-        hours = sum(e["device_hours"] for _, e in todo)
+        flops, hours = _total(todo)
         line += f"; estimated compute to run: {flops:.3g} FLOPs, {hours:.3g} device-hours"
     click.echo(line + f" (resources per job: {spec.num_cpus:g} CPU, {spec.num_gpus:g} GPU)")
+
+
+def _total(todo: list[tuple[Any, dict[str, float]]]) -> tuple[float, float]:
+    """Summed FLOPs and device-hours, counting the ``shared_flops`` of a job group once."""
+    flops = hours = 0.0
+    seen: set[str] = set()
+    for planned, est in todo:
+        share = 0.0
+        group = planned.job.group
+        if group is not None and group in seen and est["flops"] > 0:
+            share = est.get("shared_flops", 0.0) / est["flops"]
+        if group is not None:
+            seen.add(group)
+        flops += est["flops"] * (1 - share)
+        hours += est["device_hours"] * (1 - share)
+    return flops, hours
 
 
 def _fmt(value: Any) -> str:
