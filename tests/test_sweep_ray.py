@@ -47,3 +47,18 @@ def test_ray_failure_reported_and_resume(ray_instance, tmp_path):
                       resume=True, refresh_s=0.1)
     assert again.counts() == {"skipped": 1, "failed": 1}
     assert starts(tmp_path) == {"toy-fail_at=-1-s0": [False], "toy-fail_at=3-s0": [False, True]}
+
+
+def test_cli_executor_ray(ray_instance, tmp_path):
+    from click.testing import CliRunner
+
+    from rlscale.cli import main
+
+    spec_path = write_spec(tmp_path, grid="lr = [0.5, 2.0]")
+    store = tmp_path / "s"
+    out = CliRunner().invoke(main, ["sweep", str(spec_path), "--store", str(store),
+                                    "--executor", "ray", "--refresh", "0.1"],
+                             catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert "2 complete" in out.output
+    assert_whole(Store(store), spec_path)
