@@ -9,7 +9,8 @@ Restart semantics, decided per job from the store (see :func:`plan_jobs`):
 
 A job that fails is reported with its error and traceback and does not stop the others. The sweep's
 own state (per job: state, starts, error, wall time) is written to ``<store>/_sweeps/<name>.json``
-after every change; readers of the store skip ``_`` directories. Jobs never share files, so a store
+after every change, and each job's printed output is appended to
+``<store>/_sweeps/<name>/<run_id>.log``; readers of the store skip ``_`` directories. Jobs never share files, so a store
 on a shared filesystem needs no locking.
 """
 
@@ -203,6 +204,7 @@ def run_sweep(
     running: set[str] = set()
     target = job_target(spec)
     root = str(store.root.resolve())  # workers may run elsewhere (another cwd, another node)
+    logs = sweep_state_path(store, spec.name).with_suffix("").resolve()
 
     def record(final: bool = False) -> None:
         _write_state(store, spec, list(states.values()), final=final)
@@ -232,7 +234,7 @@ def run_sweep(
                 resume_it = planned.action == "resume" or store.has_run(job_id)
                 executor.start(Task(job_id, target, planned.job.config, root,
                                     resume=resume_it, num_cpus=spec.num_cpus,
-                                    num_gpus=spec.num_gpus))
+                                    num_gpus=spec.num_gpus, log=str(logs / f"{job_id}.log")))
                 state = states[job_id]
                 state.state, state.resumed, state.starts = "running", resume_it, state.starts + 1
                 running.add(job_id)

@@ -56,6 +56,8 @@ def test_failing_job_is_reported_and_others_finish(tmp_path, store_dir):
     bad = result.failed[0]
     assert bad.error == "RuntimeError: injected failure at step 2"
     assert "curve_job" in bad.traceback
+    log = (store_dir / "_sweeps" / "toy" / f"{bad.job_id}.log").read_text()
+    assert "RuntimeError: injected failure at step 2" in log
     recorded = read_sweep_state(Store(store_dir), "toy")["jobs"][bad.job_id]
     assert recorded["state"] == "failed" and recorded["error"] == bad.error
     # a restart resumes the failed run (from its 2 logged steps) rather than starting it over
