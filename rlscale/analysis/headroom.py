@@ -7,7 +7,9 @@ Two stages, each with its uncertainty carried into the next:
    set of joint parameter draws (bootstrap refits or draws from the fit's covariance);
 2. across levels: fit the headroom law A(P) (see :mod:`rlscale.analysis.headroom_law`) to the
    A estimates, and refit it on every joint draw of the per-level ceilings (draw j of every level
-   together; levels are independent fits, so this is a draw from their joint distribution). The
+   together, after an independent shuffle of each level's draws: the levels are independent fits,
+   but the fit engine seeds every group alike, so unshuffled draws would be perfectly correlated
+   across levels and the intervals far too narrow). The
    percentiles of the refits give the intervals of A_max and of the forecast A(P) at ``at``.
 
 What the interval covers: the uncertainty of each level's A. It does not cover the choice of the
@@ -124,7 +126,7 @@ def headroom_from_levels(p: Sequence[float], a: Sequence[float], *,
     params = {k: _summ(v[0], None if fits is None else fits.params[k], level)
               for k, v in point.params.items()}
     if name == "saturating" and cap is not None:
-        params["A_max"]["fixed"] = True
+        params["A_max"] = {"value": float(cap), "fixed": True}
     levels = pd.DataFrame({"level": p_arr, "A": a_arr})
     if draws is not None:
         lo, hi = _pct(draws, level)
@@ -232,7 +234,11 @@ def headroom(points: pd.DataFrame, *, metric: str | None, by: str, x: str = "gpu
     order = np.argsort([r["level"] for r in rows])
     rows, draws = [rows[i] for i in order], [draws[i] for i in order]
     n = min(len(d[1]) for d in draws)
-    joint = np.column_stack([d[1][:n] for d in draws]) if n > 1 else None
+    # Each level's fit draws its samples from the same seed, so draw j of every level shares its
+    # random numbers (perfectly correlated levels). The levels are independent fits and each
+    # level's draws are exchangeable: an independent permutation per level restores independence.
+    rng = np.random.default_rng(seed)
+    joint = np.column_stack([rng.permutation(d[1])[:n] for d in draws]) if n > 1 else None
     if joint is not None:
         keep = np.isfinite(joint).all(axis=1)
         joint = joint[keep]
