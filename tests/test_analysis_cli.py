@@ -86,7 +86,7 @@ def test_sparsity_cli(tmp_path):
     res = CliRunner().invoke(main, ["sparsity", str(tmp_path / "base.pt"), str(tmp_path / "rl.pt")])
     assert "per layer:" in res.output and "blocks.0" in res.output
     res = CliRunner().invoke(main, ["sparsity", str(tmp_path / "base.pt"), str(tmp_path / "x.pt")])
-    assert res.exit_code == 1 and "x.pt: no such checkpoint file" in res.output
+    assert res.exit_code == 1 and "x.pt: RL is neither a file, a directory, nor a run" in res.output
 
 
 def test_every_analysis_command_has_help_with_an_example():

@@ -10,7 +10,6 @@ import pytest
 from rlscale.analysis.passk import (
     check_counts,
     compare_passk,
-    pass_at_k,
     pass_at_k_curve,
     passk_curves,
     verdict,
@@ -23,28 +22,37 @@ def _table(counts, *, n, difficulty=3, start=0):
                          "difficulty": difficulty, "n": n, "c": counts})
 
 
-def test_pass_at_k_matches_the_binomial_formula():
+def test_pass_at_k_curve_matches_the_binomial_formula():
     for n in (1, 5, 16):
         for c in range(n + 1):
             curve = pass_at_k_curve(n, c)
             for k in range(1, n + 1):
                 exact = 1 - Fraction(math.comb(n - c, k), math.comb(n, k))
-                assert pass_at_k(n, c, k) == pytest.approx(float(exact), abs=1e-12)
                 assert curve[k - 1] == pytest.approx(float(exact), abs=1e-12)
 
 
-def test_pass_at_k_is_stable_for_large_n():
+def test_pass_at_k_curve_agrees_with_the_rl_jobs_estimator():
+    pytest.importorskip("torch")
+    from rlscale.rl.evaluate import pass_at_k
+
+    for n, c in ((8, 0), (8, 3), (64, 1), (64, 63), (200, 17)):
+        curve = pass_at_k_curve(n, c)
+        assert all(curve[k - 1] == pytest.approx(pass_at_k(n, c, k), abs=1e-12)
+                   for k in range(1, n + 1))
+
+
+def test_pass_at_k_curve_is_stable_for_large_n():
     # C(9999, 5000)/C(10000, 5000) = 5000/10000 exactly; factorials would overflow floats.
-    assert pass_at_k(10000, 1, 5000) == pytest.approx(0.5, abs=1e-12)
+    assert pass_at_k_curve(10000, 1)[4999] == pytest.approx(0.5, abs=1e-12)
     curve = pass_at_k_curve(10000, 3, k_max=200)
     exact = 1 - Fraction(math.comb(9997, 200), math.comb(10000, 200))
     assert curve[-1] == pytest.approx(float(exact), rel=1e-12)
     assert np.all(np.diff(curve) >= 0)
 
 
-def test_pass_at_k_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="1 <= k <= n"):
-        pass_at_k(4, 1, 5)
+def test_pass_at_k_curve_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="1 <= k_max <= n"):
+        pass_at_k_curve(4, 1, k_max=5)
 
 
 def test_check_counts_names_row_and_column():

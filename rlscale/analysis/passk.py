@@ -14,7 +14,7 @@ Input is a per-problem table of correct counts, one row per (problem, model eval
     c            of which verified correct (0 <= c <= n)
 
 pass@k is the unbiased estimator of Chen et al. (2021, "Evaluating Large Language Models Trained
-on Code", Eq. 1): 1 - C(n-c, k) / C(n, k), averaged over problems. Intervals come from the
+on Code", Eq. 1): 1 - C(n-c, k) / C(n, k), averaged over problems (:func:`pass_at_k_curve`). Intervals come from the
 bootstrap over problems (the problems, not the samples, are the unit the claim generalises over).
 """
 
@@ -33,26 +33,14 @@ VERDICTS: tuple[str, ...] = ("expanded", "sharpened", "regressed", "no_change")
 
 
 # -- the estimator ------------------------------------------------------------------------------
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k for one problem: 1 - C(n-c, k)/C(n, k) (Chen et al. 2021).
-
-    Computed as ``1 - prod_{i=n-c+1}^{n} (1 - k/i)``, the numerically stable product form from
-    the paper (no factorials, every factor in [0, 1]). ``n`` samples, ``c`` correct, ``1 <= k <= n``.
-    """
-    n, c, k = int(n), int(c), int(k)
-    if n < 1 or not 0 <= c <= n or not 1 <= k <= n:
-        msg = f"pass_at_k needs n >= 1, 0 <= c <= n and 1 <= k <= n; got n={n}, c={c}, k={k}"
-        raise ValueError(msg)
-    if n - c < k:
-        return 1.0
-    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1, dtype=np.float64)))
-
-
 def pass_at_k_curve(n: int, c: int, *, k_max: int | None = None) -> np.ndarray:
-    """pass@k for k = 1..k_max (default n) for one problem; shape ``(k_max,)``.
+    """Unbiased pass@k (Chen et al. 2021, Eq. 1) for k = 1..k_max (default n) of one problem
+    with ``n`` samples of which ``c`` are correct; shape ``(k_max,)``.
 
-    Uses C(n-c, k)/C(n, k) = prod_{j<k} (n-c-j)/(n-j): a cumulative product of factors in [0, 1],
-    so all k come out of one pass without cancellation.
+    Uses C(n-c, k)/C(n, k) = prod_{j<k} (n-c-j)/(n-j): a cumulative product of factors in [0, 1]
+    (the paper's numerically stable form), so all k come out of one pass with no factorials.
+    The scalar estimator the RL jobs log lives in :func:`rlscale.rl.evaluate.pass_at_k`; this is
+    the vectorised form, kept here so the analysis needs no torch.
     """
     n, c = int(n), int(c)
     k_max = n if k_max is None else int(k_max)

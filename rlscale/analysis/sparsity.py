@@ -35,7 +35,8 @@ _EPS: dict[str, float] = {
     "float64": float(np.finfo(np.float64).eps), "float32": float(np.finfo(np.float32).eps),
     "float16": float(np.finfo(np.float16).eps), "bfloat16": 2.0 ** -7,
 }
-_STATE_KEYS: tuple[str, ...] = ("model", "state_dict", "model_state_dict", "model_state", "params")
+_STATE_KEYS: tuple[str, ...] = ("policy", "model", "state_dict", "model_state_dict", "model_state",
+                                 "params")
 
 
 @dataclass
@@ -207,8 +208,8 @@ def _aggregate(matrices: pd.DataFrame, *, by: str) -> pd.DataFrame:
 def load_state_dict(path: str | Path) -> dict[str, Any]:
     """Read a torch checkpoint file and return its parameter state dict (name -> tensor).
 
-    Accepts a bare state dict, or a dict holding one under ``model``, ``state_dict``,
-    ``model_state_dict``, ``model_state`` or ``params``. Loads with ``weights_only=True`` (no
+    Accepts a bare state dict, or a dict holding one under ``policy`` (rlscale RL checkpoints),
+    ``model``, ``state_dict``, ``model_state_dict``, ``model_state`` or ``params``. Loads with ``weights_only=True`` (no
     arbitrary code from the file) onto the CPU.
     """
     import torch

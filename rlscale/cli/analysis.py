@@ -137,8 +137,9 @@ def format_headroom(out: Any) -> str:
 
 # -- sparsity ----------------------------------------------------------------------------------------
 @click.command("sparsity")
-@click.argument("base", type=click.Path(dir_okay=False))
-@click.argument("rl", type=click.Path(dir_okay=False))
+@store_option
+@click.argument("base")
+@click.argument("rl")
 @click.option("--atol", type=click.FloatRange(min=0), default=None,
               help="Absolute tolerance: an entry changed iff |w_rl - w_base| > atol + rtol*|w_base|."
                    " Default 0 (with the default rtol).")
@@ -153,25 +154,31 @@ def format_headroom(out: Any) -> str:
 @click.option("--matrices/--no-matrices", default=True, show_default=True,
               help="Also list every tensor, not only layers and the total.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def sparsity_command(base: str, rl: str, atol: float | None, rtol: float | None,
+def sparsity_command(store: str | None, base: str, rl: str, atol: float | None, rtol: float | None,
                      rank_rtol: float, energy: float, no_rank: bool, matrices: bool,
                      as_json: bool) -> None:
     """Which parameters did RL change, and how low-rank is each update?
 
     BASE and RL are torch checkpoint files of the same architecture (a state dict, or a dict
-    holding one under 'model'/'state_dict').
+    holding one under 'policy'/'model'/'state_dict'), base directories (model.pt + base.json),
+    or run ids in the store (BASE: the base that run started from; RL: its latest checkpoint).
 
     \b
     Examples:
+        rlscale sparsity RUN_ID RUN_ID                        # a run's base vs its policy
         rlscale sparsity base.pt rl.pt
         rlscale sparsity base.pt rl.pt --rtol 0 --atol 0      # bitwise inequality
         rlscale sparsity base.pt rl.pt --rtol 0.0039 --json   # would it survive a bf16 cast?
     """
-    from rlscale.analysis.sparsity import load_state_dict, update_sparsity
+    from rlscale.analysis.checkpoints import resolve
+    from rlscale.analysis.sparsity import update_sparsity
+    from rlscale.store import Store
 
-    rep = update_sparsity(load_state_dict(base), load_state_dict(rl), atol=atol, rtol=rtol,
-                          rank_rtol=rank_rtol, energy=energy, ranks=not no_rank,
-                          base_source=base, rl_source=rl)
+    st = Store(store_path(store))
+    b, r = resolve(base, role="base", store=st), resolve(rl, role="rl", store=st)
+    rep = update_sparsity(b.state, r.state, atol=atol, rtol=rtol, rank_rtol=rank_rtol,
+                          energy=energy, ranks=not no_rank, base_source=b.source,
+                          rl_source=r.source)
     if as_json:
         click.echo(json.dumps(rep.to_dict(), indent=2))
         return
@@ -206,4 +213,142 @@ def format_sparsity(rep: Any, *, matrices: bool = True) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = [headroom_command, sparsity_command]
+
+# -- passk -------------------------------------------------------------------------------------------
+def _ints(value: str | None, *, name: str) -> list[int] | None:
+    if not value:
+        return None
+    try:
+        out = [int(v) for v in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers",
+                                 param_hint=name) from None
+    if any(v < 1 for v in out):
+        raise click.BadParameter(f"{value!r}: difficulties are numbers of ops, >= 1",
+                                 param_hint=name)
+    return out
+
+
+@click.command("passk")
+@store_option
+@click.argument("base")
+@click.argument("rl", nargs=-1, required=True)
+@click.option("--difficulties", default=None,
+              help="Held-out difficulties (numbers of ops), comma-separated (default: the run's "
+                   "eval.ops_min..eval.ops_max).")
+@click.option("--problems", type=click.IntRange(min=1), default=None,
+              help="Held-out problems per difficulty (default: the run's eval.problems).")
+@click.option("--samples", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Completions sampled per problem and model; pass@k is reported for k <= this.")
+@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Sampling temperature.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="Where to sample.")
+@click.option("--n-boot", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Bootstrap resamples of the problems for the intervals.")
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.95, show_default=True, help="Interval coverage.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed for sampling and the bootstrap.")
+@click.option("--counts", "counts_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the per-problem correct counts (model, problem_id, difficulty, n, "
+                   "c) to this CSV.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Save the pass@k curves chart (.png, .svg, .html, .json by suffix).")
+@click.option("--json", "as_json", is_flag=True, help="Print verdicts and curves as JSON.")
+def passk_command(store: str | None, base: str, rl: tuple[str, ...], difficulties: str | None,
+                  problems: int | None, samples: int, temperature: float, device: str,
+                  n_boot: int, level: float, seed: int, counts_path: str | None,
+                  out_path: str | None, as_json: bool) -> None:
+    """Does RL expand what the model can solve, or only sharpen it? pass@k, base vs RL.
+
+    BASE and RL are run ids in the store (BASE = the pretrained base that run started from;
+    RL = the run's latest checkpoint), base directories (model.pt + base.json) or checkpoint
+    files. Each model samples --samples completions of every held-out problem; the verifier
+    scores them; pass@k curves per difficulty get bootstrap-over-problems intervals, and each
+    difficulty a verdict: expanded, sharpened, regressed or no_change (see docs/analysis.md).
+
+    \b
+    Examples:
+        rlscale passk RUN_ID RUN_ID --samples 64            # a run's base vs its final policy
+        rlscale passk RUN_A RUN_A RUN_B --difficulties 2,4,6 --out passk.png
+        rlscale passk ~/.cache/rlscale/bases/HASH runs/store/_ckpt/RUN/ckpt.pt --json
+    """
+    import pandas as pd
+
+    from rlscale.analysis.checkpoints import build_model, resolve
+    from rlscale.analysis.passk import compare_passk
+    from rlscale.analysis.passk_eval import count_correct
+    from rlscale.rl.runner import pick_device
+    from rlscale.store import Store
+
+    diffs = _ints(difficulties, name="--difficulties")
+    st = Store(store_path(store))
+    rl_res = [resolve(r, role="rl", store=st) for r in rl]
+    known = next((r.config for r in rl_res if r.config is not None), None)
+    base_res = resolve(base, role="base", store=st, config=known)
+    for r in rl_res:
+        r.config = r.config or base_res.config
+    cfg = known or base_res.config
+    if cfg is None:
+        raise click.UsageError("none of BASE/RL says which task and model it is; pass a run id "
+                               "or a base directory for at least one of them")
+    diffs = diffs or list(range(cfg.eval.ops_min, cfg.eval.ops_max + 1))
+    dev = pick_device(device)
+    opts = {"difficulties": diffs, "problems": problems or cfg.eval.problems, "samples": samples,
+            "seed": seed, "temperature": temperature}
+    click.echo(f"sampling {samples} completions x {opts['problems']} problems x "
+               f"{len(diffs)} difficulties per model on {dev}", err=True)
+    counts = {base_res.label: count_correct(build_model(base_res, device=dev), cfg, **opts)}
+    comparisons = []
+    for r in rl_res:
+        counts.setdefault(r.label, count_correct(build_model(r, device=dev), cfg, **opts))
+        comparisons.append((r.label, compare_passk(counts[base_res.label], counts[r.label],
+                                                   n_boot=n_boot, level=level, seed=seed,
+                                                   base_source=base_res.source,
+                                                   rl_source=r.source)))
+    if counts_path:
+        pd.concat([c.assign(model=m) for m, c in counts.items()], ignore_index=True)[
+            ["model", "problem_id", "difficulty", "n", "c"]].to_csv(counts_path, index=False)
+    if out_path:
+        _save_passk_chart(comparisons, base_label=base_res.label, path=out_path)
+    if as_json:
+        click.echo(json.dumps({"base": base_res.label, **opts, "comparisons": [
+            {"rl": label, **cmp.to_dict()} for label, cmp in comparisons]}, indent=2))
+        return
+    for label, cmp in comparisons:
+        click.echo(format_passk(cmp, base=base_res.label, rl=label))
+
+
+def _save_passk_chart(comparisons: list, *, base_label: str, path: str) -> None:
+    import pandas as pd
+
+    from rlscale.analysis.passk_plot import passk_chart
+
+    frames = []
+    for i, (label, cmp) in enumerate(comparisons):
+        cur = cmp.curves
+        if i == 0:
+            frames.append(cur[cur["model"] == "base"].assign(model=f"base ({base_label})"))
+        frames.append(cur[cur["model"] == "rl"].assign(model=label))
+    passk_chart(pd.concat(frames, ignore_index=True)).save(path)
+
+
+def format_passk(cmp: Any, *, base: str, rl: str) -> str:
+    """The text report of one base-vs-RL comparison."""
+    pct = f"{100 * cmp.level:g}%"
+    lines = [f"pass@k: {rl} vs {base} (d = RL - base, {pct} paired bootstrap over problems)"]
+    for r in cmp.verdicts.to_dict(orient="records"):
+        k = r["k_max"]
+        cross = " (base above at large k)" if r["crossover"] else ""
+        lines.append(
+            f"  ops={r['difficulty']}: pass@1 {r['base_pass1']:.3f} -> {r['rl_pass1']:.3f} "
+            f"d {r['d_pass1']:+.3f} [{r['d_pass1_lower']:+.3f}, {r['d_pass1_upper']:+.3f}]   "
+            f"pass@{k} {r['base_passk']:.3f} -> {r['rl_passk']:.3f} d {r['d_passk']:+.3f} "
+            f"[{r['d_passk_lower']:+.3f}, {r['d_passk_upper']:+.3f}]   "
+            f"{r['verdict']}{cross}  (n={r['n_problems']})")
+    lines += [f"  note: {n}" for n in cmp.notes]
+    return "\n".join(lines)
+
+
+COMMANDS = [headroom_command, passk_command, sparsity_command]
