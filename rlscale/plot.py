@@ -43,11 +43,17 @@ def _inline(frame: pd.DataFrame) -> Any:
     return _alt().Data(values=D.records(frame))
 
 
-def _color(series: Iterable[str], title: str) -> Any:
-    alt = _alt()
+def _series_scale(series: Iterable[str]) -> Any:
+    """One colour per group label, the same in every chart built from the same groups."""
     domain = sorted(set(series))
     scheme = "tableau10" if len(domain) <= 10 else "tableau20"
-    return alt.Color("series:N", title=title, scale=alt.Scale(domain=domain, scheme=scheme))
+    return _alt().Scale(domain=domain, scheme=scheme)
+
+
+def _color(series: Iterable[str], title: str) -> Any:
+    alt = _alt()
+    return alt.Color("series:N", title=title, scale=_series_scale(series),
+                     legend=alt.Legend(symbolOpacity=1, symbolType="circle", labelLimit=300))
 
 
 def _x_log(x: str, field: str = "x") -> Any:
@@ -196,13 +202,17 @@ def params_chart(
     fits = D.check_fits(fits, facet=facet)
     frame = D.params_frame(fits, params=params, facet=facet)
     order = list(dict.fromkeys(frame["label"]))
-    color = _color(frame["series"], _by_title([k for k in fits[0].group if k != facet]))
+    color = alt.Color("series:N", scale=_series_scale(frame["series"]), legend=None)
     panels = []
     for name in dict.fromkeys(frame["param"]):
         log = name.startswith("C_") or name == "D"
-        xenc = alt.X("value:Q", title=_PARAM_TITLES.get(name, name),
-                     scale=alt.Scale(type="log" if log else "linear", zero=False),
-                     axis=alt.Axis(format="~s" if log else "~g"))
+
+        def xenc(field: str, name: str = name, log: bool = log) -> Any:
+            return alt.X(f"{field}:Q", title=_PARAM_TITLES.get(name, name),
+                         scale=alt.Scale(type="log" if log else "linear", zero=False),
+                         axis=alt.Axis(format="~s" if log else "~g", labelOverlap="greedy",
+                                       tickCount=5))
+
         base = alt.Chart().transform_filter(alt.datum.param == name).encode(
             y=alt.Y("label:N", sort=order, title=None,
                     axis=None if panels else alt.Axis(labelLimit=260)),
@@ -212,10 +222,12 @@ def params_chart(
                      alt.Tooltip("upper:Q", format=".4~g"), "vary:N"],
         )
         panels.append(alt.layer(
-            base.mark_rule(strokeWidth=2).encode(x=xenc, x2="upper:Q"),
+            base.mark_rule(strokeWidth=2).encode(x=xenc("lower"), x2="upper:Q"),
             base.mark_point(size=70, opacity=1).encode(
-                x=xenc, fill=alt.condition(alt.datum.vary, "series:N", alt.value("white"),
-                                           scale=color.scale)),
+                x=xenc("value"), fill=alt.condition(
+                    alt.datum.vary,
+                    alt.Fill("series:N", scale=_series_scale(frame["series"]), legend=None),
+                    alt.value("white"))),
         ).properties(width=180, height=max(60, 24 * len(order))))
     pct = f"{100 * fits[0].level:g}%"
     title = alt.Title(f"{fits[0].law} parameters of {fits[0].metric} against {fits[0].x}",
