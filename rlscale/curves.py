@@ -145,6 +145,24 @@ def sign_change_roots(log_x: np.ndarray, diff: np.ndarray) -> list[tuple[int, fl
     return roots
 
 
+def grid_roots(log_x: np.ndarray, diff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised :func:`sign_change_roots` for many curves at once.
+
+    ``diff`` has shape (S, G) on the grid ``log_x`` (G,). Returns ``(mask, roots)``, both (S, G-1):
+    ``mask[s, k]`` is True where row ``s`` changes sign between grid points ``k`` and ``k+1`` (a
+    zero on the grid counts as the start of a change), ``roots`` the interpolated ``log10 x``
+    there (NaN elsewhere).
+    """
+    d = np.asarray(diff, dtype=float)
+    left, right = d[:, :-1], d[:, 1:]
+    finite = np.isfinite(left) & np.isfinite(right)
+    mask = finite & (((left < 0) & (right >= 0)) | ((left > 0) & (right <= 0)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(mask, left / (left - right), np.nan)
+    step = np.diff(np.asarray(log_x, dtype=float))
+    return mask, np.asarray(log_x[:-1] + t * step, dtype=float)
+
+
 def crossing_points(func_a: Callable[[float], float], func_b: Callable[[float], float], *,
                     x_range: tuple[float, float], grid: int = 400) -> list[float]:
     """Every ``x`` in ``x_range`` where curves ``a`` and ``b`` cross, refined with Brent's method.
