@@ -297,3 +297,35 @@ def residual_frame(fits: Sequence[Any], *, facet: str | None = None) -> pd.DataF
         raise input_error("no successful fit to show residuals of", field="fits",
                           expected="at least one fit with ok=True")
     return pd.concat(parts, ignore_index=True)
+
+
+def backtest_frames(result: Any, *, facet: str | None = None) -> tuple[list[Any], pd.DataFrame]:
+    """The fits of a :class:`rlscale.backtest.BacktestResult` and one long frame for its chart.
+
+    Rows: the fitted curves (``fit`` up to the cut, ``extrapolation`` past it, band = prediction
+    interval), the points each fit saw (``observed-used``), the held-out points it was scored on
+    (``observed-heldout``, with ``covered``) and one ``cut`` row per group at the cut compute.
+    """
+    fits = check_fits(result.fits, facet=facet)
+    groups = [g for g in result.summary["group"] if g != "overall"]
+    if len(groups) != len(fits):
+        msg = f"backtest has {len(fits)} fits but {len(groups)} group summaries"
+        raise ValueError(msg)
+    labels = {g: fit_labels(f, facet) for g, f in zip(groups, fits)}
+    held = result.points
+    top = [float(np.nanmax(held["x"]))] if len(held) else []
+    x_end = max(top + [float(np.nanmax(f.data["x"])) for f in fits if len(f.data)])
+    curves = curve_frame(fits, x_end=x_end, band="prediction", level=result.level, facet=facet)
+    curves = curves[curves["layer"].isin(["fit", "extrapolation"])]
+    used = fit_points_frame(fits, None, facet=facet).assign(layer="observed-used")
+    parts = [curves, used.drop(columns=["status"])]
+    if len(held):
+        lab = pd.DataFrame([labels[g] for g in held["group"]])
+        parts.append(pd.DataFrame({"run_id": held["run_id"].astype(str).to_numpy(),
+                                   "x": held["x"].to_numpy(float), "y": held["y"].to_numpy(float),
+                                   "covered": held["covered"].astype(bool).to_numpy(),
+                                   "layer": "observed-heldout"}).join(lab))
+    summary = result.summary[result.summary["group"] != "overall"]
+    parts.append(pd.DataFrame([{**labels[g], "layer": "cut", "x": float(c)}
+                               for g, c in zip(summary["group"], summary["cut_x"])]))
+    return fits, pd.concat(parts, ignore_index=True)

@@ -261,6 +261,55 @@ def residuals_chart(fits: Sequence[Any], *, facet: str | None = None) -> Chart:
                       subtitle="one line per run; a pattern means the law misses the curve")
     return _facet(chart, facet).properties(title=title)
 
+# -- backtest ----------------------------------------------------------------------------------
+def backtest_chart(result: Any, *, facet: str | None = None) -> Chart:
+    """A backtest (:func:`rlscale.backtest.backtest`): each group's law fitted on the compute
+    up to its cut (vertical rule), extrapolated past it (dashed, prediction band), against the
+    held-out points it never saw (crosses: filled when inside the interval, red ring when not).
+    """
+    alt = _alt()
+    fits, frame = D.backtest_frames(result, facet=facet)
+    metric, x = result.metric, result.x
+    color = _color(frame["series"], _by_title([k for k in fits[0].group if k != facet]))
+    tip = ["series:N", "run_id:N", alt.Tooltip("x:Q", title=x, format=".4~s"),
+           alt.Tooltip("y:Q", title=metric, format=".4f")]
+    base = alt.Chart().encode(color=color)
+
+    def only(*layers: str) -> Any:
+        return base.transform_filter(alt.FieldOneOfPredicate(field="layer", oneOf=list(layers)))
+
+    y = alt.Y("y:Q", title=metric, scale=alt.Scale(zero=False))
+    layers = [
+        only("fit", "extrapolation").mark_area(opacity=0.15).encode(
+            x=_x_log(x), y=alt.Y("lower:Q", title=metric), y2="upper:Q", detail="series:N"),
+        only("cut").mark_rule(strokeDash=[4, 2], strokeWidth=1.5).encode(
+            x=_x_log(x), tooltip=["series:N", alt.Tooltip("x:Q", title="cut", format=".4~s")]),
+        only("observed-used").mark_circle(size=16, opacity=0.5).encode(
+            x=_x_log(x), y=y, tooltip=tip),
+        only("fit").mark_line(strokeWidth=2.2).encode(x=_x_log(x), y=y),
+        only("extrapolation").mark_line(strokeWidth=2, strokeDash=[6, 4]).encode(
+            x=_x_log(x), y=y),
+        only("observed-heldout").mark_point(shape="cross", filled=True, size=40, opacity=0.9)
+        .encode(x=_x_log(x), y=y, tooltip=[*tip, "covered:N"]),
+        base.transform_filter(
+            (alt.datum.layer == "observed-heldout") & (alt.datum.covered == False)  # noqa: E712
+        ).mark_point(shape="circle", size=110, color="#d62728", strokeWidth=1.2, opacity=0.9)
+        .encode(x=_x_log(x), y=y, tooltip=[*tip, "covered:N"]),
+    ]
+    chart = alt.layer(*layers, data=_inline(frame)).properties(**_size(facet))
+    overall = result.summary[result.summary["group"] == "overall"]
+    lines = [f"solid: fit data up to the cut (dashed rule); dashed + band: forecast and its "
+             f"{100 * result.level:g}% prediction interval",
+             "crosses: held-out points (red ring: outside the interval)"]
+    if len(overall):
+        row = overall.iloc[0]
+        lines.insert(1, f"{int(row['n_test'])} held-out points: mean |error| {row['mae']:.3g}, "
+                        f"{100 * row['coverage']:.0f}% inside the interval")
+    title = alt.Title(f"backtest: {fits[0].law} fitted up to the cut, {metric} forecast past it",
+                      subtitle=lines)
+    return _facet(chart, facet).properties(title=title)
+
+
 # -- saving ------------------------------------------------------------------------------------
 def to_spec(chart: Chart, *, validate: bool = True) -> dict[str, Any]:
     """The chart's Vega-Lite spec as a dict, validated against altair's bundled schema."""
