@@ -111,9 +111,10 @@ def check_fits(fits: Sequence[Any], *, facet: str | None = None) -> list[Any]:
     fits = list(fits)
     if not fits:
         raise input_error("no fits to plot", expected="at least one FitResult")
-    kinds = {(f.metric, f.x) for f in fits}
+    kinds = {(f.metric, f.x, f.law) for f in fits}
     if len(kinds) > 1:
-        msg = f"fits mix metrics/compute axes {sorted(kinds)}; plot one (metric, x) at a time"
+        msg = (f"fits mix (metric, compute axis, law) {sorted(kinds)}; "
+               "plot one metric, axis and law at a time")
         raise ValueError(msg)
     if facet is not None:
         lacking = [f.group for f in fits if facet not in f.group]
