@@ -150,3 +150,157 @@ def test_save_html_renders_offline_in_chromium(raw_chart, tmp_path):
     [state] = page.value
     assert state["rendered"] == "1" and state["error"] is None
     assert state["marks"] >= 8 * 30 and state["svg_width"] > 500
+
+
+# -- fitted views ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fits(points):
+    from rlscale.fit import fit
+
+    return fit(points, metric="reward", x="gpu_hours", by=["recipe"], burn_in=100, max_x=6000)
+
+
+def rows_of(spec: dict, layer: str) -> list[dict]:
+    return [r for r in spec["data"]["values"] if r.get("layer") == layer]
+
+
+def test_curves_chart_draws_window_solid_extrapolation_dashed(points, fits):
+    spec = plot.to_spec(plot.curves_chart(fits, points=points))
+    validate_vegalite(spec)
+    for f in fits:
+        label = f.group["recipe"]
+        fit_rows = [r for r in rows_of(spec, "fit") if r["series"] == label]
+        ext_rows = [r for r in rows_of(spec, "extrapolation") if r["series"] == label]
+        xs = [r["x"] for r in fit_rows]
+        assert min(xs) == pytest.approx(f.data["x"].min()) and min(xs) >= 100
+        assert max(xs) == pytest.approx(f.data["x"].max()) and max(xs) <= 6000
+        # dashed part runs from the window's end to 10x the largest compute in the store
+        assert min(r["x"] for r in ext_rows) == pytest.approx(max(xs))
+        assert max(r["x"] for r in ext_rows) == pytest.approx(10 * 12000)
+        mid = fit_rows[len(fit_rows) // 2]
+        pred = f.predict([mid["x"]])
+        assert mid["y"] == pytest.approx(pred["mean"][0])
+        assert mid["lower"] == pytest.approx(pred["mean_lower"][0])
+        assert all(r["lower"] <= r["y"] <= r["upper"] for r in fit_rows + ext_rows)
+        [rule] = [r for r in rows_of(spec, "asymptote") if r["series"] == label]
+        assert rule["y"] == pytest.approx(f.params["A"].value)
+        [diamond] = [r for r in rows_of(spec, "midpoint") if r["series"] == label]
+        assert diamond["x"] == pytest.approx(f.params["C_mid"].value)
+    marks = {json.dumps(layer["transform"][0]["filter"]["oneOf"]): layer["mark"]
+             for layer in spec["layer"]}
+    assert marks['["extrapolation"]']["strokeDash"] == [6, 4]
+    assert "strokeDash" not in marks['["fit"]']
+    assert marks['["asymptote"]']["type"] == "rule"
+    # points below the burn-in or past max_x are drawn, but hollow
+    excluded = rows_of(spec, "observed-excluded")
+    store_rows = points[points["metric"] == "reward"]
+    n_out = int(((store_rows["gpu_hours"] < 100) | (store_rows["gpu_hours"] > 6000)).sum())
+    assert len(excluded) == n_out > 0
+    assert len(rows_of(spec, "observed-used")) == sum(f.n_points for f in fits)
+
+
+def test_curves_chart_extrapolate_to_and_prediction_band(fits):
+    spec = plot.to_spec(plot.curves_chart(fits, extrapolate_to=1e6, band="prediction"))
+    assert max(r["x"] for r in rows_of(spec, "extrapolation")) == pytest.approx(1e6)
+    f = fits[0]
+    row = next(r for r in rows_of(spec, "fit") if r["series"] == f.group["recipe"])
+    assert row["upper"] == pytest.approx(f.predict([row["x"]])["pred_upper"][0])
+    assert rows_of(spec, "observed-excluded") == []  # without points only the fitted data
+    with pytest.raises(InputError, match="extrapolate_to"):
+        plot.curves_chart(fits, extrapolate_to=-1)
+
+
+def test_curves_chart_facets_by_metadata(points):
+    from rlscale.fit import fit
+
+    fits2 = fit(points, metric="reward", x="gpu_hours", by=["recipe", "pretrain_tokens"])
+    spec = plot.to_spec(plot.curves_chart(fits2, points=points, facet="pretrain_tokens"))
+    validate_vegalite(spec)
+    assert spec["facet"]["field"] == "facet"
+    rows = spec["data"]["values"]
+    assert {r["series"] for r in rows} == {"grpo", "cispo"}
+    assert {r["facet"] for r in rows} == {"pretrain_tokens = 1e9", "pretrain_tokens = 4e9"}
+    a = {(r["series"], r["facet"]): r["y"] for r in rows if r["layer"] == "asymptote"}
+    # the simulated runs with 4e9 pretraining tokens have a 0.05 higher ceiling
+    for recipe in ("grpo", "cispo"):
+        gain = a[(recipe, "pretrain_tokens = 4e9")] - a[(recipe, "pretrain_tokens = 1e9")]
+        assert gain == pytest.approx(0.05, abs=0.03)
+    with pytest.raises(InputError, match="no key 'seed' to facet on"):
+        plot.curves_chart(fits2, facet="seed")
+
+
+def test_charts_refuse_mixed_laws(points):
+    from rlscale.fit import fit
+
+    mixed = fit(points, metric="reward", x="gpu_hours", by=["recipe"], law="all")
+    with pytest.raises(ValueError, match="plot one metric, axis and law at a time"):
+        plot.curves_chart(mixed)
+
+
+def test_params_chart_sorted_by_ceiling_with_intervals(points):
+    from rlscale.fit import fit
+
+    fits2 = fit(points, metric="reward", x="gpu_hours", by=["recipe", "pretrain_tokens"],
+                r0=0.3)
+    spec = plot.to_spec(plot.params_chart(fits2, params=["A", "B", "C_mid", "R0"]))
+    validate_vegalite(spec)
+    rows = spec["data"]["values"]
+    a_rows = [r for r in rows if r["param"] == "A"]
+    assert [r["value"] for r in a_rows] == sorted((r["value"] for r in a_rows), reverse=True)
+    assert a_rows[0]["label"] == "recipe=cispo, pretrain_tokens=4e9"  # highest simulated A
+    by_label = {D_label(f): f for f in fits2}
+    for r in rows:
+        est = by_label[r["label"]].params[r["param"]]
+        assert (r["value"], r["lower"], r["upper"]) == pytest.approx(
+            (est.value, est.lower, est.upper))
+    assert {r["vary"] for r in rows if r["param"] == "R0"} == {False}
+    panels = spec["hconcat"]
+    assert [p["layer"][0]["encoding"]["x"]["title"].split()[0] for p in panels] == [
+        "A", "B", "C_mid", "R0"]
+    assert panels[2]["layer"][0]["encoding"]["x"]["scale"]["type"] == "log"
+
+
+def D_label(fit) -> str:
+    from rlscale._plotdata import group_label
+
+    return group_label(fit.group)
+
+
+def test_residuals_are_observed_minus_fitted(fits):
+    spec = plot.to_spec(plot.residuals_chart(fits))
+    validate_vegalite(spec)
+    rows = spec["data"]["values"]
+    assert len(rows) == sum(f.n_points for f in fits)
+    f = fits[0]
+    mine = [r for r in rows if r["series"] == f.group["recipe"]]
+    fitted = f.predict([r["x"] for r in mine])["mean"].to_numpy()
+    assert [r["residual"] for r in mine] == pytest.approx(
+        [r["y"] - m for r, m in zip(mine, fitted)])
+    assert [r["y"] for r in mine] == pytest.approx(f.data["y"].tolist())
+
+
+def test_backtest_chart_shows_cut_and_held_out_points(points):
+    from rlscale.backtest import backtest
+
+    bt = backtest(points, metric="reward", x="gpu_hours", by=["recipe"], cut=0.4)
+    spec = plot.to_spec(plot.backtest_chart(bt))
+    validate_vegalite(spec)
+    cuts = rows_of(spec, "cut")
+    assert sorted(r["series"] for r in cuts) == ["cispo", "grpo"]
+    assert all(r["x"] == pytest.approx(0.4 * 12000) for r in cuts)
+    held = rows_of(spec, "observed-heldout")
+    assert len(held) == len(bt.points) > 0
+    assert all(r["x"] > 0.4 * 12000 for r in held)
+    assert sum(not r["covered"] for r in held) == int((~bt.points["covered"]).sum())
+    overall = bt.summary[bt.summary["group"] == "overall"].iloc[0]
+    assert f"{100 * overall['coverage']:.0f}% inside the interval" in " ".join(
+        spec["title"]["subtitle"])
+
+
+def test_curves_png_and_svg_export(points, fits, tmp_path):
+    chart = plot.curves_chart(fits, points=points)
+    width, height = png_size(plot.save(chart, tmp_path / "c.png").read_bytes())
+    assert 1100 <= width <= 1600 and 700 <= height <= 1000, (width, height)
+    root = ET.parse(plot.save(chart, tmp_path / "c.svg")).getroot()
+    texts = {t.text for t in root.iter(f"{SVG_NS}text")}
+    assert {"reward", "gpu_hours (log scale)", "recipe", "grpo", "cispo"} <= texts
