@@ -27,6 +27,14 @@ _EXPORTS: dict[str, str] = {
     "load_fits": "rlscale.fit",
     "save_fits": "rlscale.fit",
     "get_law": "rlscale.laws",
+    "raw_curves_chart": "rlscale.plot",
+    "curves_chart": "rlscale.plot",
+    "params_chart": "rlscale.plot",
+    "residuals_chart": "rlscale.plot",
+    "backtest_chart": "rlscale.plot",
+    "save_chart": "rlscale.plot",
+    "build_report": "rlscale.report",
+    "write_report": "rlscale.report",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

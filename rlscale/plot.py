@@ -353,3 +353,6 @@ def _title_text(spec: dict[str, Any]) -> str | None:
     if isinstance(title, dict):
         title = title.get("text")
     return title if isinstance(title, str) else None
+
+
+save_chart = save  # the name ``rlscale.save_chart`` exports

@@ -8,11 +8,13 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import click
 import pytest
 
 import _chromium
 import _sim
 from rlscale import plot
+from rlscale._plotdata import group_label
 from rlscale.errors import InputError
 from rlscale.store import load_points
 
@@ -248,7 +250,7 @@ def test_params_chart_sorted_by_ceiling_with_intervals(points):
     a_rows = [r for r in rows if r["param"] == "A"]
     assert [r["value"] for r in a_rows] == sorted((r["value"] for r in a_rows), reverse=True)
     assert a_rows[0]["label"] == "recipe=cispo, pretrain_tokens=4e9"  # highest simulated A
-    by_label = {D_label(f): f for f in fits2}
+    by_label = {label_of(f): f for f in fits2}
     for r in rows:
         est = by_label[r["label"]].params[r["param"]]
         assert (r["value"], r["lower"], r["upper"]) == pytest.approx(
@@ -260,9 +262,7 @@ def test_params_chart_sorted_by_ceiling_with_intervals(points):
     assert panels[2]["layer"][0]["encoding"]["x"]["scale"]["type"] == "log"
 
 
-def D_label(fit) -> str:
-    from rlscale._plotdata import group_label
-
+def label_of(fit) -> str:
     return group_label(fit.group)
 
 
@@ -304,3 +304,81 @@ def test_curves_png_and_svg_export(points, fits, tmp_path):
     root = ET.parse(plot.save(chart, tmp_path / "c.svg")).getroot()
     texts = {t.text for t in root.iter(f"{SVG_NS}text")}
     assert {"reward", "gpu_hours (log scale)", "recipe", "grpo", "cispo"} <= texts
+
+
+# -- CLI -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def store_root(tmp_path_factory):
+    return _sim.make_store(tmp_path_factory.mktemp("cli") / "store").root
+
+
+def run_plot(store_root, *args):
+    from click.testing import CliRunner
+
+    from rlscale.cli import main
+
+    return CliRunner().invoke(main, ["plot", "--store", str(store_root), *args])
+
+
+@pytest.mark.parametrize(
+    ("kind", "extra", "layers"),
+    [
+        ("curves", ["--burn-in", "100", "--extrapolate-to", "1e6"],
+         {"fit", "extrapolation", "asymptote", "midpoint", "observed-used", "observed-excluded"}),
+        ("raw", [], set()),
+        ("params", [], set()),
+        ("residuals", ["--facet", "pretrain_tokens"], set()),
+        ("backtest", ["--cut", "0.6"], {"fit", "extrapolation", "cut", "observed-heldout"}),
+    ],
+)
+def test_cli_plot_kinds_write_valid_specs(store_root, tmp_path, kind, extra, layers):
+    out = tmp_path / f"{kind}.json"
+    result = run_plot(store_root, "--metric", "reward", "--kind", kind, *extra, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"wrote {kind} chart of reward against gpu_hours to {out}" in result.output
+    spec = json.loads(out.read_text())
+    validate_vegalite(spec)
+    rows = spec["data"]["values"] if "data" in spec else layer_data(spec)
+    assert layers <= {r.get("layer") for r in rows}
+    if kind == "params":
+        assert {r["param"] for r in rows} == {"A", "B", "C_mid"}
+    if kind == "curves":
+        assert max(r["x"] for r in rows if r.get("layer") == "extrapolation") == 1e6
+
+
+def test_cli_plot_png(store_root, tmp_path):
+    out = tmp_path / "img" / "curves.png"
+    result = run_plot(store_root, "--metric", "reward", "--facet", "pretrain_tokens",
+                      "--scale", "1", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    width, height = png_size(out.read_bytes())
+    assert width > 2 * 300 and height > 220
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["--metric", "loss", "--out", "x.png"], 2, "no points for metric 'loss'"),
+        (["--metric", "reward", "--out", "x.pdf"], 1, "cannot save a chart as '.pdf'"),
+        (["--metric", "reward", "--law", "all", "--out", "x.png"], 2, "charts draw one law"),
+        (["--metric", "reward", "--by", "lr", "--kind", "raw", "--out", "x.png"], 1,
+         "no column 'lr' to group by"),
+        (["--metric", "reward", "--kind", "pie", "--out", "x.png"], 2, "'pie' is not one of"),
+    ],
+)
+def test_cli_plot_bad_input(store_root, tmp_path, monkeypatch, args, code, needle):
+    monkeypatch.chdir(tmp_path)
+    result = run_plot(store_root, *args)
+    assert result.exit_code == code, result.output
+    assert needle in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_command_option_has_help():
+    from rlscale.cli.plot import COMMANDS
+
+    for command in COMMANDS:
+        assert "Example" in command.help
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, (command.name, param.name)
