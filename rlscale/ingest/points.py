@@ -57,7 +57,7 @@ def validate(raw: RawPoints, src: Source, *, drop_nonfinite: bool = False) -> Ra
         if not drop_nonfinite:
             i = int(np.flatnonzero(bad)[0])
             raise src.error(
-                f"non-finite value {value[i]!r} for metric {raw.metric_names[raw.metric[i]]!r}",
+                f"non-finite value {_n(value[i])} for metric {raw.metric_names[raw.metric[i]]!r}",
                 row=int(raw.row[i]), field=raw.value_field(int(raw.metric[i])),
                 expected="a finite number (pass --drop-nonfinite to drop such points)",
             )
@@ -67,10 +67,15 @@ def validate(raw: RawPoints, src: Source, *, drop_nonfinite: bool = False) -> Ra
         bad = np.isinf(arr) | (arr < 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise src.error(f"compute value {arr[i]!r} at step {raw.step[i]}", row=int(raw.row[i]),
+            raise src.error(f"compute value {_n(arr[i])} at step {raw.step[i]}", row=int(raw.row[i]),
                             field=raw.axis_fields.get(axis, axis),
                             expected="a finite, non-negative number")
     return raw
+
+
+def _n(x: object) -> str:
+    """A number as a user wrote it: 0.5, nan, inf, 3 (never ``np.float64(0.5)``)."""
+    return repr(x.item()) if hasattr(x, "item") else repr(x)
 
 
 def _check_steps(raw: RawPoints, src: Source) -> np.ndarray:
@@ -158,7 +163,7 @@ def _collapse_duplicates(raw: RawPoints, src: Source, dup: np.ndarray) -> RawPoi
         first = f"line {first_line}" if first_line is not None else first_label
         raise src.error(
             f"duplicate point for metric {raw.metric_names[raw.metric[j]]!r} at step "
-            f"{raw.step[j]}: {raw.value[j + 1]!r} here, {raw.value[j]!r} at {first}",
+            f"{raw.step[j]}: {_n(raw.value[j + 1])} here, {_n(raw.value[j])} at {first}",
             row=int(raw.row[j + 1]), field=raw.value_field(int(raw.metric[j])),
             expected="one value per (step, metric); identical repeats are merged",
         )
@@ -180,7 +185,7 @@ def _check_monotone(raw: RawPoints, src: Source, same_series: np.ndarray) -> Non
             k = int(np.flatnonzero(bad)[0])
             i, j = int(a[k]), int(b[k])
             raise src.error(
-                f"{axis} decreases from {arr[i]!r} (step {raw.step[i]}) to {arr[j]!r} "
+                f"{axis} decreases from {_n(arr[i])} (step {raw.step[i]}) to {_n(arr[j])} "
                 f"(step {raw.step[j]})", row=int(raw.row[j]), field=raw.axis_fields.get(axis, axis),
                 expected="compute that never decreases as steps increase",
             )
