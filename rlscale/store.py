@@ -304,6 +304,8 @@ class Store:
             return "unchanged"
         if not replace:
             was = (old.source or {}).get("path") or "an rlscale job"
+            if (old.source or {}).get("sha256") == (meta.source or {}).get("sha256"):
+                was += ", the same file but other ingest options or metadata"
             msg = (
                 f"run {meta.run_id!r} already exists in {str(self.root)!r} (from {was}); "
                 "pass --replace (replace=True) to overwrite it, or choose another --run-id"

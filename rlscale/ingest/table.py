@@ -138,15 +138,21 @@ def _wide(table, src, opts, names, taken, run_col, common) -> RawPoints:
             raise src.error(f"no metric column(s) {missing} (from --metric)", field=missing[0],
                             expected=f"columns among {sorted(have)}")
         cols = [c for c in cols if c[1] in opts.metrics]
-    parts, kept = [], []
+    parts, kept, skipped = [], [], []
     for name, metric, run in cols:
         col = table[name]
         vals = numeric(col, name=name, src=src, required=bool(opts.metrics))
         if vals is None:
+            skipped.append(name)
             continue
         present = np.flatnonzero(~col.is_null().to_numpy(zero_copy_only=False))
         parts.append((present, vals[present], len(kept)))
         kept.append((name, metric, run))
+    if not kept and skipped:
+        col = table[skipped[0]]
+        i = int(np.flatnonzero(~col.is_null().to_numpy(zero_copy_only=False))[0])
+        raise src.error(f"cannot parse {col[i].as_py()!r} as a number, and no other column holds "
+                        "metrics", row=i, field=skipped[0], expected="a number")
     if not kept:
         raise src.error("no numeric metric columns", expected="at least one column of numbers "
                         "besides the step and compute columns")
