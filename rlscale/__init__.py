@@ -26,6 +26,11 @@ _EXPORTS: dict[str, str] = {
     "InputError": "rlscale.errors",
     "RLScaleError": "rlscale.errors",
     "StoreError": "rlscale.errors",
+    "fit": "rlscale.fit",
+    "FitResult": "rlscale.fit",
+    "load_fits": "rlscale.fit",
+    "save_fits": "rlscale.fit",
+    "get_law": "rlscale.laws",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
