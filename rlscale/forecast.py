@@ -14,7 +14,7 @@ at ``level``, propagated from the fit's joint parameter draws (``FitResult.sampl
   more than ``(1 - level) / 2`` of the draws never get there, and the target is ``reachable=False``
   ("never") when fewer than that fraction reach it, i.e. the target lies above the interval of A.
 
-Ranking and crossovers live in :mod:`rlscale.ranking`, backtests in :mod:`rlscale.backtest`.
+Ranking and crossovers live in :mod:`rlscale.ranking`, backtests in :mod:`rlscale.backtesting`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlscale.backtest import backtest
+from rlscale.backtesting import backtest
 from rlscale.curves import crossing_points, sigmoid, sigmoid_inverse
 from rlscale.fit import FitResult, ParamEstimate, fit
 from rlscale.forecast import compute_for_fraction, compute_for_reward, reward_at

@@ -150,7 +150,7 @@ def backtest_command(store: str | None, cut: float | None, cut_x: float | None, 
         rlscale backtest --metric reward --cut 0.25
         rlscale backtest --metric reward --cut-x 5000 --bootstrap 200 --resample runs --json
     """
-    from rlscale.backtest import backtest
+    from rlscale.backtesting import backtest
 
     if (cut is None) == (cut_x is None):
         raise click.UsageError("give exactly one of --cut FRAC or --cut-x X")
