@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from rlscale.curves import numeric_inverse
 from rlscale.errors import InputError
 from rlscale.laws import Law, get_law
 
@@ -83,13 +84,14 @@ class Curve:
     def inverse(self, y: np.ndarray | float, params: Mapping[str, np.ndarray | float]) -> np.ndarray:
         """Compute at which the curve with ``params`` reaches ``y``: ``inf`` never, ``0`` already.
 
-        The law's own inverse gives NaN outside its range; which side it fell on is decided by the
-        law's ends, probed at ``x = 10**-30`` and ``10**60``.
+        Uses the law's closed-form inverse where it has one, else Brent's method on log10(x)
+        (:func:`rlscale.curves.numeric_inverse`). The closed forms give NaN outside their range;
+        which side ``y`` fell on is decided by the law's ends, probed at ``x = 10**-30`` and
+        ``10**60``.
         """
-        if self.law.inverse is None:
-            msg = f"law {self.law.name!r} has no inverse; compute for a reward needs one"
-            raise InputError(msg)
         y = np.asarray(y, dtype=float)
+        if self.law.inverse is None:
+            return self._numeric_inverse(y, params)
         with np.errstate(all="ignore"):
             out = np.asarray(self.law.inverse(y, **params), dtype=float)
             start = np.asarray(self.law.func(np.array(10.0 ** LOG_X_LIMITS[0]), **params))
@@ -98,6 +100,16 @@ class Curve:
         beyond = np.where(rising, y >= end, y <= end)
         out, beyond = np.broadcast_arrays(out, beyond)
         return np.where(np.isnan(out), np.where(beyond, np.inf, 0.0), out)
+
+    def _numeric_inverse(self, y: np.ndarray, params: Mapping[str, np.ndarray | float]) -> np.ndarray:
+        arrays = {k: np.asarray(v, dtype=float) for k, v in params.items()}
+        shape = np.broadcast_shapes(y.shape, *(a.shape for a in arrays.values()))
+        ys = np.broadcast_to(y, shape).ravel()
+        cols = {k: np.broadcast_to(a, shape).ravel() for k, a in arrays.items()}
+        with np.errstate(all="ignore"):
+            out = [numeric_inverse(self.law.func, float(ys[i]), {k: float(c[i]) for k, c in cols.items()},
+                                   log_x_range=LOG_X_LIMITS) for i in range(ys.size)]
+        return np.asarray(out, dtype=float).reshape(shape)
 
 
 def group_label(group: Mapping[str, Any] | None) -> str:

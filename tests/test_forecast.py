@@ -168,3 +168,34 @@ def test_backtest_with_a_fixed_cut_and_bad_cuts():
         backtest(pts, metric="reward", cut=1.5)
     with pytest.raises(ValueError, match="no points for metric 'loss'"):
         backtest(pts, metric="loss", cut=0.5)
+
+
+def test_numeric_inverse_path_matches_the_closed_form_over_draws(fits):
+    import dataclasses
+
+    from rlscale._fitview import curve
+
+    c = curve(fits[2])  # recipe c
+    numeric = dataclasses.replace(c, law=dataclasses.replace(c.law, inverse=None))
+    some = {k: v[:40] for k, v in c.draws.items()}
+    for target in (0.5, 0.66, 0.75, 0.3):
+        closed, num = c.inverse(target, some), numeric.inverse(target, some)
+        assert np.array_equal(np.isinf(closed), np.isinf(num))
+        np.testing.assert_allclose(closed[np.isfinite(closed)], num[np.isfinite(num)], rtol=1e-8)
+    assert (c.inverse(0.3, some) == 0).all()  # below R0: reached before any RL compute
+
+
+def test_other_laws_round_trip_and_fraction_needs_a_baseline():
+    pts = simulate(seeds=1)
+    exp_fits = fit(pts, metric="reward", by="recipe", law="exp", level=0.9)
+    out = compute_for_reward(exp_fits, 0.58)
+    for f, (_, row) in zip(exp_fits, out.iterrows()):
+        if row["status"] == "reached":
+            assert float(f.law_obj.func(row["x"], **f.values)) == pytest.approx(0.58, abs=1e-9)
+    frac = compute_for_fraction(exp_fits, 0.5)
+    for f, (_, row) in zip(exp_fits, frac.iterrows()):
+        v = f.values
+        assert float(f.law_obj.func(row["x"], **v)) == pytest.approx(v["R0"] + 0.5 * (v["A"] - v["R0"]))
+    power_fits = fit(pts, metric="reward", by="recipe", law="power", level=0.9)
+    with pytest.raises(ValueError, match="no ceiling and baseline"):
+        compute_for_fraction(power_fits, 0.5)
