@@ -147,3 +147,20 @@ def test_help_shows_shared_fit_options_and_examples():
         assert "--burn-in" in text and "--bootstrap" in text and "--resample" in text
         assert "Example" in text
     assert "--max-x" not in _run("backtest", "--help").output
+
+
+def test_saved_fits_give_the_same_forecast(store, tmp_path):
+    import shutil
+
+    copy = str(tmp_path / "store")
+    shutil.copytree(store, copy)
+    args = ["forecast", "--store", copy, "--metric", "reward", "--budget", "3000", "--json"]
+    res = CliRunner().invoke(main, args + ["--saved"])
+    assert res.exit_code != 0 and "rlscale fit --metric reward --save" in res.output
+    _run("fit", "--store", copy, "--metric", "reward", "--level", "0.9", "--save")
+    fresh = json.loads(_run(*args).output)["forecasts"]
+    reused = json.loads(_run(*args, "--saved").output)["forecasts"]
+    for a, b in zip(fresh, reused):
+        assert b["group"] == a["group"]
+        assert b["mean"] == pytest.approx(a["mean"], rel=1e-9)
+        assert b["mean_upper"] == pytest.approx(a["mean_upper"], rel=1e-9)

@@ -52,12 +52,15 @@ def _budgets(value: str | None) -> list[float] | None:
                    "throughput as peak x MFU x 3600.")
 @click.option("--mfu", type=float, default=None,
               help="Model FLOPs utilisation in (0, 1] (e.g. 0.4), used with --peak-flops.")
+@click.option("--saved", is_flag=True,
+              help="Forecast from the fits `rlscale fit --save` stored (same --metric, --x, --law, "
+                   "--by) instead of refitting; the other fit options are then ignored.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print {'forecasts': [...]} JSON (keys in docs/forecast.md), not a table.")
 def forecast_command(store: str | None, budget: str | None, target: float | None,
                      ceiling_frac: float | None, rank_at: float | None, usd_budget: bool,
                      usd_per_gpu_hour: float | None, flops_per_gpu_hour: float | None,
-                     peak_flops: float | None, mfu: float | None, as_json: bool,
+                     peak_flops: float | None, mfu: float | None, saved: bool, as_json: bool,
                      **fit_opts: Any) -> None:
     """Forecast each group's reward at a budget, or the compute for a reward, with intervals.
 
@@ -96,8 +99,8 @@ def forecast_command(store: str | None, budget: str | None, target: float | None
             xs = [float(v) for v in pricing.x_from_usd(xs)]  # type: ignore[union-attr]
         if rank_at is not None:
             rank_at = float(pricing.x_from_usd(rank_at))  # type: ignore[union-attr]
-    points = load_store_points(store, fit_opts["metric"])
-    fits = fit(points, metric=fit_opts["metric"], **kw)
+    fits = _saved_fits(store, fit_opts["metric"], kw) if saved else fit(
+        load_store_points(store, fit_opts["metric"]), metric=fit_opts["metric"], **kw)
     fits = fits if isinstance(fits, list) else [fits]
     level, seed = kw["level"], kw["seed"]
     head = {"metric": fit_opts["metric"], "x_axis": kw["x"], "level": level, "mode": chosen[0]}
@@ -126,6 +129,19 @@ def forecast_command(store: str | None, budget: str | None, target: float | None
         click.echo(f"\nP(leader really leads at {out.num(rank_at)}) = {extra['p_leader_leads']:.3f}")
         click.echo("crossovers:")
         click.echo(out.crossover_table(extra["crossovers"]))
+
+
+def _saved_fits(store: str | None, metric: str, kw: dict[str, Any]) -> list[Any]:
+    from rlscale.cli._common import store_path
+    from rlscale.fit import load_fits
+
+    root = store_path(store)
+    fits = load_fits(root, metric=metric, x=kw["x"], law=kw["law"], by=kw["by"])
+    if not fits:
+        raise click.UsageError(
+            f"no saved fits of {metric!r} vs {kw['x']} ({kw['law']}, by {','.join(kw['by'])}) in "
+            f"{str(root)!r}; run `rlscale fit --metric {metric} --save` first, or drop --saved")
+    return fits
 
 
 @click.command("backtest")
