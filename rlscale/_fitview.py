@@ -192,12 +192,17 @@ def _normal_draws(fit: Any, point: dict[str, float], law: Law, *, seed: int,
 
 
 def align_draws(curves: Iterable[Curve], *, seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """Resample each curve's draws to a common count, independently across curves (seeded)."""
+    """Resample each curve's draws to a common count, independently across curves (seeded).
+
+    Every curve's draws are shuffled with its own random order: fits made with the same seed
+    draw from the same standard-normal stream, so draw ``i`` of two groups would otherwise be
+    strongly correlated, and a comparison between groups would look far more certain than it is.
+    """
     curves = list(curves)
     n = max(c.n_draws for c in curves)
     rng = np.random.default_rng(seed)
     out = []
     for c in curves:
-        idx = np.arange(n) if c.n_draws == n else rng.choice(c.n_draws, n, replace=True)
+        idx = rng.permutation(n) if c.n_draws == n else rng.choice(c.n_draws, n, replace=True)
         out.append({k: v[idx] for k, v in c.draws.items()})
     return out

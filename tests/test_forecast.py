@@ -199,3 +199,13 @@ def test_other_laws_round_trip_and_fraction_needs_a_baseline():
     power_fits = fit(pts, metric="reward", by="recipe", law="power", level=0.9)
     with pytest.raises(ValueError, match="no ceiling and baseline"):
         compute_for_fraction(power_fits, 0.5)
+
+
+def test_draws_of_different_groups_are_independent(fits):
+    from rlscale._fitview import align_draws, curve
+
+    cs = [curve(f) for f in fits]
+    d = align_draws(cs)
+    at = [np.asarray(c.law.func(np.array(2000.0), **dd)) for c, dd in zip(cs, d)]
+    # fits made with the same seed share their normal stream; aligned draws must not
+    assert abs(np.corrcoef(at[0], at[1])[0, 1]) < 0.15
