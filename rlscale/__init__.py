@@ -31,6 +31,18 @@ _EXPORTS: dict[str, str] = {
     "load_fits": "rlscale.fit",
     "save_fits": "rlscale.fit",
     "get_law": "rlscale.laws",
+    "reward_at": "rlscale.forecast",
+    "compute_for_reward": "rlscale.forecast",
+    "compute_for_fraction": "rlscale.forecast",
+    "rank_at": "rlscale.ranking",
+    "crossovers": "rlscale.ranking",
+    "Ranking": "rlscale.ranking",
+    "backtest": "rlscale.backtesting",
+    "BacktestResult": "rlscale.backtesting",
+    "Pricing": "rlscale.units",
+    "flops_per_gpu_hour": "rlscale.units",
+    "flops_to_gpu_hours": "rlscale.units",
+    "gpu_hours_to_flops": "rlscale.units",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
