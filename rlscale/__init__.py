@@ -43,6 +43,10 @@ _EXPORTS: dict[str, str] = {
     "flops_per_gpu_hour": "rlscale.units",
     "flops_to_gpu_hours": "rlscale.units",
     "gpu_hours_to_flops": "rlscale.units",
+    "SweepSpec": "rlscale.sweep_spec",
+    "load_spec": "rlscale.sweep_spec",
+    "run_sweep": "rlscale.sweep",
+    "make_executor": "rlscale.executors",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
