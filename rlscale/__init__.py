@@ -47,6 +47,12 @@ _EXPORTS: dict[str, str] = {
     "load_spec": "rlscale.sweep_spec",
     "run_sweep": "rlscale.sweep",
     "make_executor": "rlscale.executors",
+    "compare_passk": "rlscale.analysis.passk",
+    "passk_curves": "rlscale.analysis.passk",
+    "pass_at_k_curve": "rlscale.analysis.passk",
+    "update_sparsity": "rlscale.analysis.sparsity",
+    "headroom": "rlscale.analysis.headroom",
+    "headroom_from_levels": "rlscale.analysis.headroom",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
