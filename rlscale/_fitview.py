@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from rlscale.curves import numeric_inverse
 from rlscale.errors import InputError
 from rlscale.laws import Law, get_law
 
@@ -54,16 +55,43 @@ class Curve:
             out = self.law.func(x[None, ...], **cols)
         return np.broadcast_to(np.asarray(out, dtype=float), (self.n_draws,) + x.shape)
 
+    def predict(self, x: np.ndarray | float, *, level: float, seed: int = 0,
+                noise_per_draw: int = 4, chunk: int = 256) -> dict[str, np.ndarray]:
+        """Mean curve and intervals at ``x`` (1-d), each an array shaped like ``x``.
+
+        ``mean``: the best-fit curve. ``mean_lower/upper``: equal-tailed quantiles of the curve
+        over the joint draws. ``pred_lower/upper``: quantiles of draw curve plus a normal
+        residual of sd :attr:`noise_sd` (``noise_per_draw`` seeded residuals per draw), i.e. the
+        predictive distribution of one new point, propagated by Monte Carlo rather than by
+        adding half-widths, so it is as wide as the draws say and no wider.
+        """
+        xs = np.atleast_1d(np.asarray(x, dtype=float))
+        alpha = (1.0 - level) / 2.0
+        rng = np.random.default_rng(seed)
+        out = {k: np.empty(xs.shape) for k in ("mean_lower", "mean_upper", "pred_lower", "pred_upper")}
+        for start in range(0, xs.size, chunk):
+            part = slice(start, start + chunk)
+            d = self.mean_draws(xs[part])  # (S, n)
+            d = np.where(np.isfinite(d), d, np.nan)
+            out["mean_lower"][part] = np.nanquantile(d, alpha, axis=0)
+            out["mean_upper"][part] = np.nanquantile(d, 1 - alpha, axis=0)
+            noisy = np.repeat(d, noise_per_draw, axis=0)
+            noisy = noisy + rng.normal(0.0, 1.0, noisy.shape) * self.noise_sd
+            out["pred_lower"][part] = np.nanquantile(noisy, alpha, axis=0)
+            out["pred_upper"][part] = np.nanquantile(noisy, 1 - alpha, axis=0)
+        return {"x": xs, "mean": self.mean(xs), **out}
+
     def inverse(self, y: np.ndarray | float, params: Mapping[str, np.ndarray | float]) -> np.ndarray:
         """Compute at which the curve with ``params`` reaches ``y``: ``inf`` never, ``0`` already.
 
-        The law's own inverse gives NaN outside its range; which side it fell on is decided by the
-        law's ends, probed at ``x = 10**-30`` and ``10**60``.
+        Uses the law's closed-form inverse where it has one, else Brent's method on log10(x)
+        (:func:`rlscale.curves.numeric_inverse`). The closed forms give NaN outside their range;
+        which side ``y`` fell on is decided by the law's ends, probed at ``x = 10**-30`` and
+        ``10**60``.
         """
-        if self.law.inverse is None:
-            msg = f"law {self.law.name!r} has no inverse; compute for a reward needs one"
-            raise InputError(msg)
         y = np.asarray(y, dtype=float)
+        if self.law.inverse is None:
+            return self._numeric_inverse(y, params)
         with np.errstate(all="ignore"):
             out = np.asarray(self.law.inverse(y, **params), dtype=float)
             start = np.asarray(self.law.func(np.array(10.0 ** LOG_X_LIMITS[0]), **params))
@@ -72,6 +100,16 @@ class Curve:
         beyond = np.where(rising, y >= end, y <= end)
         out, beyond = np.broadcast_arrays(out, beyond)
         return np.where(np.isnan(out), np.where(beyond, np.inf, 0.0), out)
+
+    def _numeric_inverse(self, y: np.ndarray, params: Mapping[str, np.ndarray | float]) -> np.ndarray:
+        arrays = {k: np.asarray(v, dtype=float) for k, v in params.items()}
+        shape = np.broadcast_shapes(y.shape, *(a.shape for a in arrays.values()))
+        ys = np.broadcast_to(y, shape).ravel()
+        cols = {k: np.broadcast_to(a, shape).ravel() for k, a in arrays.items()}
+        with np.errstate(all="ignore"):
+            out = [numeric_inverse(self.law.func, float(ys[i]), {k: float(c[i]) for k, c in cols.items()},
+                                   log_x_range=LOG_X_LIMITS) for i in range(ys.size)]
+        return np.asarray(out, dtype=float).reshape(shape)
 
 
 def group_label(group: Mapping[str, Any] | None) -> str:
@@ -154,12 +192,17 @@ def _normal_draws(fit: Any, point: dict[str, float], law: Law, *, seed: int,
 
 
 def align_draws(curves: Iterable[Curve], *, seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """Resample each curve's draws to a common count, independently across curves (seeded)."""
+    """Resample each curve's draws to a common count, independently across curves (seeded).
+
+    Every curve's draws are shuffled with its own random order: fits made with the same seed
+    draw from the same standard-normal stream, so draw ``i`` of two groups would otherwise be
+    strongly correlated, and a comparison between groups would look far more certain than it is.
+    """
     curves = list(curves)
     n = max(c.n_draws for c in curves)
     rng = np.random.default_rng(seed)
     out = []
     for c in curves:
-        idx = np.arange(n) if c.n_draws == n else rng.choice(c.n_draws, n, replace=True)
+        idx = rng.permutation(n) if c.n_draws == n else rng.choice(c.n_draws, n, replace=True)
         out.append({k: v[idx] for k, v in c.draws.items()})
     return out

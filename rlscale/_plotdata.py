@@ -301,7 +301,7 @@ def residual_frame(fits: Sequence[Any], *, facet: str | None = None) -> pd.DataF
 
 
 def backtest_frames(result: Any, *, facet: str | None = None) -> tuple[list[Any], pd.DataFrame]:
-    """The fits of a :class:`rlscale.backtest.BacktestResult` and one long frame for its chart.
+    """The fits of a :class:`rlscale.backtesting.BacktestResult` and one long frame for its chart.
 
     Rows: the fitted curves (``fit`` up to the cut, ``extrapolation`` past it, band = prediction
     interval), the points each fit saw (``observed-used``), the held-out points it was scored on

@@ -5,14 +5,16 @@ returns a DataFrame with one row per group and budget/target, and every number c
 at ``level``, propagated from the fit's joint parameter draws (``FitResult.samples``):
 
 * ``mean_lower``/``mean_upper``: where the mean curve lies (quantiles of the law over the draws);
-* ``pred_lower``/``pred_upper``: where one new run's point lies (the curve interval widened by the
-  fit's residual sd, exactly as :meth:`FitResult.predict` does, so plots and forecasts agree);
+* ``pred_lower``/``pred_upper``: where one new run's point lies: quantiles of each draw's curve
+  plus a normal residual with the fit's residual sd (Monte Carlo, seeded). The fit's draws already
+  carry the widening for autocorrelated residuals (``samples_method`` ``normal-ar1``) or come
+  from a bootstrap over runs, which keeps each run's correlation;
 * ``x_lower``/``x_upper`` for compute: quantiles over the draws of the compute each draw needs;
   a draw whose ceiling is below the target needs infinite compute, so ``x_upper`` is ``inf`` when
   more than ``(1 - level) / 2`` of the draws never get there, and the target is ``reachable=False``
   ("never") when fewer than that fraction reach it, i.e. the target lies above the interval of A.
 
-Ranking and crossovers live in :mod:`rlscale.ranking`, backtests in :mod:`rlscale.backtest`.
+Ranking and crossovers live in :mod:`rlscale.ranking`, backtests in :mod:`rlscale.backtesting`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ COMPUTE_COLUMNS = ("group", "target", "x", "x_lower", "x_upper", "reachable", "s
                    "level", "law", "method", "warnings")
 
 
-def reward_at(fits: Any, budgets: float | Sequence[float], *, level: float | None = None) -> pd.DataFrame:
+def reward_at(fits: Any, budgets: float | Sequence[float], *, level: float | None = None,
+              seed: int = 0) -> pd.DataFrame:
     """Reward each group reaches at each compute budget, with confidence and prediction intervals.
 
     ``fits``: a FitResult or a list of them. ``budgets``: compute values on each fit's x axis
@@ -44,9 +47,13 @@ def reward_at(fits: Any, budgets: float | Sequence[float], *, level: float | Non
     rows = []
     for fit in as_fit_list(fits):
         lvl = check_level(fit.level if level is None else level)
-        pred = fit.predict(xs, level=lvl)
+        if not fit.ok:
+            rows.extend({**_base(fit, lvl), "x": float(x)} for x in xs)
+            continue
+        c = curve(fit, seed=seed)
+        pred = pd.DataFrame(c.predict(xs, level=lvl, seed=seed))
         for rec in pred.to_dict("records"):
-            rows.append({**_base(fit, lvl), **rec, "x": float(rec["x"])})
+            rows.append({**_base(fit, lvl, c), **rec})
     return _frame(rows, REWARD_COLUMNS)
 
 

@@ -263,7 +263,7 @@ def residuals_chart(fits: Sequence[Any], *, facet: str | None = None) -> Chart:
 
 # -- backtest ----------------------------------------------------------------------------------
 def backtest_chart(result: Any, *, facet: str | None = None) -> Chart:
-    """A backtest (:func:`rlscale.backtest.backtest`): each group's law fitted on the compute
+    """A backtest (:func:`rlscale.backtesting.backtest`): each group's law fitted on the compute
     up to its cut (vertical rule), extrapolated past it (dashed, prediction band), against the
     held-out points it never saw (crosses: filled when inside the interval, red ring when not).
     """

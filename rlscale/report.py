@@ -234,7 +234,7 @@ def build_report(
     ``points``: the store's long points with metadata, for the raw and fitted curve charts.
     ``runs``: ``load_runs(store)``, listed with their sources. ``budgets``: compute values
     (the fits' x units) to forecast the reward at; ``fractions``: fractions of the gain to
-    give the compute for. ``backtest``: a :class:`rlscale.backtest.BacktestResult`.
+    give the compute for. ``backtest``: a :class:`rlscale.backtesting.BacktestResult`.
     ``facet``: a key of the fits' groups to split chart panels by.
     """
     from rlscale import __version__, _vega
@@ -310,7 +310,7 @@ def report_from_store(
     ...) go to :func:`rlscale.fit.fit` and, except ``max_x``, to the backtest.
     ``backtest_cut``: fraction of each group's compute range the backtest fits on (None: none).
     """
-    from rlscale.backtest import backtest as run_backtest
+    from rlscale.backtesting import backtest as run_backtest
     from rlscale.errors import StoreError
     from rlscale.fit import fit
     from rlscale.store import Store, load_points, load_runs

@@ -287,32 +287,49 @@ class Store:
     ) -> WriteStatus:
         """Write a whole run atomically.
 
-        Returns ``"unchanged"`` when the run exists with the same source sha256 (a no-op),
-        ``"written"`` for a new run, ``"replaced"`` when ``replace`` let it overwrite one.
-        Raises :class:`StoreError` if the run exists and ``replace`` is false.
+        Returns ``"unchanged"`` when the run exists with the same source (see
+        :func:`same_source`; a no-op), ``"written"`` for a new run, ``"replaced"`` when
+        ``replace`` let it overwrite one. Raises :class:`StoreError` if the run exists and
+        ``replace`` is false.
         """
         table = normalize_points(points, meta.run_id, source=(meta.source or {}).get("path"))
-        final = self.run_dir(meta.run_id)
-        existed = self.has_run(meta.run_id)
-        if existed:
-            old = self.read_meta(meta.run_id)
-            same = (
-                meta.source is not None
-                and old.source is not None
-                and meta.source.get("sha256") == old.source.get("sha256")
-                and meta.source.get("sha256") is not None
+        return self.write_table(meta, table, replace=replace)
+
+    def plan_write(self, meta: RunMeta, *, replace: bool = False) -> WriteStatus:
+        """What :meth:`write_table` would do, without writing: raises the same StoreError."""
+        if not self.has_run(meta.run_id):
+            return "written"
+        old = self.read_meta(meta.run_id)
+        if same_source(old.source, meta.source) and not replace:
+            return "unchanged"
+        if not replace:
+            was = (old.source or {}).get("path") or "an rlscale job"
+            if (old.source or {}).get("sha256") == (meta.source or {}).get("sha256"):
+                was += ", the same file but other ingest options or metadata"
+            msg = (
+                f"run {meta.run_id!r} already exists in {str(self.root)!r} (from {was}); "
+                "pass --replace (replace=True) to overwrite it, or choose another --run-id"
             )
-            if same and not replace:
-                return "unchanged"
-            if not replace:
-                was = (old.source or {}).get("path") or "an rlscale job"
-                msg = (
-                    f"run {meta.run_id!r} already exists in {str(self.root)!r} (from {was}); "
-                    "pass --replace (replace=True) to overwrite it, or choose another --run-id"
-                )
-                raise StoreError(msg)
+            raise StoreError(msg)
+        return "replaced"
+
+    def write_table(self, meta: RunMeta, table: pa.Table, *, replace: bool = False) -> WriteStatus:
+        """Like :meth:`write_run` for a table already checked by :func:`normalize_points` (or the
+        ingest validator): schema exactly :data:`POINTS_SCHEMA`, ``run_id`` column = meta.run_id."""
+        import pyarrow.compute as pc
+
+        if not table.schema.equals(POINTS_SCHEMA):
+            msg = f"points table schema {table.schema} is not the store's {POINTS_SCHEMA}"
+            raise StoreError(msg)
+        if table.num_rows and not pc.all(pc.equal(table["run_id"], meta.run_id)).as_py():
+            msg = f"points table rows belong to runs other than {meta.run_id!r}"
+            raise StoreError(msg)
+        status = self.plan_write(meta, replace=replace)
+        if status == "unchanged":
+            return status
+        final = self.run_dir(meta.run_id)
         tmp = self._stage(meta, table)
-        if not existed:
+        if status == "written":
             try:
                 os.rename(tmp, final)
             except OSError as exc:
@@ -359,6 +376,14 @@ class Store:
                     shutil.rmtree(p, ignore_errors=True)
                     removed.append(p.name)
         return removed
+
+
+def same_source(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
+    """Two sources are the same when their sha256 match and so do their ``options`` (if any):
+    re-ingesting the same file with the same options and metadata is a no-op."""
+    if old is None or new is None or new.get("sha256") is None:
+        return False
+    return old.get("sha256") == new.get("sha256") and old.get("options") == new.get("options")
 
 
 def _max_or_none(column: pa.ChunkedArray) -> float | int | None:

@@ -280,7 +280,7 @@ def test_residuals_are_observed_minus_fitted(fits):
 
 
 def test_backtest_chart_shows_cut_and_held_out_points(points):
-    from rlscale.backtest import backtest
+    from rlscale.backtesting import backtest
 
     bt = backtest(points, metric="reward", x="gpu_hours", by=["recipe"], cut=0.4)
     spec = plot.to_spec(plot.backtest_chart(bt))

@@ -60,6 +60,9 @@ def _asymptote(name: str, x: np.ndarray, y: np.ndarray,
     start = base.value if base is not None else float(np.mean(y[np.argsort(x)[:3]]))
     gain = abs(A.value - start)
     reasons = []
+    noise = float(np.std(np.diff(y[np.argsort(x)]))) / math.sqrt(2) if y.size > 2 else 0.0
+    if gain <= 2 * noise:
+        reasons.append(f"the fitted gain {gain:.4g} is within the noise ({noise:.4g})")
     if name == "sigmoid":
         c_mid = params["C_mid"].value
         past = int(np.sum(x > c_mid))

@@ -35,19 +35,21 @@ def _starts(law: Law, space: Space, x: np.ndarray, y: np.ndarray,
 
 
 def _lmfit_polish(law: Law, space: Space, x: np.ndarray, y: np.ndarray, u: np.ndarray,
-                  bounds: dict[str, tuple[float, float]], huber: float | None
-                  ) -> tuple[np.ndarray, bool, int]:
-    """Run lmfit from the best multi-start solution; returns (internal u, success, nfev)."""
+                  huber: float | None) -> tuple[np.ndarray, bool, int]:
+    """Run lmfit from the best multi-start solution, in the solver's internal space (log of the
+    scale parameters, which lmfit's bound transform handles far better than 1e-30..1e30).
+    Returns (internal u, success, nfev)."""
     import lmfit
 
-    nat = space.to_natural(u)
     params = lmfit.Parameters()
-    for i, name in enumerate(space.free):
-        lo, hi = bounds[name]
-        params.add(name, value=float(nat[i]), min=lo, max=hi)
+    names = [f"log_{n}" if lg else n for n, lg in zip(space.free, space.is_log())]
+    for i, name in enumerate(names):
+        lo, hi = float(space.lower[i]), float(space.upper[i])
+        params.add(name, value=float(np.clip(u[i], lo, hi)), min=lo, max=hi)
 
     def residual(p: lmfit.Parameters) -> np.ndarray:
-        r = law.func(x, **p.valuesdict(), **space.fixed) - y
+        vec = np.array([p[n].value for n in names])
+        r = space.predict(x, vec[None, :])[0] - y
         return np.where(np.isfinite(r), r, 1e6)
 
     mini = lmfit.Minimizer(residual, params)
@@ -55,8 +57,8 @@ def _lmfit_polish(law: Law, space: Space, x: np.ndarray, y: np.ndarray, u: np.nd
         res = mini.minimize(method="leastsq")
     else:
         res = mini.minimize(method="least_squares", loss="huber", f_scale=huber)
-    out = np.array([res.params[n].value for n in space.free], dtype=float)
-    return space.to_internal(out), bool(res.success), int(res.nfev)
+    out = np.array([res.params[n].value for n in names], dtype=float)
+    return out, bool(res.success), int(res.nfev)
 
 
 def _cost(space: Space, x, y, u, huber) -> float:
@@ -114,7 +116,7 @@ def fit_curve(x: np.ndarray, y: np.ndarray, run_id: np.ndarray, *, law: Law,
             return failed(law=law, base=base, code="did_not_converge", extra=warnings,
                           message="no start gave a finite loss")
         try:
-            u_lm, ok_lm, nfev = _lmfit_polish(law, space, x, y, u, bounds, huber)
+            u_lm, ok_lm, nfev = _lmfit_polish(law, space, x, y, u, huber)
         except (ValueError, FloatingPointError) as exc:  # lmfit refuses some degenerate data
             u_lm, ok_lm, nfev = u, False, 0
             warnings.append(FitWarning("did_not_converge", f"lmfit failed: {exc}"))
@@ -143,10 +145,12 @@ def finish(*, space: Space, x, y, run_id, u, converged, base, level, bootstrap, 
     se_u = np.sqrt(np.clip(np.diag(cov_u), 0, None)) if cov_u.size else np.zeros(0)
     wald = "wald-ar1" if infl > 1 else "wald"
     is_log = space.is_log()
+    lo_nat, hi_nat = space.to_natural(space.lower), space.to_natural(space.upper)
     params: dict[str, ParamEstimate] = {}
     for i, name in enumerate(space.free):
         se_nat = se_u[i] * nat[i] if is_log[i] else se_u[i]
         lo, hi = unc.wald_interval(float(nat[i]), float(se_nat), log=bool(is_log[i]), q=q)
+        lo, hi = max(lo, float(lo_nat[i])), min(hi, float(hi_nat[i]))  # NaN stays NaN
         params[name] = ParamEstimate(float(nat[i]), lo, hi, float(se_nat), True, wald)
     for name, value in space.fixed.items():
         params[name] = ParamEstimate(float(value), float(value), float(value), 0.0, False, "fixed")

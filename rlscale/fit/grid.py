@@ -41,7 +41,8 @@ def grid_search(space: Space, x: np.ndarray, y: np.ndarray, a_grid: np.ndarray,
     guess = law.guess(x, y)
     start = inner.vector({p: float(np.clip(guess[p], *bounds[p])) for p in rest})
     u0 = np.tile(start, (aa.size, 1))
-    u, cost, _ = solve(inner, x, y, 1.0, u0, huber=huber,
+    # Cells far from the optimum may crawl; they cannot win, so a short iteration cap is enough.
+    u, cost, _ = solve(inner, x, y, 1.0, u0, huber=huber, max_iter=60, ftol=1e-10,
                        row_fixed={"A": aa.ravel(), "C_mid": cc.ravel()})
     best = int(np.argmin(cost))
     nat = inner.to_natural(u[best])

@@ -35,8 +35,11 @@ class Space:
         space = cls(law, free, dict(fixed), lo, hi)
         return cls(law, free, dict(fixed), space.to_internal(lo), space.to_internal(hi))
 
+    def __post_init__(self) -> None:
+        self._is_log = np.array([p in self.law.log_params for p in self.free], dtype=bool)
+
     def is_log(self) -> np.ndarray:
-        return np.array([p in self.law.log_params for p in self.free])
+        return self._is_log
 
     def to_internal(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, dtype=float)
@@ -130,6 +133,14 @@ def solve(space: Space, x: np.ndarray, y: np.ndarray, w: np.ndarray, u0: np.ndar
         rw = np.nan_to_num(r0 * sw)
         jtj = np.einsum("rnp,rnq->rpq", jac, jac)
         g = np.einsum("rnp,rn->rp", jac, rw)
+        # Active set: a parameter on a bound whose descent direction points outside is held
+        # for this step, so the others move freely instead of being dragged by the clip.
+        tiny = 1e-12 * (1 + np.abs(ua))
+        held_b = ((ua <= space.lower + tiny) & (g > 0)) | ((ua >= space.upper - tiny) & (g < 0))
+        if held_b.any():
+            keep = (~held_b).astype(float)
+            jtj = jtj * keep[:, :, None] * keep[:, None, :] + np.einsum("rp,pq->rpq", 1 - keep, eye)
+            g = g * keep
         diag = np.einsum("rpp->rp", jtj)
         damp = lam[idx, None] * np.maximum(diag, 1e-12 * (diag.max(axis=1, keepdims=True) + 1e-300))
         mat = jtj + damp[:, :, None] * eye + 1e-300 * eye

@@ -120,8 +120,8 @@ def wald_interval(value: float, se: float, *, log: bool, q: float) -> tuple[floa
     if not math.isfinite(se):
         return (float("nan"), float("nan"))
     if log and value > 0:
-        s = se / value
-        return (value * math.exp(-q * s), value * math.exp(q * s))
+        s = min(q * se / value, 700.0)  # beyond e^700 the interval is 'unbounded' anyway
+        return (value * math.exp(-s), value * math.exp(s))
     return (value - q * se, value + q * se)
 
 

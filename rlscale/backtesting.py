@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from rlscale._jsonout import records
-from rlscale._fitview import group_label
+from rlscale._fitview import curve, group_label
 from rlscale.errors import InputError
 
 POINT_COLUMNS = ("group", "run_id", "x", "y", "mean", "pred_lower", "pred_upper", "abs_error",
@@ -132,9 +132,11 @@ def _score(fitted: Any, test: pd.DataFrame, *, x: str, level: float, label: str)
         return pd.DataFrame(columns=list(POINT_COLUMNS))
     xs = test[x].to_numpy(dtype=float)
     ys = test["value"].to_numpy(dtype=float)
-    pred = fitted.predict(xs, level=level)
-    mean = pred["mean"].to_numpy()
-    lo, hi = pred["pred_lower"].to_numpy(), pred["pred_upper"].to_numpy()
+    if fitted.ok:
+        pred = curve(fitted).predict(xs, level=level)
+        mean, lo, hi = pred["mean"], pred["pred_lower"], pred["pred_upper"]
+    else:
+        mean = lo = hi = np.full(xs.shape, np.nan)
     return pd.DataFrame({"group": label, "run_id": test["run_id"].astype(str).to_numpy(), "x": xs,
                          "y": ys, "mean": mean, "pred_lower": lo, "pred_upper": hi,
                          "abs_error": np.abs(ys - mean), "covered": (ys >= lo) & (ys <= hi)})

@@ -1,0 +1,339 @@
+"""Job configuration: one small dataclass per stage, plus typed ``key=value`` overrides.
+
+A job is ``JobConfig(task, model, pretrain, rl, eval)``. It round-trips through TOML / dicts
+(:meth:`JobConfig.from_toml`, :meth:`JobConfig.from_dict`, :meth:`JobConfig.to_dict`), takes
+command-line overrides (:meth:`JobConfig.with_overrides`), and hashes stably
+(:meth:`JobConfig.hash`). Unknown keys and mistyped values are errors that name the key, the
+value and what was expected. This module does not import torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from rlscale.errors import input_error
+
+# Allowed values of the string knobs, declared once and checked in :meth:`JobConfig.validate`.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "task.name": ("arith-graph",),
+    "device": ("auto", "cpu", "cuda"),
+    "rl.recipe": ("grpo", "dapo", "cispo", "scalerl", "drgrpo"),
+    "rl.adv_norm": ("group", "batch", "none"),
+    "rl.loss_agg": ("token-mean", "seq-mean", "prompt-mean", "constant"),
+    "rl.objective": ("ppo", "cispo"),
+}
+
+
+@dataclass
+class TaskConfig:
+    """The synthetic task: arithmetic (mod 10) over a dependency graph of ``ops`` operations."""
+
+    name: str = "arith-graph"  # task family (only 'arith-graph' so far)
+    operators: str = "+-*"  # operators a problem may use, each applied mod 10
+    n_base: int = 2  # given constants per problem (the graph's leaves)
+    const_prob: float = 0.25  # chance that an operand is a literal digit instead of a variable
+    eval_fraction: float = 0.05  # share of problem space (by hash) held out for evaluation only
+    eval_seed: int = 12345  # seed of the held-out evaluation problems (same for every run)
+
+
+@dataclass
+class ModelConfig:
+    """A decoder-only transformer (pre-norm, RoPE, RMSNorm, tied embeddings)."""
+
+    d_model: int = 128  # residual width
+    n_layers: int = 4  # transformer blocks
+    n_heads: int = 4  # attention heads (d_model must divide evenly)
+    ff_mult: int = 4  # MLP hidden width = ff_mult * d_model
+    max_len: int = 256  # longest sequence (prompt + solution) in tokens
+    rope_base: float = 10000.0  # RoPE frequency base
+
+    @property
+    def name(self) -> str:
+        return f"d{self.d_model}-L{self.n_layers}"
+
+
+@dataclass
+class PretrainConfig:
+    """What the base model sees before RL: how much (tokens) and what (difficulties, formats)."""
+
+    tokens: int = 4_000_000  # tokens processed (prompt + solution, pads excluded)
+    ops_min: int = 1  # easiest problems in the pretraining mix (number of operations)
+    ops_max: int = 4  # hardest problems in the pretraining mix
+    mix_worked: float = 0.5  # weight of worked solutions: "c=b*a=8*3=4;...#4"
+    mix_compact: float = 0.0  # weight of value-only solutions: "c=4;...#4"
+    mix_direct: float = 0.5  # weight of direct answers: "#4"
+    batch_size: int = 64  # sequences per optimiser step
+    lr: float = 3e-3  # peak AdamW learning rate (linear warm-up, cosine decay to 10%)
+    warmup_frac: float = 0.03  # share of steps spent warming up
+    weight_decay: float = 0.1  # AdamW weight decay on matrices
+    seed: int = 0  # data and init seed of the base (separate from the RL seed, so seeds share bases)
+
+
+@dataclass
+class RLConfig:
+    """GRPO-family RL. Knobs left as None take the value of the named ``recipe`` preset."""
+
+    recipe: str = "grpo"  # preset: grpo | dapo | cispo | scalerl | drgrpo (see recipes.py)
+    steps: int = 120  # RL steps (one batch of prompts_per_step x group_size samples each)
+    lr: float = 3e-4  # AdamW learning rate (constant)
+    prompts_per_step: int = 32  # distinct prompts per step
+    group_size: int = 8  # samples per prompt
+    max_new_tokens: int = 128  # longest sampled response
+    ops_min: int = 1  # easiest RL prompts (operations)
+    ops_max: int = 4  # hardest RL prompts
+    edge_filter: bool | None = None  # resample until kept prompts have pass rate strictly in (0,1)
+    zero_var_filter: bool | None = None  # drop groups whose rewards are all equal from the loss
+    adv_norm: str | None = None  # advantage std normalisation: group | batch | none
+    loss_agg: str | None = None  # token-mean | seq-mean | prompt-mean | constant
+    objective: str | None = None  # ppo (clipped ratio) | cispo (truncated IS weight, stop-grad)
+    clip_low: float | None = None  # ratio clip below 1 - clip_low (ppo)
+    clip_high: float | None = None  # ratio clip above 1 + clip_high (ppo and cispo)
+    kl_coef: float | None = None  # k3 KL penalty to the reference policy (0 = no reference)
+    ref_reset_every: int = 0  # copy the policy into the reference every N steps (0 = never)
+    minibatches: int = 1  # optimiser steps per batch (>1 makes updates off-policy; ratios matter)
+    fp32_logits: bool | None = None  # compute the LM head in fp32 under autocast (GPU)
+
+
+@dataclass
+class EvalConfig:
+    """Held-out evaluation: mean@k and unbiased pass@k per difficulty."""
+
+    every: int = 10  # evaluate (and checkpoint) every N RL steps
+    problems: int = 32  # held-out problems per difficulty
+    samples: int = 8  # samples per problem (k of mean@k; pass@k for k up to this)
+    ops_min: int = 1  # easiest evaluated difficulty
+    ops_max: int = 5  # hardest evaluated difficulty
+    temperature: float = 1.0  # sampling temperature (training samples use 1.0 too)
+
+
+_SECTIONS: dict[str, type] = {
+    "task": TaskConfig,
+    "model": ModelConfig,
+    "pretrain": PretrainConfig,
+    "rl": RLConfig,
+    "eval": EvalConfig,
+}
+
+
+@dataclass
+class JobConfig:
+    """A whole RL job: one dataclass per stage. Saved whole in the run's run.json."""
+
+    run_id: str | None = None  # store run id (default: derived from recipe, model and hash)
+    seed: int = 0  # RL seed: sampling, prompt order
+    device: str = "auto"  # auto | cpu | cuda
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str | None = None) -> JobConfig:
+        """Build from a nested dict (as TOML gives). Unknown keys and wrong types are errors."""
+        if not isinstance(data, dict):
+            raise input_error(f"config must be a table, got {type(data).__name__}", path=source)
+        top = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - top)
+        if unknown:
+            raise input_error(f"unknown key {unknown[0]!r}", path=source, field=unknown[0],
+                              expected=f"one of {sorted(top)}")
+        kwargs: dict[str, Any] = {}
+        for name, value in data.items():
+            if name in _SECTIONS:
+                kwargs[name] = _section_from_dict(_SECTIONS[name], name, value, source)
+            else:
+                kwargs[name] = _coerce(cls, name, name, value, source)
+        config = cls(**kwargs)
+        config.validate(source=source)
+        return config
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> JobConfig:
+        """Read a TOML file whose tables are ``[task]``, ``[model]``, ``[pretrain]``, ``[rl]``, ``[eval]``."""
+        path = Path(path)
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise input_error("no such config file", path=path) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise input_error(f"not valid TOML: {exc}", path=path) from None
+        return cls.from_dict(data, source=str(path))
+
+    def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> JobConfig:
+        """Return a copy with ``section.key=value`` (or ``seed=3``) overrides applied, typed."""
+        data = self.to_dict()
+        for item in overrides:
+            if "=" not in item:
+                raise input_error(f"override {item!r} is not key=value",
+                                  expected="e.g. rl.lr=1e-4 or seed=3")
+            key, raw = item.split("=", 1)
+            key = key.strip()
+            parts = key.split(".")
+            if len(parts) == 1 and parts[0] in data and parts[0] not in _SECTIONS:
+                data[parts[0]] = _parse(JobConfig, parts[0], key, raw)
+            elif len(parts) == 2 and parts[0] in _SECTIONS:
+                section_cls = _SECTIONS[parts[0]]
+                names = [f.name for f in fields(section_cls)]
+                if parts[1] not in names:
+                    raise input_error(f"unknown key {key!r}", field=key,
+                                      expected=f"one of {[f'{parts[0]}.{n}' for n in names]}")
+                data[parts[0]][parts[1]] = _parse(section_cls, parts[1], key, raw)
+            else:
+                valid = ["run_id", "seed", "device"] + [f"{s}.<key>" for s in _SECTIONS]
+                raise input_error(f"unknown key {key!r}", field=key, expected=f"one of {valid}")
+        return JobConfig.from_dict(data, source="--set")
+
+    # -- output ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def hash(self) -> str:
+        """sha256 (hex) of everything that changes results: the config less run_id and device."""
+        data = self.to_dict()
+        data.pop("run_id")
+        data.pop("device")
+        return stable_hash(data)
+
+    def validate(self, *, source: str | None = None) -> None:
+        """Check allowed string values and ranges; raise :class:`InputError` naming the key."""
+        flat = {**{k: getattr(self, k) for k in ("run_id", "seed", "device")}}
+        for name in _SECTIONS:
+            for key, value in asdict(getattr(self, name)).items():
+                flat[f"{name}.{key}"] = value
+        for key, allowed in CHOICES.items():
+            value = flat[key]
+            if value is not None and value not in allowed:
+                raise input_error(f"{key}={value!r} is not allowed", path=source, field=key,
+                                  expected=f"one of {list(allowed)}")
+        positive = ["model.d_model", "model.n_layers", "model.n_heads", "model.ff_mult",
+                    "model.max_len", "pretrain.batch_size", "rl.prompts_per_step",
+                    "rl.group_size", "rl.max_new_tokens", "rl.minibatches", "eval.every",
+                    "eval.problems", "eval.samples", "rl.ops_min", "pretrain.ops_min",
+                    "eval.ops_min"]
+        for key in positive:
+            if flat[key] <= 0:
+                raise input_error(f"{key}={flat[key]!r} must be positive", path=source, field=key,
+                                  expected="an integer >= 1")
+        for lo, hi in (("rl.ops_min", "rl.ops_max"), ("pretrain.ops_min", "pretrain.ops_max"),
+                       ("eval.ops_min", "eval.ops_max")):
+            if flat[lo] > flat[hi]:
+                raise input_error(f"{lo}={flat[lo]} exceeds {hi}={flat[hi]}", path=source,
+                                  field=lo, expected=f"{lo} <= {hi}")
+        if self.model.d_model % self.model.n_heads or (self.model.d_model // self.model.n_heads) % 2:
+            raise input_error(f"model.d_model={self.model.d_model} does not split into "
+                              f"{self.model.n_heads} heads of even width", path=source,
+                              field="model.n_heads", expected="d_model / n_heads an even integer")
+        mix = (self.pretrain.mix_worked, self.pretrain.mix_compact, self.pretrain.mix_direct)
+        if min(mix) < 0 or sum(mix) <= 0:
+            raise input_error(f"pretrain mix {mix} is not a set of non-negative weights", path=source,
+                              field="pretrain.mix_worked", expected="weights >= 0 with a positive sum")
+        bad_ops = set(self.task.operators) - set("+-*")
+        if not self.task.operators or bad_ops:
+            raise input_error(f"task.operators={self.task.operators!r}", path=source,
+                              field="task.operators", expected="a non-empty subset of '+-*'")
+        if not 0 < self.task.eval_fraction < 1:
+            raise input_error(f"task.eval_fraction={self.task.eval_fraction}", path=source,
+                              field="task.eval_fraction", expected="a number in (0, 1)")
+
+
+def stable_hash(data: Any) -> str:
+    """sha256 hex of canonical JSON (sorted keys), so equal configs hash equal across runs."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def base_hash(config: JobConfig) -> str:
+    """Hash of what determines a pretrained base: task, model and pretraining (not the RL seed)."""
+    return stable_hash({"task": asdict(config.task), "model": asdict(config.model),
+                        "pretrain": asdict(config.pretrain)})
+
+
+def _section_from_dict(cls: type, name: str, value: Any, source: str | None) -> Any:
+    if not isinstance(value, dict):
+        raise input_error(f"[{name}] must be a table, got {value!r}", path=source, field=name)
+    valid = [f.name for f in fields(cls)]
+    unknown = sorted(set(value) - set(valid))
+    if unknown:
+        raise input_error(f"unknown key '{name}.{unknown[0]}'", path=source,
+                          field=f"{name}.{unknown[0]}",
+                          expected=f"one of {[f'{name}.{v}' for v in valid]}")
+    return cls(**{k: _coerce(cls, k, f"{name}.{k}", v, source) for k, v in value.items()})
+
+
+def _field_type(cls: type, name: str) -> Any:
+    return typing.get_type_hints(cls)[name]
+
+
+def _allowed(tp: Any) -> tuple[list[type], bool]:
+    """(concrete types, None allowed) of an annotation like ``float | None``."""
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        args = list(typing.get_args(tp))
+        return [a for a in args if a is not type(None)], type(None) in args
+    return [tp], False
+
+
+def _coerce(cls: type, name: str, key: str, value: Any, source: str | None) -> Any:
+    """Check a value read from TOML/JSON against the field's type (ints may stand for floats)."""
+    kinds, nullable = _allowed(_field_type(cls, name))
+    if value is None and nullable:
+        return None
+    for kind in kinds:
+        if kind is bool and isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if kind is str and isinstance(value, str):
+            return value
+    raise input_error(f"{key}={value!r} has the wrong type", path=source, field=key,
+                      expected=_type_name(kinds, nullable))
+
+
+def _parse(cls: type, name: str, key: str, raw: str) -> Any:
+    """Parse the text of an override into the field's type."""
+    kinds, nullable = _allowed(_field_type(cls, name))
+    text = raw.strip()
+    if nullable and text.lower() in ("none", "null"):
+        return None
+    for kind in kinds:
+        try:
+            if kind is bool:
+                low = text.lower()
+                if low in ("true", "1", "yes", "on"):
+                    return True
+                if low in ("false", "0", "no", "off"):
+                    return False
+                continue
+            if kind is int:
+                number = float(text)
+                if number.is_integer():
+                    return int(number)
+                continue
+            if kind is float:
+                return float(text)
+            if kind is str:
+                return text
+        except ValueError:
+            continue
+    raise input_error(f"{key}={raw!r} has the wrong type", field=key,
+                      expected=_type_name(kinds, nullable))
+
+
+def _type_name(kinds: list[type], nullable: bool) -> str:
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}
+    text = " or ".join(names.get(k, k.__name__) for k in kinds)
+    return text + (" or none" if nullable else "")
+

@@ -1,0 +1,179 @@
+"""Run an RL job end to end: base -> RL steps -> points in the store, checkpointed, resumable.
+
+Points (see docs/rl.md): ``train/...`` every step, ``eval/...`` every ``eval.every`` steps and at
+the end, each with the cumulative compute axes at that step: ``flops`` (RL generation + log-prob
+passes + training forward/backward; evaluation and pretraining excluded), ``tokens`` (sampled
+response tokens), ``wall_s`` (seconds spent in RL steps, evaluation excluded) and ``gpu_hours``
+(device-hours = wall_s / 3600 on one device; on CPU that device is the process and its torch
+threads, so it is CPU wall-hours, not core-hours).
+
+Points are appended and a checkpoint saved at every evaluation, in that order, so a crash loses
+at most one evaluation interval; ``resume=True`` rewinds the store to the checkpoint's step and
+continues. Each step's randomness is seeded by (seed, step), so a resumed run retraces the run
+that was never killed.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from rlscale.errors import RLScaleError, StoreError
+from rlscale.rl.config import JobConfig, base_hash
+from rlscale.rl.evaluate import eval_problems, evaluate
+from rlscale.rl.pretrain import get_base
+from rlscale.rl.recipes import KNOBS, resolve
+from rlscale.rl.step import rl_step
+from rlscale.store import RunMeta, RunWriter, Store
+
+
+def pick_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        msg = "device='cuda' was asked for but torch sees no CUDA device; use --device cpu"
+        raise RLScaleError(msg)
+    return device
+
+
+def default_run_id(config: JobConfig) -> str:
+    return f"rl-{config.rl.recipe}-{config.model.name}-{config.hash()[:8]}-s{config.seed}"
+
+
+def checkpoint_dir(store: Store, run_id: str) -> Path:
+    return store.root / "_ckpt" / run_id
+
+
+def run_job(config: JobConfig, *, store: Store | str | os.PathLike[str], resume: bool = False,
+            progress: bool = True) -> str:
+    """Run (or with ``resume`` continue) the RL job ``config`` into ``store``; return its run_id."""
+    store = store if isinstance(store, Store) else Store(store)
+    config = replace(config, rl=resolve(config.rl))
+    run_id = config.run_id or default_run_id(config)
+    config = replace(config, run_id=run_id)
+    device = pick_device(config.device)
+    ckpt_path = checkpoint_dir(store, run_id) / "ckpt.pt"
+    if resume and not store.has_run(run_id):
+        msg = f"cannot resume: no run {run_id!r} in store {str(store.root)!r}"
+        raise StoreError(msg)
+    if not resume and store.has_run(run_id):
+        msg = (f"run {run_id!r} already exists in {str(store.root)!r}; continue it with "
+               f"`rlscale run --resume {run_id}` or pick another run_id (--set run_id=...)")
+        raise StoreError(msg)
+
+    base, base_info = get_base(config, device=device, progress=progress)
+    policy = base
+    ref = copy.deepcopy(base).eval() if config.rl.kl_coef else None
+    opt = torch.optim.AdamW(policy.parameters(), lr=config.rl.lr, betas=(0.9, 0.95),
+                            weight_decay=0.0)
+    state = {"step": 0, "flops": 0, "tokens": 0, "wall_s": 0.0}
+    if resume:
+        writer = RunWriter.resume(store, run_id)
+        if ckpt_path.is_file():
+            ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+            policy.load_state_dict(ck["policy"])
+            opt.load_state_dict(ck["opt"])
+            if ref is not None:
+                ref.load_state_dict(ck["ref"])
+            state = ck["state"]
+        writer.truncate_after(state["step"] - 1 if state["step"] == 0 else state["step"])
+        writer.update_meta(status="running")
+    else:
+        writer = RunWriter.open(store, _meta(config, base_info, device))
+
+    print(f"run {run_id}: {config.model.name} ({base_info['n_params']:,} params), recipe "
+          f"{config.rl.recipe}, device {device}, from step {state['step']}", flush=True)
+    problems = eval_problems(config)
+    buffer: list[dict[str, Any]] = []
+    if state["step"] == 0:
+        buffer += _eval_rows(policy, config, problems, state)
+        _flush(writer, buffer, policy, opt, ref, state, ckpt_path)
+    bar = _bar(config.rl.steps, state["step"], progress)
+    while state["step"] < config.rl.steps:
+        t0 = time.perf_counter()
+        result = rl_step(policy, ref, opt, config.rl, config.task, seed=config.seed,
+                         step=state["step"])
+        state["step"] += 1
+        step = state["step"]
+        if ref is not None and config.rl.ref_reset_every and step % config.rl.ref_reset_every == 0:
+            ref.load_state_dict(policy.state_dict())
+        state["wall_s"] += time.perf_counter() - t0
+        state["flops"] += result.flops
+        state["tokens"] += result.tokens
+        buffer += [_row(step, k, v, state) for k, v in result.metrics.items()]
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(reward=f"{result.metrics['train/reward']:.3f}", refresh=False)
+        if step % config.eval.every == 0 or step == config.rl.steps:
+            buffer += _eval_rows(policy, config, problems, state)
+            if bar is not None:
+                key = f"eval/mean@{config.eval.samples}"
+                bar.set_postfix(eval=f"{[r for r in buffer if r['metric'] == key][-1]['value']:.3f}")
+            _flush(writer, buffer, policy, opt, ref, state, ckpt_path)
+    if bar is not None:
+        bar.close()
+    writer.close("complete")
+    return run_id
+
+
+def _meta(config: JobConfig, base_info: dict[str, Any], device: str) -> RunMeta:
+    rl, pc = config.rl, config.pretrain
+    metadata = {
+        "pretrain_tokens": pc.tokens, "pretrain_ops_min": pc.ops_min, "pretrain_ops_max": pc.ops_max,
+        "pretrain_mix_worked": pc.mix_worked, "pretrain_mix_compact": pc.mix_compact,
+        "pretrain_mix_direct": pc.mix_direct, "pretrain_seed": pc.seed,
+        "pretrain_flops": float(base_info["flops"]), "pretrain_wall_s": base_info["wall_s"],
+        "base_hash": base_hash(config), "model_params": base_info["n_params"],
+        "d_model": config.model.d_model, "n_layers": config.model.n_layers,
+        "lr": rl.lr, "group_size": rl.group_size, "prompts_per_step": rl.prompts_per_step,
+        "rl_steps": rl.steps, "rl_ops_min": rl.ops_min, "rl_ops_max": rl.ops_max,
+        "max_new_tokens": rl.max_new_tokens, "minibatches": rl.minibatches,
+        "ref_reset_every": rl.ref_reset_every, "device": device,
+        "threads": torch.get_num_threads(), "gpu_hours_means": "device wall-hours",
+        **{k: getattr(rl, k) for k in KNOBS},
+    }
+    return RunMeta(run_id=config.run_id, recipe=rl.recipe, seed=config.seed, task=config.task.name,
+                   model=config.model.name, metadata=metadata, config=config.to_dict())
+
+
+def _row(step: int, metric: str, value: float, state: dict[str, Any]) -> dict[str, Any]:
+    return {"step": step, "metric": metric, "value": float(value), "flops": float(state["flops"]),
+            "tokens": int(state["tokens"]), "wall_s": state["wall_s"],
+            "gpu_hours": state["wall_s"] / 3600}
+
+
+def _eval_rows(policy, config: JobConfig, problems, state) -> list[dict[str, Any]]:
+    gen = torch.Generator(device=next(policy.parameters()).device).manual_seed(
+        (config.seed * 1_000_003 + state["step"]) % 2**63 + 7)
+    metrics, _ = evaluate(policy, problems, samples=config.eval.samples,
+                          max_new_tokens=config.rl.max_new_tokens, generator=gen,
+                          temperature=config.eval.temperature)
+    return [_row(state["step"], k, v, state) for k, v in metrics.items()]
+
+
+def _flush(writer: RunWriter, buffer: list[dict[str, Any]], policy, opt, ref, state,
+           ckpt_path: Path) -> None:
+    """Append buffered points, then checkpoint (atomically), then clear the buffer."""
+    writer.append(pd.DataFrame(buffer))
+    buffer.clear()
+    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = ckpt_path.with_name(f".ckpt-{uuid.uuid4().hex}.tmp")
+    torch.save({"policy": policy.state_dict(), "opt": opt.state_dict(),
+                "ref": None if ref is None else ref.state_dict(), "state": dict(state)}, tmp)
+    os.replace(tmp, ckpt_path)
+
+
+def _bar(total: int, start: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, desc="rl", unit="step", dynamic_ncols=True)
