@@ -183,3 +183,19 @@ def test_round_trip_to_dict_and_top_level_call():
     assert len(row) == 1 and row["A"].iloc[0] == f.params["A"].value
     assert "A =" in f.report()
     assert callable(rlscale.fit) and rlscale.FitResult is FitResult
+
+
+def test_many_groups_in_one_batched_solve_match_one_by_one():
+    rng = np.random.default_rng(14)
+    runs = [curve(*TABLE1[i % 3], rng=rng, run_id=f"r{i}", n=30 + 10 * i) for i in range(6)]
+    runs.append(curve(*TABLE1[0], rng=rng, run_id="tiny", n=4))
+    batched = fit(pd.concat(runs), by="run_id", r0="first")
+    assert [f.group["run_id"] for f in batched] == [f"r{i}" for i in range(6)] + ["tiny"]
+    for f, df in zip(batched, runs):
+        alone = fit(df, r0="first")
+        assert f.ok == alone.ok
+        for name, p in alone.params.items():
+            assert f.params[name].value == pytest.approx(p.value, rel=1e-5, abs=1e-7)
+        if alone.ok:
+            assert f.gof["heldout_rmse"] == pytest.approx(alone.gof["heldout_rmse"], rel=1e-4)
+    assert not batched[-1].ok
