@@ -1,0 +1,28 @@
+"""pass@k curves as an Altair chart: one panel per difficulty, a line and interval band per model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def passk_chart(curves: pd.DataFrame, *, title: str | None = None) -> Any:
+    """``curves``: long frame ``model, difficulty, k, pass_at_k, lower, upper`` (as in
+    :class:`~rlscale.analysis.passk.PasskComparison`). Returns an ``alt.FacetChart``; k on a
+    log2 axis. Never writes a file (save with ``chart.save(path)``)."""
+    import altair as alt
+
+    base = alt.Chart(curves).encode(
+        x=alt.X("k:Q", scale=alt.Scale(type="log", base=2), title="k (samples)"),
+        color=alt.Color("model:N", title="model"),
+    )
+    band = base.mark_area(opacity=0.18).encode(y="lower:Q", y2="upper:Q")
+    line = base.mark_line(point=True).encode(
+        y=alt.Y("pass_at_k:Q", title="pass@k", scale=alt.Scale(domain=[0, 1])),
+        tooltip=["model:N", "difficulty:O", "k:Q", alt.Tooltip("pass_at_k:Q", format=".3f"),
+                 alt.Tooltip("lower:Q", format=".3f"), alt.Tooltip("upper:Q", format=".3f")],
+    )
+    chart = (band + line).properties(width=180, height=160).facet(
+        column=alt.Column("difficulty:O", title="difficulty (ops)"))
+    return chart.properties(title=title) if title else chart

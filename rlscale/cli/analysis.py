@@ -1,0 +1,363 @@
+"""``rlscale headroom``, ``rlscale passk``, ``rlscale sparsity``: the pretraining-vs-RL analyses."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import click
+
+from rlscale.cli._common import store_option, store_path
+
+X_CHOICES = ["gpu_hours", "flops", "tokens", "wall_s", "step"]
+
+
+def _floats(value: str | None, *, name: str) -> list[float]:
+    if not value:
+        return []
+    out = []
+    for part in value.split(","):
+        try:
+            v = float(part)
+        except ValueError:
+            raise click.BadParameter(f"{part!r} is not a number", param_hint=name) from None
+        if not (math.isfinite(v) and v > 0):
+            raise click.BadParameter(f"{part!r} is not a positive number", param_hint=name)
+        out.append(v)
+    return out
+
+
+def _g(v: Any, fmt: str = ".4g") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return format(v, fmt)
+
+
+def _interval(lo: Any, hi: Any) -> str:
+    return f"[{_g(lo)}, {_g(hi)}]" if lo is not None and hi is not None else "(no interval)"
+
+
+# -- headroom ----------------------------------------------------------------------------------------
+@click.command("headroom")
+@store_option
+@click.option("--metric", required=True, help="Metric whose RL ceiling to model (e.g. reward).")
+@click.option("--by", required=True,
+              help="Metadata key holding each run's pretraining budget (e.g. pretrain_tokens).")
+@click.option("--recipe", default=None,
+              help="Use only the runs of this recipe (default: every run, pooled per level).")
+@click.option("--x", "x", type=click.Choice(X_CHOICES), default="gpu_hours", show_default=True,
+              help="RL compute axis of the per-level fits.")
+@click.option("--law", default="sigmoid", show_default=True,
+              help="RL law fitted per level (needs a ceiling): sigmoid, power or exp.")
+@click.option("--headroom-law", type=click.Choice(["auto", "saturating", "loglinear"]),
+              default="auto", show_default=True,
+              help="Law of the ceiling A in the pretraining budget P: saturating "
+                   "A_max - D*(P/P_ref)^-alpha, or loglinear a + b*log10(P/P_ref); auto picks "
+                   "saturating from 3 levels (2 with --cap), else loglinear.")
+@click.option("--cap", type=float, default=None,
+              help="Fix A_max of the saturating law (e.g. 1.0 for a pass rate): one parameter "
+                   "fewer, so 3 levels leave one degree of freedom to test the law.")
+@click.option("--at", "at", default=None,
+              help="Pretraining budget(s) to forecast the RL ceiling at, comma-separated.")
+@click.option("--burn-in", type=float, default=None, help="Drop points below this RL compute.")
+@click.option("--max-x", type=float, default=None, help="Use points up to this RL compute only.")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Bootstrap refits per level (0: draws from each fit's covariance).")
+@click.option("--resample", type=click.Choice(["points", "runs"]), default="points",
+              show_default=True, help="Bootstrap unit for the per-level fits.")
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.95, show_default=True, help="Interval coverage.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for resampling.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def headroom_command(store: str | None, metric: str, by: str, recipe: str | None, x: str,
+                     law: str, headroom_law: str, cap: float | None, at: str | None,
+                     burn_in: float | None, max_x: float | None, bootstrap: int, resample: str,
+                     level: float, seed: int, as_json: bool) -> None:
+    """Model the RL ceiling A as a function of pretraining and forecast it at a larger budget.
+
+    Fits the RL law per level of --by (each level pools its runs), then the headroom law to the
+    levels' ceilings, refitted on joint draws of them for the intervals.
+
+    \b
+    Examples:
+        rlscale headroom --metric reward --by pretrain_tokens --at 1e10
+        rlscale headroom --metric reward --by pretrain_tokens --cap 1 --at 1e10,1e11 --json
+        rlscale headroom --metric eval/mean@8 --by pretrain_tokens --recipe grpo --x flops
+    """
+    from rlscale.analysis.headroom import headroom
+    from rlscale.errors import StoreError
+    from rlscale.store import Store, load_points
+
+    at_values = _floats(at, name="--at")
+    root = store_path(store)
+    st = Store(root)
+    if not st.run_ids():
+        msg = f"no runs in store {str(root)!r} (pass --store DIR or set RLSCALE_STORE)"
+        raise StoreError(msg)
+    points = load_points(st, metric=metric, with_meta=True)
+    if points.empty:
+        raise click.BadParameter(f"no points for metric {metric!r} in {str(root)!r}",
+                                 param_hint="--metric")
+    if recipe is not None:
+        recipes = sorted(points["recipe"].dropna().unique()) if "recipe" in points else []
+        points = points[points["recipe"] == recipe] if "recipe" in points else points.iloc[:0]
+        if points.empty:
+            raise click.BadParameter(f"no runs of recipe {recipe!r}; recipes: {recipes}",
+                                     param_hint="--recipe")
+    out = headroom(points, metric=metric, by=by, x=x, law=law, headroom_law=headroom_law,
+                   cap=cap, at=at_values, burn_in=burn_in, max_x=max_x, bootstrap=bootstrap,
+                   resample=resample, level=level, seed=seed)
+    if as_json:
+        click.echo(json.dumps(out.to_dict(), indent=2))
+        return
+    click.echo(format_headroom(out))
+
+
+def format_headroom(out: Any) -> str:
+    """The text report of ``rlscale headroom``."""
+    ctx, pct = out.context, f"{100 * out.level:g}%"
+    form = ("A(P) = A_max - D * (P / P_ref)^-alpha" if out.headroom_law == "saturating"
+            else "A(P) = a + b * log10(P / P_ref)")
+    lines = [f"RL ceiling of {ctx.get('metric')} vs {ctx.get('x')} ({ctx.get('law')} fit per level "
+             f"of {ctx.get('by')}; draws: {ctx.get('samples_method')})", "",
+             f"per level ({pct} intervals):"]
+    for r in out.levels.to_dict(orient="records"):
+        warn = r.get("fit_warnings") or ""
+        lines.append(f"  {ctx.get('by')}={_g(r['level'])}: A = {_g(r['A'])} "
+                     f"{_interval(r.get('A_lower'), r.get('A_upper'))}  law: {_g(r['A_law'])}  "
+                     f"runs: {r.get('n_runs', '-')}" + (f"  warnings: {warn}" if warn else ""))
+    chi = f", chi2/dof = {_g(out.chi2_dof, '.3g')}" if out.chi2_dof is not None else ""
+    lines += ["", f"headroom law: {out.headroom_law}, {form}, P_ref = {_g(out.p_ref)} "
+                  f"(dof = {out.dof}{chi}; {out.n_draws} joint draws)"]
+    for name, p in out.params.items():
+        tag = " (fixed)" if p.get("fixed") else ""
+        lines.append(f"  {name:>5} = {_g(p['value'])} {_interval(p.get('lower'), p.get('upper'))}"
+                     f"{tag}")
+    if len(out.forecast):
+        lines += ["", f"forecast RL ceiling ({pct}):"]
+        for r in out.forecast.to_dict(orient="records"):
+            lines.append(f"  {ctx.get('by')}={_g(r['P'])}: A = {_g(r['A'])} "
+                         f"{_interval(r.get('lower'), r.get('upper'))}")
+    if out.notes:
+        lines += ["", "notes:"] + [f"  - {n}" for n in out.notes]
+    return "\n".join(lines)
+
+
+# -- sparsity ----------------------------------------------------------------------------------------
+@click.command("sparsity")
+@store_option
+@click.argument("base")
+@click.argument("rl")
+@click.option("--atol", type=click.FloatRange(min=0), default=None,
+              help="Absolute tolerance: an entry changed iff |w_rl - w_base| > atol + rtol*|w_base|."
+                   " Default 0 (with the default rtol).")
+@click.option("--rtol", type=click.FloatRange(min=0), default=None,
+              help="Relative tolerance. Default: the machine epsilon of the stored dtype (fp32 "
+                   "1.2e-7, bf16 7.8e-3), i.e. changes of at most one ulp are rounding noise.")
+@click.option("--rank-rtol", type=click.FloatRange(min=0), default=1e-3, show_default=True,
+              help="Singular values of an update above rank_rtol * s_max count toward its rank.")
+@click.option("--energy", type=click.FloatRange(0, 1, min_open=True), default=0.99,
+              show_default=True, help="Fraction of ||dW||_F^2 for the energy rank.")
+@click.option("--no-rank", is_flag=True, help="Skip the SVDs (fast on large models).")
+@click.option("--matrices/--no-matrices", default=True, show_default=True,
+              help="Also list every tensor, not only layers and the total.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+def sparsity_command(store: str | None, base: str, rl: str, atol: float | None, rtol: float | None,
+                     rank_rtol: float, energy: float, no_rank: bool, matrices: bool,
+                     as_json: bool) -> None:
+    """Which parameters did RL change, and how low-rank is each update?
+
+    BASE and RL are torch checkpoint files of the same architecture (a state dict, or a dict
+    holding one under 'policy'/'model'/'state_dict'), base directories (model.pt + base.json),
+    or run ids in the store (BASE: the base that run started from; RL: its latest checkpoint).
+
+    \b
+    Examples:
+        rlscale sparsity RUN_ID RUN_ID                        # a run's base vs its policy
+        rlscale sparsity base.pt rl.pt
+        rlscale sparsity base.pt rl.pt --rtol 0 --atol 0      # bitwise inequality
+        rlscale sparsity base.pt rl.pt --rtol 0.0039 --json   # would it survive a bf16 cast?
+    """
+    from rlscale.analysis.checkpoints import resolve
+    from rlscale.analysis.sparsity import update_sparsity
+    from rlscale.store import Store
+
+    st = Store(store_path(store))
+    b, r = resolve(base, role="base", store=st), resolve(rl, role="rl", store=st)
+    rep = update_sparsity(b.state, r.state, atol=atol, rtol=rtol, rank_rtol=rank_rtol,
+                          energy=energy, ranks=not no_rank, base_source=b.source,
+                          rl_source=r.source)
+    if as_json:
+        click.echo(json.dumps(rep.to_dict(), indent=2))
+        return
+    click.echo(format_sparsity(rep, matrices=matrices))
+
+
+def format_sparsity(rep: Any, *, matrices: bool = True) -> str:
+    """The text report of ``rlscale sparsity``."""
+    t = rep.total
+    lines = [f"changed: |w_rl - w_base| > {rep.atol:g} + {rep.rtol:.3g} * |w_base|",
+             f"total: {t['n_changed']:,} of {t['numel']:,} parameters changed "
+             f"({100 * t['frac_changed']:.2f}%), ||dW||/||W|| = {_g(t['rel_delta_fro'], '.3g')}",
+             "", "per layer:"]
+    lay = rep.layers.copy()
+    lay["changed %"] = (100 * lay["frac_changed"]).map(lambda v: f"{v:.2f}")
+    lay["||dW||/||W||"] = lay["rel_delta_fro"].map(lambda v: _g(v, ".3g"))
+    lines.append(lay[["layer", "n_tensors", "numel", "n_changed", "changed %", "||dW||/||W||"]]
+                 .to_string(index=False))
+    if matrices:
+        m = rep.matrices.copy()
+        m["shape"] = m["shape"].map(lambda s: "x".join(map(str, s)) or "scalar")
+        m["changed %"] = (100 * m["frac_changed"]).map(lambda v: f"{v:.2f}")
+        m["||dW||/||W||"] = m["rel_delta_fro"].map(lambda v: _g(v, ".3g"))
+        for col in ("rank", "max_rank", "rank_energy"):
+            m[col] = m[col].map(lambda v: "-" if v is None or v != v else str(int(v)))
+        m["stable_rank"] = m["stable_rank"].map(lambda v: _g(v, ".3g"))
+        m = m.rename(columns={"rank_energy": f"rank@{rep.energy:g}"})
+        cols = ["name", "shape", "changed %", "||dW||/||W||", "rank", f"rank@{rep.energy:g}",
+                "stable_rank", "max_rank"]
+        lines += ["", f"per tensor (rank: singular values > {rep.rank_rtol:g} * s_max):",
+                  m[cols].to_string(index=False)]
+    return "\n".join(lines)
+
+
+
+# -- passk -------------------------------------------------------------------------------------------
+def _ints(value: str | None, *, name: str) -> list[int] | None:
+    if not value:
+        return None
+    try:
+        out = [int(v) for v in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers",
+                                 param_hint=name) from None
+    if any(v < 1 for v in out):
+        raise click.BadParameter(f"{value!r}: difficulties are numbers of ops, >= 1",
+                                 param_hint=name)
+    return out
+
+
+@click.command("passk")
+@store_option
+@click.argument("base")
+@click.argument("rl", nargs=-1, required=True)
+@click.option("--difficulties", default=None,
+              help="Held-out difficulties (numbers of ops), comma-separated (default: the run's "
+                   "eval.ops_min..eval.ops_max).")
+@click.option("--problems", type=click.IntRange(min=1), default=None,
+              help="Held-out problems per difficulty (default: the run's eval.problems).")
+@click.option("--samples", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Completions sampled per problem and model; pass@k is reported for k <= this.")
+@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Sampling temperature.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="Where to sample.")
+@click.option("--n-boot", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Bootstrap resamples of the problems for the intervals.")
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.95, show_default=True, help="Interval coverage.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed for sampling and the bootstrap.")
+@click.option("--counts", "counts_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the per-problem correct counts (model, problem_id, difficulty, n, "
+                   "c) to this CSV.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Save the pass@k curves chart (.png, .svg, .html, .json by suffix).")
+@click.option("--json", "as_json", is_flag=True, help="Print verdicts and curves as JSON.")
+def passk_command(store: str | None, base: str, rl: tuple[str, ...], difficulties: str | None,
+                  problems: int | None, samples: int, temperature: float, device: str,
+                  n_boot: int, level: float, seed: int, counts_path: str | None,
+                  out_path: str | None, as_json: bool) -> None:
+    """Does RL expand what the model can solve, or only sharpen it? pass@k, base vs RL.
+
+    BASE and RL are run ids in the store (BASE = the pretrained base that run started from;
+    RL = the run's latest checkpoint), base directories (model.pt + base.json) or checkpoint
+    files. Each model samples --samples completions of every held-out problem; the verifier
+    scores them; pass@k curves per difficulty get bootstrap-over-problems intervals, and each
+    difficulty a verdict: expanded, sharpened, regressed or no_change (see docs/analysis.md).
+
+    \b
+    Examples:
+        rlscale passk RUN_ID RUN_ID --samples 64            # a run's base vs its final policy
+        rlscale passk RUN_A RUN_A RUN_B --difficulties 2,4,6 --out passk.png
+        rlscale passk ~/.cache/rlscale/bases/HASH runs/store/_ckpt/RUN/ckpt.pt --json
+    """
+    import pandas as pd
+
+    from rlscale.analysis.checkpoints import build_model, resolve
+    from rlscale.analysis.passk import compare_passk
+    from rlscale.analysis.passk_eval import count_correct
+    from rlscale.rl.runner import pick_device
+    from rlscale.store import Store
+
+    diffs = _ints(difficulties, name="--difficulties")
+    st = Store(store_path(store))
+    rl_res = [resolve(r, role="rl", store=st) for r in rl]
+    known = next((r.config for r in rl_res if r.config is not None), None)
+    base_res = resolve(base, role="base", store=st, config=known)
+    for r in rl_res:
+        r.config = r.config or base_res.config
+    cfg = known or base_res.config
+    if cfg is None:
+        raise click.UsageError("none of BASE/RL says which task and model it is; pass a run id "
+                               "or a base directory for at least one of them")
+    diffs = diffs or list(range(cfg.eval.ops_min, cfg.eval.ops_max + 1))
+    dev = pick_device(device)
+    opts = {"difficulties": diffs, "problems": problems or cfg.eval.problems, "samples": samples,
+            "seed": seed, "temperature": temperature}
+    click.echo(f"sampling {samples} completions x {opts['problems']} problems x "
+               f"{len(diffs)} difficulties per model on {dev}", err=True)
+    counts = {base_res.label: count_correct(build_model(base_res, device=dev), cfg, **opts)}
+    comparisons = []
+    for r in rl_res:
+        counts.setdefault(r.label, count_correct(build_model(r, device=dev), cfg, **opts))
+        comparisons.append((r.label, compare_passk(counts[base_res.label], counts[r.label],
+                                                   n_boot=n_boot, level=level, seed=seed,
+                                                   base_source=base_res.source,
+                                                   rl_source=r.source)))
+    if counts_path:
+        pd.concat([c.assign(model=m) for m, c in counts.items()], ignore_index=True)[
+            ["model", "problem_id", "difficulty", "n", "c"]].to_csv(counts_path, index=False)
+    if out_path:
+        _save_passk_chart(comparisons, base_label=base_res.label, path=out_path)
+    if as_json:
+        click.echo(json.dumps({"base": base_res.label, **opts, "comparisons": [
+            {"rl": label, **cmp.to_dict()} for label, cmp in comparisons]}, indent=2))
+        return
+    for label, cmp in comparisons:
+        click.echo(format_passk(cmp, base=base_res.label, rl=label))
+
+
+def _save_passk_chart(comparisons: list, *, base_label: str, path: str) -> None:
+    import pandas as pd
+
+    from rlscale.analysis.passk_plot import passk_chart
+
+    frames = []
+    for i, (label, cmp) in enumerate(comparisons):
+        cur = cmp.curves
+        if i == 0:
+            frames.append(cur[cur["model"] == "base"].assign(model=f"base ({base_label})"))
+        frames.append(cur[cur["model"] == "rl"].assign(model=label))
+    passk_chart(pd.concat(frames, ignore_index=True)).save(path)
+
+
+def format_passk(cmp: Any, *, base: str, rl: str) -> str:
+    """The text report of one base-vs-RL comparison."""
+    pct = f"{100 * cmp.level:g}%"
+    lines = [f"pass@k: {rl} vs {base} (d = RL - base, {pct} paired bootstrap over problems)"]
+    for r in cmp.verdicts.to_dict(orient="records"):
+        k = r["k_max"]
+        cross = " (base above at large k)" if r["crossover"] else ""
+        lines.append(
+            f"  ops={r['difficulty']}: pass@1 {r['base_pass1']:.3f} -> {r['rl_pass1']:.3f} "
+            f"d {r['d_pass1']:+.3f} [{r['d_pass1_lower']:+.3f}, {r['d_pass1_upper']:+.3f}]   "
+            f"pass@{k} {r['base_passk']:.3f} -> {r['rl_passk']:.3f} d {r['d_passk']:+.3f} "
+            f"[{r['d_passk_lower']:+.3f}, {r['d_passk_upper']:+.3f}]   "
+            f"{r['verdict']}{cross}  (n={r['n_problems']})")
+    lines += [f"  note: {n}" for n in cmp.notes]
+    return "\n".join(lines)
+
+
+COMMANDS = [headroom_command, passk_command, sparsity_command]

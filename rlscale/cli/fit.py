@@ -1,0 +1,142 @@
+"""``rlscale fit``: fit compute laws to the curves in a store; print a table or JSON; save."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import click
+
+from rlscale.cli._common import store_option, store_path
+
+X_CHOICES = ["gpu_hours", "flops", "tokens", "wall_s", "step"]
+
+
+def _r0(value: str) -> str | float:
+    if value in ("fit", "first"):
+        return value
+    try:
+        out = float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not 'fit', 'first' or a number") from None
+    if not math.isfinite(out):
+        raise click.BadParameter(f"{value!r} is not a finite number")
+    return out
+
+
+def _cell(p: Any) -> str:
+    if p is None:
+        return ""
+    if not p.vary:
+        return f"{p.value:.4g} (fixed)"
+    return f"{p.value:.4g} [{p.lower:.4g}, {p.upper:.4g}]"
+
+
+def format_table(fits: list) -> str:
+    """One line per fit: group, law, points, window, parameters with intervals, gof, warnings."""
+    import pandas as pd
+
+    names: list[str] = []
+    for f in fits:
+        names += [n for n in f.params if n not in names]
+    mixed = len({f.law for f in fits}) > 1
+    rows = []
+    for f in fits:
+        row: dict[str, Any] = {"group": ", ".join(f"{k}={v}" for k, v in f.group.items()) or "all",
+                               "law": f.law, "n": f.n_points,
+                               "window": f"{f.window[0]:.4g}..{f.window[1]:.4g}"}
+        if mixed:  # laws differ: the ceiling with its interval, the rest as name=value
+            ceiling = f.law_obj.ceiling
+            row["ceiling"] = _cell(f.params.get(ceiling)) if f.ok and ceiling else (
+                "" if f.ok else "NOT FITTED")
+            row["params"] = " ".join(f"{k}={p.value:.4g}" for k, p in f.params.items()
+                                     if k != ceiling)
+        else:
+            for n in names:
+                row[n] = _cell(f.params.get(n)) if f.ok else ("NOT FITTED" if n == names[0]
+                                                              else "")
+        row["rmse"] = f"{f.gof['rmse']:.3g}" if f.ok else ""
+        held = f.gof.get("heldout_rmse")
+        row["heldout"] = f"{held:.3g}" if held is not None else ""
+        if any("rank_heldout" in g.gof or "rank_aic" in g.gof for g in fits):
+            row["rank(heldout/aic/bic)"] = "/".join(str(f.gof.get(k, "-")) for k in
+                                                    ("rank_heldout", "rank_aic", "rank_bic"))
+        row["warnings"] = ",".join(dict.fromkeys(f.warning_codes)) or "-"
+        rows.append(row)
+    return pd.DataFrame(rows).to_string(index=False)
+
+
+@click.command("fit")
+@store_option
+@click.option("--metric", required=True, help="Metric to fit (e.g. reward, pass@1).")
+@click.option("--x", "x", type=click.Choice(X_CHOICES), default="gpu_hours", show_default=True,
+              help="Compute axis: a points column; 'step' uses the training step.")
+@click.option("--by", default="recipe", show_default=True,
+              help="Pool runs into one fit per group: recipe, run_id, or metadata KEY[,KEY...]. "
+                   "Runs without a recipe are fitted one by one.")
+@click.option("--law", default="sigmoid", show_default=True,
+              help="Law to fit: sigmoid, power, exp, loglinear, or 'all' to fit and rank them.")
+@click.option("--burn-in", type=float, default=None,
+              help="Drop points below this compute (ScaleRL drops the first ~1.5k GPU-hours).")
+@click.option("--max-x", type=float, default=None,
+              help="Fit only points up to this compute (extrapolation, backtests).")
+@click.option("--r0", default="fit", show_default=True,
+              help="R0: 'fit' (free), 'first' (fixed at the runs' first value) or a number.")
+@click.option("--loss", type=click.Choice(["linear", "huber"]), default="linear",
+              show_default=True, help="Least squares, or Huber loss against outlier points.")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Number of bootstrap refits for intervals (0: Wald intervals, AR(1)-widened).")
+@click.option("--resample", type=click.Choice(["points", "runs"]), default="points",
+              show_default=True, help="Bootstrap unit: points (block bootstrap if residuals are "
+                                      "autocorrelated) or whole runs (seeds).")
+@click.option("--method", type=click.Choice(["lmfit", "scalerl-grid"]), default="lmfit",
+              show_default=True, help="lmfit multi-start fit, or the ScaleRL paper's grid search.")
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.95, show_default=True, help="Interval coverage.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for resampling.")
+@click.option("--drop-nan", is_flag=True, help="Drop non-finite values instead of failing.")
+@click.option("--save", is_flag=True,
+              help="Store the fits under <store>/_fits/ for forecast and plot to reuse.")
+@click.option("--json", "as_json", is_flag=True, help="Print {'fits': [...]} JSON, not a table.")
+def fit_command(store: str | None, metric: str, x: str, by: str, law: str,
+                burn_in: float | None, max_x: float | None, r0: str, loss: str,
+                bootstrap: int, resample: str, method: str, level: float, seed: int,
+                drop_nan: bool, save: bool, as_json: bool) -> None:
+    """Fit a compute-performance law per group of runs.
+
+    \b
+    Examples:
+        rlscale fit --metric reward --x gpu_hours --by recipe
+        rlscale fit --metric reward --burn-in 1500 --bootstrap 1000 --resample runs --save
+        rlscale fit --metric reward --law all --json
+        rlscale fit --metric reward --method scalerl-grid --r0 first
+    """
+    from rlscale.errors import StoreError
+    from rlscale.fit import fit, save_fits
+    from rlscale.store import Store, load_points
+
+    root = store_path(store)
+    st = Store(root)
+    if not st.run_ids():
+        msg = f"no runs in store {str(root)!r} (pass --store DIR or set RLSCALE_STORE)"
+        raise StoreError(msg)
+    points = load_points(st, metric=metric, with_meta=True)
+    if points.empty:
+        known = sorted({m for ms in st.runs()["metrics"] for m in ms})
+        raise click.BadParameter(f"no points for metric {metric!r} in {str(root)!r}; "
+                                 f"metrics there: {known}", param_hint="--metric")
+    by_cols = [b.strip() for b in by.split(",") if b.strip()]
+    fits = fit(points, metric=metric, x=x, law=law, by=by_cols, burn_in=burn_in, max_x=max_x,
+               r0=_r0(r0), loss=loss, bootstrap=bootstrap, resample=resample, method=method,
+               level=level, seed=seed, nan="drop" if drop_nan else "error")
+    if as_json:
+        click.echo(json.dumps({"fits": [f.summary() for f in fits]}, indent=2, allow_nan=False))
+    else:
+        click.echo(format_table(fits))
+    if save:
+        for path in save_fits(root, fits, by=by_cols):
+            click.echo(f"saved fits to {path}", err=as_json)
+
+
+COMMANDS = [fit_command]

@@ -1,0 +1,241 @@
+"""``fit()``: select, group and window the points, then fit each group (see docs/fit.md)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from rlscale.errors import input_error
+from rlscale.fit.batch import heldout_many, multistart_many
+from rlscale.fit.core import failed, fit_curve, starts_for
+from rlscale.fit.result import FitResult, FitWarning
+from rlscale.laws import LAWS, Law, get_law
+
+X_AXES = ("gpu_hours", "flops", "tokens", "wall_s", "step")
+LOSSES = ("linear", "huber")
+RESAMPLES = ("points", "runs")
+METHODS = ("lmfit", "scalerl-grid")
+NAN_POLICIES = ("error", "drop")
+BATCH_MIN_GROUPS = 4  # from this many groups on, their multi-starts share one batched solve
+
+
+def _choice(name: str, value: Any, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise input_error(f"{name}={value!r} is not allowed", field=name,
+                          expected=f"one of {list(allowed)}")
+
+
+def _by_columns(by: str | Sequence[str] | None) -> list[str]:
+    if by is None:
+        return []
+    if isinstance(by, str):
+        return [b.strip() for b in by.split(",") if b.strip()]
+    return list(by)
+
+
+def _r0(r0: str | float) -> str | float:
+    if isinstance(r0, (int, float)) and not isinstance(r0, bool):
+        if not math.isfinite(float(r0)):
+            raise input_error(f"r0={r0!r} is not finite", field="r0", expected="a finite number")
+        return float(r0)
+    if r0 in ("fit", "first"):
+        return r0
+    try:
+        value = float(r0)
+    except (TypeError, ValueError):
+        raise input_error(f"r0={r0!r} is not allowed", field="r0",
+                          expected="'fit', 'first' or a number") from None
+    return _r0(value)
+
+
+def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours",
+        law: str | Law = "sigmoid", by: str | Sequence[str] | None = None,
+        burn_in: float | None = None, max_x: float | None = None, r0: str | float = "fit",
+        loss: str = "linear", bootstrap: int = 0, resample: str = "points",
+        method: str = "lmfit", level: float = 0.95, seed: int = 0,
+        nan: str = "error") -> FitResult | list[FitResult]:
+    """Fit a compute-performance law to reward curves.
+
+    ``points``: long frame as from ``rlscale.load_points(store, with_meta=True)`` (columns
+    run_id, step, metric, value and the compute axes, plus metadata such as recipe). ``x`` is
+    the compute column (``step`` uses the step column). ``by`` pools the runs of each group
+    (e.g. the seeds of a recipe) into one fit; without it all points form one group. Only points
+    with ``burn_in <= x <= max_x`` are used. ``r0``: ``"fit"`` (free), ``"first"`` (fixed at the
+    mean first value of the group's runs) or a number. ``law="all"`` fits every law in
+    :data:`rlscale.laws.LAWS` and ranks them (gof ``rank_heldout``, ``rank_aic``, ``rank_bic``).
+    ``bootstrap`` > 0 refits that many resamples (of ``resample`` = points or runs) for the
+    intervals. ``nan="drop"`` drops NaN values (with a warning) instead of raising.
+
+    Returns one :class:`FitResult`, or a list of them (one per group and law) when ``by`` is
+    given or ``law="all"``. Groups that cannot be fitted come back with ``ok=False``.
+    """
+    _choice("x", x, X_AXES)
+    _choice("loss", loss, LOSSES)
+    _choice("resample", resample, RESAMPLES)
+    _choice("method", method, METHODS)
+    _choice("nan", nan, NAN_POLICIES)
+    laws = list(LAWS.values()) if law == "all" else [get_law(law)]
+    if not 0 < level < 1:
+        raise input_error(f"level={level!r} is outside (0, 1)", field="level",
+                          expected="a coverage such as 0.95")
+    if int(bootstrap) < 0:
+        raise input_error(f"bootstrap={bootstrap!r} is negative", field="bootstrap",
+                          expected="0 (no bootstrap) or a number of resamples")
+    r0v = _r0(r0)
+    if method == "scalerl-grid" and any(lw.name != "sigmoid" for lw in laws):
+        raise input_error("method 'scalerl-grid' fits only the sigmoid", field="method",
+                          expected="--law sigmoid with --method scalerl-grid")
+    df, metric = _select(points, metric=metric, x=x, nan=nan)
+    by_cols = _by_columns(by)
+    groups = _groups(df, by_cols)
+    opts = {"burn_in": burn_in, "max_x": max_x, "r0": r0v, "loss": loss,
+            "bootstrap": int(bootstrap), "resample": resample, "by": by_cols}
+    fits_by_law = []
+    for lw in laws:
+        prepared = [_window(gdf, key, lw, metric=metric, x=x, burn_in=burn_in, max_x=max_x,
+                            r0=r0v, method=method, level=level, seed=seed, opts=opts)
+                    for key, gdf in groups]
+        presolved: list = [None] * len(prepared)
+        live = [i for i, p in enumerate(prepared) if not isinstance(p, FitResult)]
+        batched = loss == "linear" and len(live) >= BATCH_MIN_GROUPS
+        if batched and method == "lmfit":
+            solved = multistart_many(lw, [(prepared[i][0], prepared[i][1], prepared[i][3])
+                                          for i in live], starts_for)
+            for i, sol in zip(live, solved):
+                presolved[i] = sol
+        fits = [p if isinstance(p, FitResult) else
+                fit_curve(p[0], p[1], p[2], law=lw, fixed=p[3], base=p[4], loss=loss,
+                          method=method, level=level, bootstrap=int(bootstrap),
+                          resample=resample, seed=seed, warnings=p[5], presolved=presolved[i],
+                          with_heldout=not batched)
+                for i, p in enumerate(prepared)]
+        if batched:
+            heldout_many(lw, fits)
+        fits_by_law.append(fits)
+    results: list[FitResult] = []
+    for per_group in zip(*fits_by_law):
+        if len(per_group) > 1:
+            _rank(list(per_group))
+        results.extend(per_group)
+    if not by_cols and law != "all":
+        return results[0]
+    return results
+
+
+def _select(points: pd.DataFrame, *, metric: str | None, x: str,
+            nan: str) -> tuple[pd.DataFrame, str]:
+    if not isinstance(points, pd.DataFrame):
+        raise input_error(f"points is a {type(points).__name__}", field="points",
+                          expected="a pandas DataFrame as from rlscale.load_points")
+    missing = [c for c in ("value", x) if c not in points.columns]
+    if missing:
+        raise input_error(f"points have no column(s) {missing}", field=missing[0],
+                          expected=f"columns value and {x} (as from rlscale.load_points)")
+    df = points
+    if "metric" in df.columns:
+        metrics = sorted(df["metric"].dropna().astype(str).unique())
+        if metric is None:
+            if len(metrics) != 1:
+                raise input_error(f"points hold metrics {metrics}; choose one", field="metric",
+                                  expected="metric=NAME (--metric NAME)")
+            metric = metrics[0]
+        if metric not in metrics:
+            raise input_error(f"no points for metric {metric!r}", field="metric",
+                              expected=f"one of {metrics}")
+        df = df[df["metric"] == metric]
+    elif metric is None:
+        metric = "value"
+    df = df.copy()
+    if "run_id" not in df.columns:
+        df["run_id"] = "run"
+    df["_y"] = pd.to_numeric(df["value"], errors="coerce").astype(float)
+    df["_x"] = pd.to_numeric(df[x], errors="coerce").astype(float)
+    bad_y = ~np.isfinite(df["_y"].to_numpy())
+    if bad_y.any() and nan == "error":
+        row = df[bad_y].iloc[0]
+        where = f"run {row['run_id']!r}" + (f", step {row['step']}" if "step" in df else "")
+        raise input_error(f"{int(bad_y.sum())} non-finite value(s) of metric {metric!r} "
+                          f"(first: {where})", field="value",
+                          expected="finite values, or nan='drop' (--drop-nan) to skip them")
+    return df, metric
+
+
+def _groups(df: pd.DataFrame, by_cols: list[str]) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+    if not by_cols:
+        return [({}, df)]
+    cols = []
+    for col in by_cols:
+        if col not in df.columns or df[col].isna().all():
+            if col == "recipe":  # runs without a recipe are fitted one by one
+                df = df.assign(recipe=df["run_id"].astype(str))
+            else:
+                known = sorted(c for c in df.columns if not c.startswith("_"))
+                raise input_error(f"cannot group by {col!r}: no such column", field="by",
+                                  expected=f"columns among {known}")
+        elif df[col].isna().any():
+            df = df.assign(**{col: df[col].astype(object).where(df[col].notna(),
+                                                                 df["run_id"].astype(str))})
+        cols.append(col)
+    out = []
+    for key, gdf in df.groupby(cols, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        out.append(({c: (v.item() if hasattr(v, "item") else v) for c, v in zip(cols, key)}, gdf))
+    return out
+
+
+def _window(gdf: pd.DataFrame, key: dict[str, Any], law: Law, *, metric: str, x: str,
+            burn_in: float | None, max_x: float | None, r0: str | float, method: str,
+            level: float, seed: int, opts: dict[str, Any]) -> tuple | FitResult:
+    """The group's points inside the window as (x, y, run_id, fixed, base, warnings), sorted by
+    run then x; or a not-ok FitResult when nothing is left."""
+    warnings: list[FitWarning] = []
+    xs, ys = gdf["_x"].to_numpy(), gdf["_y"].to_numpy()
+    runs = gdf["run_id"].astype(str).to_numpy()
+    good = np.isfinite(xs) & np.isfinite(ys)
+    if (~good).any():
+        warnings.append(FitWarning("dropped_points", f"dropped {int((~good).sum())} point(s) "
+                                   f"with a missing {x} or value"))
+    fixed: dict[str, float] = {}
+    if law.baseline is not None and r0 != "fit":
+        if r0 == "first":
+            firsts = [ys[good & (runs == r)][np.argmin(xs[good & (runs == r)])]
+                      for r in pd.unique(runs[good])]
+            if firsts:
+                fixed[law.baseline] = float(np.mean(firsts))
+        else:
+            fixed[law.baseline] = float(r0)
+    keep = good.copy()
+    if burn_in is not None:
+        keep &= xs >= burn_in
+    if max_x is not None:
+        keep &= xs <= max_x
+    if law.positive_x and (keep & (xs <= 0)).any():
+        warnings.append(FitWarning("dropped_points", f"dropped {int((keep & (xs <= 0)).sum())} "
+                                   f"point(s) at {x} <= 0, where the {law.name} law is undefined"))
+        keep &= xs > 0
+    xk, yk, rk = xs[keep], ys[keep], runs[keep]
+    order = np.lexsort((xk, rk))
+    xk, yk, rk = xk[order], yk[order], rk[order]
+    lo = float(burn_in) if burn_in is not None else (float(xk.min()) if xk.size else math.nan)
+    hi = float(max_x) if max_x is not None else (float(xk.max()) if xk.size else math.nan)
+    base = dict(group=key, law=law.name, metric=metric, x=x, n_points=int(xk.size),
+                window=(lo, hi), method=method, level=float(level),
+                data=pd.DataFrame({"x": xk, "y": yk, "run_id": rk}),
+                options={**opts, "fixed": fixed, "seed": seed})
+    if xk.size == 0:
+        return failed(law=law, base=base, code="too_few_points", extra=warnings,
+                      message=f"no points with a finite {x} and value inside the window")
+    return xk, yk, rk, fixed, base, warnings
+
+
+def _rank(fits: list[FitResult]) -> None:
+    """Rank the laws fitted to one group by held-out RMSE, AIC and BIC (1 = best)."""
+    for key, larger_worse in (("heldout_rmse", True), ("aic", True), ("bic", True)):
+        vals = [(f.gof.get(key) if f.ok else None) for f in fits]
+        scored = sorted((v, i) for i, v in enumerate(vals) if v is not None and math.isfinite(v))
+        rank_key = "rank_heldout" if key == "heldout_rmse" else f"rank_{key}"
+        for r, (_, i) in enumerate(scored, start=1):
+            fits[i].gof[rank_key] = r

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlscale.analysis.sparsity import layer_of, load_state_dict, update_rank, update_sparsity
+from rlscale.errors import InputError
+
+
+def _base(rng):
+    return {
+        "emb.weight": rng.normal(0, 0.02, (50, 16)).astype(np.float32),
+        "blocks.0.attn.weight": rng.normal(0, 0.02, (64, 48)).astype(np.float32),
+        "blocks.0.ln.bias": np.zeros(16, np.float32),
+        "blocks.1.mlp.weight": rng.normal(0, 0.02, (48, 64)).astype(np.float32),
+    }
+
+
+def test_known_sparse_mask_is_counted_exactly():
+    rng = np.random.default_rng(0)
+    base = _base(rng)
+    rl = {k: v.copy() for k, v in base.items()}
+    w = rl["blocks.0.attn.weight"]
+    mask = rng.random(w.shape) < 0.1
+    w[mask] += np.float32(0.01)
+    rep = update_sparsity(base, rl)
+    m = rep.matrices.set_index("name")
+    assert m.loc["blocks.0.attn.weight", "n_changed"] == mask.sum()
+    assert m.loc["emb.weight", "n_changed"] == 0 and m.loc["emb.weight", "rank"] == 0
+    lay = rep.layers.set_index("layer")
+    assert list(lay.index) == ["emb", "blocks.0", "blocks.1"]
+    assert lay.loc["blocks.0", "n_changed"] == mask.sum()
+    assert lay.loc["blocks.0", "numel"] == 64 * 48 + 16
+    total = 50 * 16 + 64 * 48 + 16 + 48 * 64
+    assert rep.total["frac_changed"] == pytest.approx(mask.sum() / total)
+    assert rep.atol == 0 and rep.rtol == pytest.approx(np.finfo(np.float32).eps)
+
+
+def test_one_ulp_noise_is_not_a_change_by_default_but_is_bitwise():
+    rng = np.random.default_rng(1)
+    base = _base(rng)
+    # one ulp up on every entry; exact zeros (the bias) stay: at 0 an ulp is a denormal and any
+    # move away from zero is a real change at every rtol
+    noisy = {k: np.where(v != 0, np.nextafter(v, np.float32(np.inf)), v) for k, v in base.items()}
+    assert update_sparsity(base, noisy).total["n_changed"] == 0
+    exact = update_sparsity(base, noisy, atol=0, rtol=0)
+    assert exact.total["n_changed"] == exact.total["numel"] - 16
+    # an absolute tolerance alone leaves rtol at 0
+    loose = update_sparsity(base, noisy, atol=1e-3)
+    assert loose.rtol == 0 and loose.total["n_changed"] == 0
+
+
+def test_low_rank_update_has_its_rank_despite_fp32_storage():
+    rng = np.random.default_rng(2)
+    base = _base(rng)
+    u, v = rng.normal(size=(64, 3)), rng.normal(size=(3, 48))
+    rl = dict(base)
+    rl["blocks.0.attn.weight"] = (base["blocks.0.attn.weight"].astype(np.float64)
+                                  + 1e-3 * u @ v).astype(np.float32)
+    row = update_sparsity(base, rl).matrices.set_index("name").loc["blocks.0.attn.weight"]
+    assert row["rank"] == 3 and row["max_rank"] == 48
+    assert row["rank_energy"] <= 3 and 1 <= row["stable_rank"] <= 3
+    assert row["frac_changed"] > 0.99  # dense in entries, low in rank
+
+
+def test_energy_rank_and_stable_rank_on_known_spectrum():
+    q1, _ = np.linalg.qr(np.random.default_rng(3).normal(size=(20, 20)))
+    q2, _ = np.linalg.qr(np.random.default_rng(4).normal(size=(10, 10)))
+    s = np.array([10.0, 1.0, 0.1] + [0.0] * 7)
+    delta = q1[:, :10] @ np.diag(s) @ q2.T
+    out = update_rank(delta, base_fro=1.0, eps=1e-16, rank_rtol=1e-3, energy=0.995)
+    assert out["rank"] == 3 and out["max_rank"] == 10
+    assert out["rank_energy"] == 2  # 100/101.01 < 0.995 <= 101/101.01
+    assert out["stable_rank"] == pytest.approx(101.01 / 100)
+    assert update_rank(delta, base_fro=1.0, eps=1e-16, energy=0.99)["rank_energy"] == 1
+    assert update_rank(delta, base_fro=1.0, eps=1e-16, energy=1.0)["rank_energy"] == 3
+    assert update_rank(delta, base_fro=1.0, eps=1e-16, rank_rtol=0.05)["rank"] == 2
+
+
+def test_torch_bf16_default_tolerance_and_checkpoint_file(tmp_path):
+    torch = pytest.importorskip("torch")
+    g = torch.Generator().manual_seed(0)
+    base = {"blocks.0.w": torch.randn(8, 8, generator=g).to(torch.bfloat16)}
+    rl = {"blocks.0.w": base["blocks.0.w"].clone()}
+    rl["blocks.0.w"][0, :4] += 1.0
+    torch.save({"model": base, "step": 0}, tmp_path / "base.pt")
+    torch.save(rl, tmp_path / "rl.pt")
+    rep = update_sparsity(load_state_dict(tmp_path / "base.pt"), load_state_dict(tmp_path / "rl.pt"))
+    assert rep.rtol == 2.0 ** -7
+    assert rep.total["n_changed"] == 4 and rep.matrices.loc[0, "rank"] == 1
+    assert rep.to_dict()["matrices"][0]["shape"] == [8, 8]
+
+
+def test_mismatched_checkpoints_and_unreadable_files(tmp_path):
+    rng = np.random.default_rng(5)
+    base = _base(rng)
+    with pytest.raises(InputError, match=r"only in base \['emb.weight'\]"):
+        update_sparsity(base, {k: v for k, v in base.items() if k != "emb.weight"})
+    bad = dict(base, **{"emb.weight": np.zeros((50, 17), np.float32)})
+    with pytest.raises(InputError, match="column 'emb.weight'"):
+        update_sparsity(base, bad, rl_source="rl.pt")
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    pytest.importorskip("torch")
+    with pytest.raises(InputError, match="junk.pt: cannot read"):
+        load_state_dict(tmp_path / "junk.pt")
+    with pytest.raises(InputError, match="no such checkpoint"):
+        load_state_dict(tmp_path / "missing.pt")
+
+
+def test_layer_of():
+    assert layer_of("blocks.3.attn.qkv.weight") == "blocks.3"
+    assert layer_of("tok_emb.weight") == "tok_emb"
+    assert layer_of("scale") == "scale"
