@@ -75,9 +75,11 @@ def level_params_chart(fits: Sequence[Any], *, level: str, color: str = "recipe"
     frame["flagged"] = frame["warnings"] != ""
     domain = sorted(frame["color"].unique())
     scale = alt.Scale(domain=domain, scheme="tableau10")
+    integers = bool((levels == levels.round()).all())
     xenc = alt.X("level:Q", title=level_title or level,
                  scale=alt.Scale(type="log" if log_level else "linear", zero=False),
-                 axis=alt.Axis(format="~s", tickCount=5))
+                 axis=alt.Axis(format="~s", tickCount=5,
+                               tickMinStep=1 if integers and not log_level else None))
     panels = []
     for name in params:
         log = name.startswith("C_")
@@ -89,10 +91,12 @@ def level_params_chart(fits: Sequence[Any], *, level: str, color: str = "recipe"
                      alt.Tooltip("upper:Q", format=".4~g"), "warnings:N"],
         )
         yscale = alt.Scale(type="log" if log else "linear", zero=False)
-        y = alt.Y("value:Q", title=_TITLES.get(name, name), scale=yscale)
+        yaxis = alt.Axis(format=".0e" if log else "~g", tickCount=5, grid=not log)
+        y = alt.Y("value:Q", title=_TITLES.get(name, name), scale=yscale, axis=yaxis)
         panels.append(alt.layer(
             base.mark_rule(strokeWidth=1.5, opacity=0.6).encode(
-                y=alt.Y("lower:Q", scale=yscale, title=_TITLES.get(name, name)), y2="upper:Q"),
+                y=alt.Y("lower:Q", scale=yscale, title=_TITLES.get(name, name), axis=yaxis),
+                y2="upper:Q"),
             base.mark_line(strokeWidth=1.5).encode(y=y),
             base.mark_point(size=60, opacity=1, filled=False).encode(y=y),
             base.transform_filter(~alt.datum.flagged).mark_point(size=60, filled=True,
