@@ -5,10 +5,11 @@ Layout (see docs/store.md)::
     <store>/<run_id>/run.json        RunMeta as JSON
     <store>/<run_id>/points.parquet  long table, one row per (step, metric)
 
-A run directory is built under a hidden temporary name (``.tmp-*``) and renamed into place, so
-readers and concurrent writers never see half a run; a process killed mid-write leaves only a
-hidden directory that readers skip and :meth:`Store.clean` removes. Points files are plain
-Parquet: ``pandas.read_parquet('<store>/*/points.parquet')`` works without rlscale.
+A run directory is built one level down in a hidden scratch directory
+(``<store>/.tmp-<uuid>/<run_id>/``) and renamed into place, so readers and concurrent writers
+never see half a run, and the glob ``<store>/*/points.parquet`` (DuckDB, polars, pandas) never
+matches a run in flight; a process killed mid-write leaves only a hidden directory that readers
+skip and :meth:`Store.clean` removes.
 """
 
 from __future__ import annotations
@@ -178,7 +179,9 @@ def _write_json(path: Path, data: dict[str, Any], *, sync: bool = True) -> None:
 
 def _write_parquet(path: Path, table: pa.Table, *, sync: bool = True) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    pq.write_table(table, tmp)
+    # Dictionary-encode the text columns only: trying it on 10k distinct floats costs time and
+    # bytes (the encoder falls back to plain anyway).
+    pq.write_table(table, tmp, use_dictionary=["run_id", "metric"])
     if sync:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
@@ -365,7 +368,7 @@ class Store:
                 paths = [stage(item) for item in todo]
         except BaseException:
             for tmp in staged:
-                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.rmtree(tmp.parent, ignore_errors=True)
             raise
         tmps = iter(paths)
         for (meta, _), plan in zip(items, plans):
@@ -381,17 +384,25 @@ class Store:
             try:
                 os.rename(tmp, final)
             except OSError as exc:
-                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.rmtree(tmp.parent, ignore_errors=True)
                 msg = f"run {run_id!r} was created by another writer at the same time"
                 raise StoreError(msg) from exc
+            _rmdir_quiet(tmp.parent)
             return
-        trash = self.root / f".trash-{run_id}-{uuid.uuid4().hex}"
+        trash = self._scratch(".trash-") / run_id
         os.rename(final, trash)
         os.rename(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
+        _rmdir_quiet(tmp.parent)
+        shutil.rmtree(trash.parent, ignore_errors=True)
+
+    def _scratch(self, prefix: str) -> Path:
+        """A new hidden directory directly under the root (runs go one level below it)."""
+        path = self.root / f"{prefix}{uuid.uuid4().hex}"
+        path.mkdir()
+        return path
 
     def _stage(self, meta: RunMeta, table: pa.Table, *, sync: bool = True) -> Path:
-        tmp = self.root / f".tmp-{meta.run_id}-{uuid.uuid4().hex}"
+        tmp = self._scratch(".tmp-") / meta.run_id
         tmp.mkdir()
         try:
             _write_parquet(tmp / POINTS_FILE, table, sync=sync)
@@ -399,7 +410,7 @@ class Store:
             if sync:
                 _fsync_dir(tmp)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp.parent, ignore_errors=True)
             raise
         return tmp
 
@@ -408,9 +419,9 @@ class Store:
         if not final.is_dir():
             msg = f"no run {run_id!r} in store {str(self.root)!r}"
             raise StoreError(msg)
-        trash = self.root / f".trash-{run_id}-{uuid.uuid4().hex}"
+        trash = self._scratch(".trash-") / run_id
         os.rename(final, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(trash.parent, ignore_errors=True)
 
     def clean(self) -> list[str]:
         """Remove leftovers of killed writers (hidden ``.tmp-*``/``.trash-*`` entries)."""
@@ -421,6 +432,13 @@ class Store:
                     shutil.rmtree(p, ignore_errors=True)
                     removed.append(p.name)
         return removed
+
+
+def _rmdir_quiet(path: Path) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def same_source(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:

@@ -90,7 +90,8 @@ def discover(paths: list[Path], fmt: str = "auto") -> list[tuple[Path, str, str]
             if kind == "tensorboard":
                 name = path.resolve().name
             elif kind == "trl" and path.name == "trainer_state.json":
-                name = _run_name(path.resolve().parent.parts[-2:], path.stem)
+                parent = path.resolve().parent
+                name = parent.parent.name if _CHECKPOINT.match(parent.name) else parent.name
             else:
                 name = path.name.split(".")[0] or path.stem
             found.append((path, kind, sanitize_run_id(name)))
