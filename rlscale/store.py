@@ -166,26 +166,32 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_json(path: Path, data: dict[str, Any], *, sync: bool = True) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+def _write_json(path: Path, data: dict[str, Any], *, sync: bool = True,
+                direct: bool = False) -> None:
+    tmp = path if direct else path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, sort_keys=True, default=_json_default)
         fh.write("\n")
         fh.flush()
         if sync:
             os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    if not direct:
+        os.replace(tmp, path)
 
 
-def _write_parquet(path: Path, table: pa.Table, *, sync: bool = True) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+def _write_parquet(path: Path, table: pa.Table, *, sync: bool = True,
+                   direct: bool = False) -> None:
+    """Write ``table`` to ``path`` (via a temporary name and a rename unless ``direct``)."""
+    tmp = path if direct else path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     # Dictionary-encode the text columns only: trying it on 10k distinct floats costs time and
     # bytes (the encoder falls back to plain anyway).
-    pq.write_table(table, tmp, use_dictionary=["run_id", "metric"])
+    with pa.OSFile(str(tmp), "wb") as sink:
+        pq.write_table(table, sink, use_dictionary=["run_id", "metric"])
     if sync:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    if not direct:
+        os.replace(tmp, path)
 
 
 def _json_default(obj: Any) -> Any:
@@ -346,17 +352,16 @@ class Store:
             return table
 
         plans = [self.plan_write(meta, replace=replace) for meta, _ in items]
-        staged: list[Path] = []
-        batch = len(items) > 1 and hasattr(os, "sync")
         todo = [item for item, plan in zip(items, plans) if plan != "unchanged"]
-
-        def stage(item: tuple[RunMeta, Any]) -> Path:
-            path = self._stage(item[0], checked(*item), sync=not batch)
-            staged.append(path)
-            return path
-
+        if not todo:
+            return plans
+        batch = len(todo) > 1 and hasattr(os, "sync")
         self.root.mkdir(parents=True, exist_ok=True)
+        scratch = self._scratch(".tmp-")
         try:
+            def stage(item: tuple[RunMeta, Any]) -> Path:
+                return self._stage(item[0], checked(*item), scratch, sync=not batch)
+
             if batch:
                 # Parquet encoding and file creation release the GIL: overlap a few runs.
                 from concurrent.futures import ThreadPoolExecutor
@@ -366,16 +371,13 @@ class Store:
                 os.sync()  # one flush for the whole batch instead of fsync per file
             else:
                 paths = [stage(item) for item in todo]
-        except BaseException:
-            for tmp in staged:
-                shutil.rmtree(tmp.parent, ignore_errors=True)
-            raise
-        tmps = iter(paths)
-        for (meta, _), plan in zip(items, plans):
-            if plan != "unchanged":
-                self._commit(meta.run_id, next(tmps), plan)
-        if staged:
-            _fsync_dir(self.root)
+            tmps = iter(paths)
+            for (meta, _), plan in zip(items, plans):
+                if plan != "unchanged":
+                    self._commit(meta.run_id, next(tmps), plan)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)  # empty unless something failed
+        _fsync_dir(self.root)
         return plans
 
     def _commit(self, run_id: str, tmp: Path, plan: WriteStatus) -> None:
@@ -384,15 +386,12 @@ class Store:
             try:
                 os.rename(tmp, final)
             except OSError as exc:
-                shutil.rmtree(tmp.parent, ignore_errors=True)
                 msg = f"run {run_id!r} was created by another writer at the same time"
                 raise StoreError(msg) from exc
-            _rmdir_quiet(tmp.parent)
             return
         trash = self._scratch(".trash-") / run_id
         os.rename(final, trash)
         os.rename(tmp, final)
-        _rmdir_quiet(tmp.parent)
         shutil.rmtree(trash.parent, ignore_errors=True)
 
     def _scratch(self, prefix: str) -> Path:
@@ -401,17 +400,14 @@ class Store:
         path.mkdir()
         return path
 
-    def _stage(self, meta: RunMeta, table: pa.Table, *, sync: bool = True) -> Path:
-        tmp = self._scratch(".tmp-") / meta.run_id
+    def _stage(self, meta: RunMeta, table: pa.Table, scratch: Path, *, sync: bool = True) -> Path:
+        """Write a run's files under ``scratch/<run_id>/`` (hidden, so no temp names needed)."""
+        tmp = scratch / meta.run_id
         tmp.mkdir()
-        try:
-            _write_parquet(tmp / POINTS_FILE, table, sync=sync)
-            _write_json(tmp / RUN_FILE, meta.to_dict(), sync=sync)
-            if sync:
-                _fsync_dir(tmp)
-        except BaseException:
-            shutil.rmtree(tmp.parent, ignore_errors=True)
-            raise
+        _write_parquet(tmp / POINTS_FILE, table, sync=sync, direct=True)
+        _write_json(tmp / RUN_FILE, meta.to_dict(), sync=sync, direct=True)
+        if sync:
+            _fsync_dir(tmp)
         return tmp
 
     def delete_run(self, run_id: str) -> None:
@@ -432,13 +428,6 @@ class Store:
                     shutil.rmtree(p, ignore_errors=True)
                     removed.append(p.name)
         return removed
-
-
-def _rmdir_quiet(path: Path) -> None:
-    try:
-        os.rmdir(path)
-    except OSError:
-        pass
 
 
 def same_source(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:

@@ -164,7 +164,7 @@ def test_run_in_flight_is_invisible_to_readers_and_globs(tmp_path):
     store.write_run(RunMeta(run_id="done"), pd.DataFrame({"step": [1], "metric": "r", "value": 1.0}))
     table = normalize_points(pd.DataFrame({"step": [1], "metric": "r", "value": 2.0}), "wip")
     store.root.mkdir(exist_ok=True)
-    staged = store._stage(RunMeta(run_id="wip"), table)  # as a writer killed before its rename
+    staged = store._stage(RunMeta(run_id="wip"), table, store._scratch(".tmp-"))  # killed writer
     assert (staged / "points.parquet").is_file()
     assert store.run_ids() == ["done"]
     assert [p.parent.name for p in store.root.glob("*/points.parquet")] == ["done"]
