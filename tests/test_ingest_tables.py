@@ -124,6 +124,11 @@ BAD = [
     ("step,metric,value\n1,reward,0.5\n1,reward,0.6\n", 3, "value", "duplicate point"),
     ("step,gpu_hours,reward\n1,5,0.5\n2,4,0.6\n", 3, "gpu_hours", "gpu_hours decreases"),
     ("step,gpu_hours,reward\n1,-5,0.5\n", 2, "gpu_hours", "compute value -5.0"),
+    # rows out of step order: the error names the line of the later step, found after sorting
+    ("step,gpu_hours,reward\n30,9,0.1\n20,2,0.5\n10,3,0.6\n", 3, "gpu_hours",
+     "gpu_hours decreases from 3.0 (step 10) to 2.0 (step 20)"),
+    ("step,metric,value\n2,a,1\n1,b,1\n1,a,1\n2,b,1\n1,a,2\n", 6, "value",
+     "2.0 here, 1.0 at line 4"),
     ("step,reward\n1.5,0.5\n", 2, "step", "bad step 1.5"),
     ("step,reward\n-1,0.5\n", 2, "step", "bad step -1"),
     ("step,reward\n1,0.5\n,0.6\n", 3, "step", "bad step an empty cell"),
