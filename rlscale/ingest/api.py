@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
 from rlscale.errors import input_error
 from rlscale.ingest.options import IngestOptions, parse_set, sanitize_run_id
