@@ -315,7 +315,8 @@ class Store:
             return "unchanged"
         if not replace:
             was = (old.source or {}).get("path") or "an rlscale job"
-            if (old.source or {}).get("sha256") == (meta.source or {}).get("sha256"):
+            sha = (meta.source or {}).get("sha256")
+            if sha is not None and (old.source or {}).get("sha256") == sha:
                 was += ", the same file but other ingest options or metadata"
             msg = (
                 f"run {meta.run_id!r} already exists in {str(self.root)!r} (from {was}); "

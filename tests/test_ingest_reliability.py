@@ -122,7 +122,7 @@ def test_eight_processes_ingest_into_one_store(tmp_path):
 
 
 WRITER = textwrap.dedent("""
-    import sys
+    import os, sys
     import numpy as np, pandas as pd
     from rlscale.store import RunMeta, Store
     n = int(sys.argv[2])
@@ -131,20 +131,26 @@ WRITER = textwrap.dedent("""
                        "gpu_hours": np.arange(n) * 0.1})
     print("ready", flush=True)
     for k in range(1000):
-        st.write_run(RunMeta(run_id=f"big{k}"), df)
+        st.write_run(RunMeta(run_id=f"big{os.getpid()}-{k}"), df)
 """)
 
 
 @pytest.mark.slow
 def test_sigkill_mid_write_leaves_no_partial_run(tmp_path):
     rng = random.Random(0)
-    n = 400_000
+    n = 200_000
     store = tmp_path / "store"
+    store.mkdir()
     for _ in range(3):
         p = subprocess.Popen([sys.executable, "-c", WRITER, str(store), str(n)], cwd=ROOT,
                              stdout=subprocess.PIPE)
         assert p.stdout.readline().strip() == b"ready"
-        time.sleep(rng.uniform(0.05, 1.0))
+        time.sleep(rng.uniform(0.0, 0.3))
+        deadline = time.time() + 20
+        while not any(q.name.startswith(".tmp-") for q in store.iterdir()):  # a write under way
+            assert time.time() < deadline and p.poll() is None
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0.0, 0.02))
         p.send_signal(signal.SIGKILL)
         p.wait()
         st_ = Store(store)
