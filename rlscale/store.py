@@ -267,7 +267,8 @@ class Store:
         return table.to_pandas()
 
     def runs(self) -> pd.DataFrame:
-        """One row per run: identity, metadata keys as columns, metrics, point count, compute range."""
+        """One row per run: identity, metadata keys as columns, metrics, point count, compute range
+        (``min_<axis>``/``max_<axis>``, None where the run has no such axis)."""
         rows = []
         for run_id in self.run_ids():
             meta = self.read_meta(run_id)
@@ -286,6 +287,7 @@ class Store:
                 "max_step": _max_or_none(pts["step"]),
             }
             for axis in COMPUTE_AXES:
+                row[f"min_{axis}"] = _max_or_none(pts[axis], "min")
                 row[f"max_{axis}"] = _max_or_none(pts[axis])
             for key, value in meta.metadata.items():
                 row.setdefault(key, value)
@@ -439,10 +441,10 @@ def same_source(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
     return old.get("sha256") == new.get("sha256") and old.get("options") == new.get("options")
 
 
-def _max_or_none(column: pa.ChunkedArray) -> float | int | None:
+def _max_or_none(column: pa.ChunkedArray, how: str = "max") -> float | int | None:
     import pyarrow.compute as pc
 
-    value = pc.max(column).as_py()
+    value = getattr(pc, how)(column).as_py()
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return value
@@ -522,7 +524,7 @@ def load_points(
         return points
     meta = load_runs(st).drop(
         columns=["n_points", "metrics", "max_step", "source_path", "source_format", "status"]
-        + [f"max_{a}" for a in COMPUTE_AXES],
+        + [f"{m}_{a}" for a in COMPUTE_AXES for m in ("min", "max")],
         errors="ignore",
     )
     return points.merge(meta, on="run_id", how="left")
