@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import random
 import signal
@@ -176,3 +177,29 @@ def test_run_in_flight_is_invisible_to_readers_and_globs(tmp_path):
     assert [p.parent.name for p in store.root.glob("*/points.parquet")] == ["done"]
     assert load_points(store.root)["run_id"].tolist() == ["done"]
     assert store.clean() and not [p for p in store.root.iterdir() if p.name.startswith(".")]
+
+
+json_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 10**20),
+                        st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(["x", "1"]),
+                        st.lists(st.integers(), max_size=2))
+entries = st.dictionaries(st.sampled_from(["step", "reward", "loss", "num_tokens", "total_flos",
+                                           "eval_reward", "epoch"]), json_values, max_size=5)
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=st.one_of(st.lists(entries, max_size=6), json_values))
+def test_malformed_trainer_state_fails_cleanly(tmp_path, history):
+    path = tmp_path / "out" / "trainer_state.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"global_step": 1, "log_history": history}))
+    store = tmp_path / "trlstore"
+    before = snapshot(store)
+    try:
+        ingest_paths([path], store, replace=True)
+    except InputError as exc:
+        assert str(path) in str(exc)
+        assert snapshot(store) == before
+        return
+    pts = load_points(store)
+    assert np.isfinite(pts["value"]).all()

@@ -86,6 +86,9 @@ def discover(paths: list[Path], fmt: str = "auto") -> list[tuple[Path, str, str]
         if path.is_file() or _is_tb_dir(path):
             kind = detect_format(path) if fmt in ("auto", "wandb") else fmt
             if kind == "tensorboard" and path.is_file():
+                if not path.name.startswith("events.out.tfevents."):
+                    raise input_error("not a TensorBoard event file", path=path,
+                                      expected="events.out.tfevents.* or a run directory")
                 path = path.parent
             if kind == "tensorboard":
                 name = path.resolve().name
