@@ -199,3 +199,20 @@ def test_many_groups_in_one_batched_solve_match_one_by_one():
         if alone.ok:
             assert f.gof["heldout_rmse"] == pytest.approx(alone.gof["heldout_rmse"], rel=1e-4)
     assert not batched[-1].ok
+
+
+def test_step_axis_and_multi_key_groups():
+    rng = np.random.default_rng(15)
+    df = pd.concat([curve(*TABLE1[0], rng=rng, run_id=f"r{i}", recipe="a").assign(seed=i % 2)
+                    for i in range(4)])
+    f = fit(df[df.run_id == "r0"], x="step")
+    assert f.ok and f.x == "step" and f.data["x"].max() == df["step"].max()
+    groups = fit(df, by="recipe,seed")
+    assert [g.group for g in groups] == [{"recipe": "a", "seed": 0}, {"recipe": "a", "seed": 1}]
+    assert [g.n_points for g in groups] == [150, 150]
+
+
+def test_predict_is_nan_where_the_law_is_undefined():
+    f = fit(curve(*TABLE1[0], rng=np.random.default_rng(16)), law="loglinear")
+    p = f.predict([0.0, 100.0])
+    assert np.isnan(p.mean_lower[0]) and np.isfinite(p.mean_lower[1])

@@ -38,7 +38,7 @@ def _lmfit_polish(law: Law, space: Space, x: np.ndarray, y: np.ndarray, u: np.nd
     names = [f"log_{n}" if lg else n for n, lg in zip(space.free, space.is_log())]
     for i, name in enumerate(names):
         lo, hi = float(space.lower[i]), float(space.upper[i])
-        params.add(name, value=float(np.clip(u[i], lo, hi)), min=lo, max=hi)
+        params.add(name, value=min(max(float(u[i]), lo), hi), min=lo, max=hi)
 
     def residual(p: lmfit.Parameters) -> np.ndarray:
         vec = np.array([p[n].value for n in names])
