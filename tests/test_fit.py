@@ -216,3 +216,18 @@ def test_predict_is_nan_where_the_law_is_undefined():
     f = fit(curve(*TABLE1[0], rng=np.random.default_rng(16)), law="loglinear")
     p = f.predict([0.0, 100.0])
     assert np.isnan(p.mean_lower[0]) and np.isfinite(p.mean_lower[1])
+
+
+def test_profile_intervals_match_bootstrap_and_bend_when_A_is_weak():
+    df = curve(*TABLE1[0], rng=np.random.default_rng(3))
+    prof = fit(df, interval="profile")
+    boot = fit(df, bootstrap=400)
+    assert prof.params["A"].method == "profile"
+    for name in ("A", "B", "C_mid", "R0"):
+        p, b = prof.params[name], boot.params[name]
+        width = b.upper - b.lower
+        assert abs(p.lower - b.lower) < 0.25 * width and abs(p.upper - b.upper) < 0.25 * width
+    early = curve(*TABLE1[0], rng=np.random.default_rng(3), hi=1.0)  # stops at C_mid
+    wald, prof = fit(early), fit(early, interval="profile")
+    assert wald.params["A"].lower == 0.0  # Wald is useless here: the whole [0, 1] range
+    assert 0.5 < prof.params["A"].lower < 0.61 and prof.params["A"].upper == 1.0

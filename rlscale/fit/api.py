@@ -19,6 +19,7 @@ LOSSES = ("linear", "huber")
 RESAMPLES = ("points", "runs")
 METHODS = ("lmfit", "scalerl-grid")
 NAN_POLICIES = ("error", "drop")
+INTERVALS = ("wald", "profile")
 BATCH_MIN_GROUPS = 4  # from this many groups on, their multi-starts share one batched solve
 
 
@@ -56,7 +57,7 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
         burn_in: float | None = None, max_x: float | None = None, r0: str | float = "fit",
         loss: str = "linear", bootstrap: int = 0, resample: str = "points",
         method: str = "lmfit", level: float = 0.95, seed: int = 0,
-        nan: str = "error") -> FitResult | list[FitResult]:
+        nan: str = "error", interval: str = "wald") -> FitResult | list[FitResult]:
     """Fit a compute-performance law to reward curves.
 
     ``points``: long frame as from ``rlscale.load_points(store, with_meta=True)`` (columns
@@ -67,7 +68,8 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
     mean first value of the group's runs) or a number. ``law="all"`` fits every law in
     :data:`rlscale.laws.LAWS` and ranks them (gof ``rank_heldout``, ``rank_aic``, ``rank_bic``).
     ``bootstrap`` > 0 refits that many resamples (of ``resample`` = points or runs) for the
-    intervals. ``nan="drop"`` drops NaN values (with a warning) instead of raising.
+    intervals (else ``interval`` = ``"wald"``, AR(1)-widened, or ``"profile"``, profile
+    likelihood). ``nan="drop"`` drops NaN values (with a warning) instead of raising.
 
     Returns one :class:`FitResult`, or a list of them (one per group and law) when ``by`` is
     given or ``law="all"``. Groups that cannot be fitted come back with ``ok=False``.
@@ -77,6 +79,7 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
     _choice("resample", resample, RESAMPLES)
     _choice("method", method, METHODS)
     _choice("nan", nan, NAN_POLICIES)
+    _choice("interval", interval, INTERVALS)
     laws = list(LAWS.values()) if law == "all" else [get_law(law)]
     if not 0 < level < 1:
         raise input_error(f"level={level!r} is outside (0, 1)", field="level",
@@ -92,7 +95,8 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
     by_cols = _by_columns(by)
     groups = _groups(df, by_cols)
     opts = {"burn_in": burn_in, "max_x": max_x, "r0": r0v, "loss": loss,
-            "bootstrap": int(bootstrap), "resample": resample, "by": by_cols}
+            "bootstrap": int(bootstrap), "resample": resample, "by": by_cols,
+            "interval": interval}
     fits_by_law = []
     for lw in laws:
         prepared = [_window(gdf, key, lw, metric=metric, x=x, burn_in=burn_in, max_x=max_x,
@@ -110,7 +114,7 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
                 fit_curve(p[0], p[1], p[2], law=lw, fixed=p[3], base=p[4], loss=loss,
                           method=method, level=level, bootstrap=int(bootstrap),
                           resample=resample, seed=seed, warnings=p[5], presolved=presolved[i],
-                          with_heldout=not batched)
+                          with_heldout=not batched, interval=interval)
                 for i, p in enumerate(prepared)]
         if batched:
             heldout_many(lw, fits)

@@ -77,7 +77,7 @@ def fit_curve(x: np.ndarray, y: np.ndarray, run_id: np.ndarray, *, law: Law,
               fixed: dict[str, float], base: dict[str, Any], loss: str, method: str,
               level: float, bootstrap: int, resample: str, seed: int,
               warnings: list[FitWarning], presolved: Presolved | None = None,
-              with_heldout: bool = True) -> FitResult:
+              with_heldout: bool = True, interval: str = "wald") -> FitResult:
     """Fit ``law`` to the arrays (already windowed, finite). ``base`` carries the FitResult's
     bookkeeping fields (group, law, metric, x, n_points, window, method, level, data, options).
     ``presolved``: the best multi-start solution when many groups were solved together;
@@ -119,11 +119,12 @@ def fit_curve(x: np.ndarray, y: np.ndarray, run_id: np.ndarray, *, law: Law,
             u, conv = u_lm, ok_lm or conv
     return finish(space=space, x=x, y=y, run_id=run_id, u=u, converged=conv, base=base,
                   level=level, bootstrap=bootstrap, resample=resample, seed=seed, huber=huber,
-                  warnings=warnings, nfev=nfev, with_heldout=with_heldout)
+                  warnings=warnings, nfev=nfev, with_heldout=with_heldout, interval=interval)
 
 
 def finish(*, space: Space, x, y, run_id, u, converged, base, level, bootstrap, resample, seed,
-           huber, warnings, nfev, with_heldout: bool = True) -> FitResult:
+           huber, warnings, nfev, with_heldout: bool = True, interval: str = "wald"
+           ) -> FitResult:
     """Intervals, samples, goodness of fit and warnings around a solution ``u``."""
     law = space.law
     n, k = x.size, len(space.free)
@@ -147,6 +148,16 @@ def finish(*, space: Space, x, y, run_id, u, converged, base, level, bootstrap, 
         lo, hi = unc.wald_interval(float(nat[i]), float(se_nat), log=bool(is_log[i]), q=q)
         lo, hi = max(lo, float(lo_nat[i])), min(hi, float(hi_nat[i]))  # NaN stays NaN
         params[name] = ParamEstimate(float(nat[i]), lo, hi, float(se_nat), True, wald)
+    if interval == "profile" and huber is None:
+        from rlscale.fit.profile import profile_interval
+
+        base_cost = 0.5 * rss
+        how = "profile-ar1" if infl > 1 else "profile"
+        for i, name in enumerate(space.free):
+            lo, hi = profile_interval(space, x, y, u, i, se=float(se_u[i]),
+                                      threshold=0.5 * q * q * sd * sd * infl,
+                                      base_cost=base_cost)
+            params[name] = ParamEstimate(float(nat[i]), lo, hi, params[name].stderr, True, how)
     for name, value in space.fixed.items():
         params[name] = ParamEstimate(float(value), float(value), float(value), 0.0, False, "fixed")
     params = {p: params[p] for p in law.param_names}
