@@ -97,9 +97,14 @@ def fit_curve(x: np.ndarray, y: np.ndarray, run_id: np.ndarray, *, law: Law,
         mad = 1.4826 * float(np.median(np.abs(r - np.median(r))))
         huber = 1.345 * max(mad, 1e-12)
     if method == "scalerl-grid":
-        from rlscale.fit.grid import grid_fit
+        from rlscale.fit.grid import A_GRID, grid_fit
 
         u, conv, nfev = grid_fit(space, x, y, huber=huber)
+        a = float(space.to_natural(u)[space.free.index("A")])
+        if a <= A_GRID.min() + 1e-9 or a >= A_GRID.max() - 1e-9:
+            warnings.append(FitWarning("param_at_bound", f"A = {a:.3f} is at the edge of the "
+                                       f"ScaleRL grid [{A_GRID.min():.3f}, {A_GRID.max():.3f}]; "
+                                       "use --method lmfit for metrics outside that range"))
     else:
         if presolved is not None and huber is None:
             u, best_cost, conv = presolved
