@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from rlscale.errors import input_error
+from rlscale.errors import RLScaleError, input_error
 from rlscale.fit.batch import heldout_many, multistart_many
 from rlscale.fit.core import failed, fit_curve, starts_for
 from rlscale.fit.result import FitResult, FitWarning
@@ -111,10 +111,9 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
             for i, sol in zip(live, solved):
                 presolved[i] = sol
         fits = [p if isinstance(p, FitResult) else
-                fit_curve(p[0], p[1], p[2], law=lw, fixed=p[3], base=p[4], loss=loss,
-                          method=method, level=level, bootstrap=int(bootstrap),
-                          resample=resample, seed=seed, warnings=p[5], presolved=presolved[i],
-                          with_heldout=not batched, interval=interval)
+                _guarded(lw, p, loss=loss, method=method, level=level,
+                         bootstrap=int(bootstrap), resample=resample, seed=seed,
+                         presolved=presolved[i], with_heldout=not batched, interval=interval)
                 for i, p in enumerate(prepared)]
         if batched:
             heldout_many(lw, fits)
@@ -233,6 +232,20 @@ def _window(gdf: pd.DataFrame, key: dict[str, Any], law: Law, *, metric: str, x:
         return failed(law=law, base=base, code="too_few_points", extra=warnings,
                       message=f"no points with a finite {x} and value inside the window")
     return xk, yk, rk, fixed, base, warnings
+
+
+def _guarded(law: Law, prepared: tuple, **kwargs: Any) -> FitResult:
+    """Fit one group; a numerical failure fails that group (ok=False), never the whole call."""
+    x, y, run_id, fixed, base, warnings = prepared
+    try:
+        return fit_curve(x, y, run_id, law=law, fixed=fixed, base=base, warnings=warnings,
+                         **kwargs)
+    except RLScaleError:
+        raise
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
+        return failed(law=law, base=base, code="did_not_converge", extra=warnings,
+                      message=f"numerical failure ({type(exc).__name__}: {exc}); try a narrower "
+                              "window, --r0 first or --loss huber")
 
 
 def _rank(fits: list[FitResult]) -> None:

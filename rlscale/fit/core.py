@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings as pywarnings
 from typing import Any
 
 import numpy as np
@@ -45,11 +46,14 @@ def _lmfit_polish(law: Law, space: Space, x: np.ndarray, y: np.ndarray, u: np.nd
         r = space.predict(x, vec[None, :])[0] - y
         return np.where(np.isfinite(r), r, 1e6)
 
-    mini = lmfit.Minimizer(residual, params)
-    if huber is None:
-        res = mini.minimize(method="leastsq")
-    else:
-        res = mini.minimize(method="least_squares", loss="huber", f_scale=huber)
+    # We compute the covariance ourselves (finish); lmfit's would only warn on degenerate data.
+    mini = lmfit.Minimizer(residual, params, calc_covar=False)
+    with pywarnings.catch_warnings(), np.errstate(all="ignore"):
+        pywarnings.simplefilter("ignore", RuntimeWarning)
+        if huber is None:
+            res = mini.minimize(method="leastsq")
+        else:
+            res = mini.minimize(method="least_squares", loss="huber", f_scale=huber)
     out = np.array([res.params[n].value for n in names], dtype=float)
     return out, bool(res.success), int(res.nfev)
 
