@@ -91,9 +91,9 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
     if method == "scalerl-grid" and any(lw.name != "sigmoid" for lw in laws):
         raise input_error("method 'scalerl-grid' fits only the sigmoid", field="method",
                           expected="--law sigmoid with --method scalerl-grid")
-    df, metric = _select(points, metric=metric, x=x, nan=nan)
     by_cols = _by_columns(by)
-    groups = _groups(df, by_cols)
+    df, metric = _select(points, metric=metric, x=x, nan=nan, keep=by_cols)
+    groups = _groups(df, by_cols, known=list(points.columns))
     opts = {"burn_in": burn_in, "max_x": max_x, "r0": r0v, "loss": loss,
             "bootstrap": int(bootstrap), "resample": resample, "by": by_cols,
             "interval": interval}
@@ -128,8 +128,10 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
     return results
 
 
-def _select(points: pd.DataFrame, *, metric: str | None, x: str,
-            nan: str) -> tuple[pd.DataFrame, str]:
+def _select(points: pd.DataFrame, *, metric: str | None, x: str, nan: str,
+            keep: list[str]) -> tuple[pd.DataFrame, str]:
+    """The rows of one metric, with only the columns the fit reads (x, value, run_id, step and
+    the grouping columns ``keep``) plus float copies ``_x`` and ``_y``."""
     if not isinstance(points, pd.DataFrame):
         raise input_error(f"points is a {type(points).__name__}", field="points",
                           expected="a pandas DataFrame as from rlscale.load_points")
@@ -151,7 +153,9 @@ def _select(points: pd.DataFrame, *, metric: str | None, x: str,
         df = df[df["metric"] == metric]
     elif metric is None:
         metric = "value"
-    df = df.copy()
+    cols = list(dict.fromkeys(c for c in ("run_id", "step", "value", x, *keep)
+                              if c in df.columns))
+    df = df[cols].copy()
     if "run_id" not in df.columns:
         df["run_id"] = "run"
     df["_y"] = pd.to_numeric(df["value"], errors="coerce").astype(float)
@@ -166,7 +170,8 @@ def _select(points: pd.DataFrame, *, metric: str | None, x: str,
     return df, metric
 
 
-def _groups(df: pd.DataFrame, by_cols: list[str]) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+def _groups(df: pd.DataFrame, by_cols: list[str], *, known: list[str]
+            ) -> list[tuple[dict[str, Any], pd.DataFrame]]:
     if not by_cols:
         return [({}, df)]
     cols = []
@@ -175,9 +180,8 @@ def _groups(df: pd.DataFrame, by_cols: list[str]) -> list[tuple[dict[str, Any], 
             if col == "recipe":  # runs without a recipe are fitted one by one
                 df = df.assign(recipe=df["run_id"].astype(str))
             else:
-                known = sorted(c for c in df.columns if not c.startswith("_"))
                 raise input_error(f"cannot group by {col!r}: no such column", field="by",
-                                  expected=f"columns among {known}")
+                                  expected=f"columns among {sorted(known)}")
         elif df[col].isna().any():
             df = df.assign(**{col: df[col].astype(object).where(df[col].notna(),
                                                                  df["run_id"].astype(str))})
