@@ -92,17 +92,27 @@ def points_frame(points: pd.DataFrame, *, metric: str, x: str, by: Sequence[str]
     rows = select_points(points, metric=metric, x=x)
     by = list(by)
     check_columns(rows, by + ([facet] if facet else []), what="group by")
-    series = [group_label(dict(zip(by, v))) for v in rows[by].itertuples(index=False)]
+    series = _row_labels(rows, by)
     frame = pd.DataFrame({
-        "series": series if by else "all",
+        "series": series,
         "run_id": rows["run_id"].astype(str).to_numpy(),
         "step": rows["step"].to_numpy() if "step" in rows else np.nan,
         "x": rows[x].to_numpy(),
         "y": rows["value"].astype(float).to_numpy(),
     })
     if facet:
-        frame["facet"] = [facet_label(facet, v) for v in rows[facet]]
+        frame["facet"] = rows[facet].map(lambda v: facet_label(facet, v)).to_numpy()
     return frame
+
+
+def _row_labels(rows: pd.DataFrame, by: list[str]) -> np.ndarray:
+    """group_label of each row's ``by`` values, computed once per distinct combination."""
+    if not by:
+        return np.full(len(rows), "all", dtype=object)
+    keys = rows[by].astype(object).where(rows[by].notna(), None)
+    combos = keys.drop_duplicates()
+    labels = {tuple(c): group_label(dict(zip(by, c))) for c in combos.itertuples(index=False)}
+    return np.array([labels[tuple(c)] for c in keys.itertuples(index=False)], dtype=object)
 
 
 # -- fits --------------------------------------------------------------------------------------

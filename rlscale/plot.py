@@ -39,8 +39,11 @@ def _alt() -> Any:
     return alt
 
 
-def _inline(frame: pd.DataFrame) -> Any:
-    return _alt().Data(values=D.records(frame))
+def _inline(frame: pd.DataFrame) -> dict[str, Any]:
+    """Data as a plain ``{"values": records}`` dict: altair moves it to the spec's top-level
+    ``datasets`` without running the schema validator over every row (a 40k-point chart
+    validates in well under a second) and without its 5000-row limit."""
+    return {"values": D.records(frame)}
 
 
 def _series_scale(series: Iterable[str]) -> Any:

@@ -43,16 +43,16 @@ def validate_vegalite(spec: dict) -> None:
     jsonschema.validators.validator_for(schema)(schema).validate(spec)
 
 
-def layer_data(spec: dict) -> list[dict]:
-    data = spec.get("data") or spec["layer"][0].get("data") or {}
-    return data["values"]
+def data_of(spec: dict) -> list[dict]:
+    """The chart's rows: altair moves inline data to the top-level ``datasets``."""
+    return spec["datasets"][spec["data"]["name"]]
 
 
 # -- raw curves ------------------------------------------------------------------------------
 def test_raw_curves_carry_every_point_labelled_by_group(points):
     chart = plot.raw_curves_chart(points, metric="reward", x="gpu_hours", by=["recipe"])
     spec = plot.to_spec(chart)
-    rows = layer_data(spec)
+    rows = data_of(spec)
     assert len(rows) == len(points[points["metric"] == "reward"]) == 8 * 30
     assert {r["series"] for r in rows} == {"grpo", "cispo"}
     assert {r["run_id"] for r in rows} == set(points["run_id"])
@@ -69,10 +69,23 @@ def test_raw_curves_facet_and_multi_key_labels(points):
                                   facet="pretrain_tokens")
     spec = plot.to_spec(chart)
     assert spec["facet"]["field"] == "facet"
-    rows = spec["data"]["values"]
+    rows = data_of(spec)
     assert {r["facet"] for r in rows} == {"pretrain_tokens = 1e9", "pretrain_tokens = 4e9"}
     assert "recipe=grpo, seed=1" in {r["series"] for r in rows}
     validate_vegalite(spec)
+
+
+def test_raw_curves_take_more_than_altairs_5000_rows():
+    import numpy as np
+    import pandas as pd
+
+    n = 6000
+    big = pd.DataFrame({"run_id": np.repeat(["a", "b", "c"], n // 3), "step": np.arange(n),
+                        "metric": "reward", "value": np.linspace(0, 1, n),
+                        "gpu_hours": np.tile(np.geomspace(1, 1e4, n // 3), 3),
+                        "recipe": np.repeat(["x", "y", "z"], n // 3)})
+    spec = plot.to_spec(plot.raw_curves_chart(big, metric="reward", x="gpu_hours"))
+    assert len(data_of(spec)) == n
 
 
 @pytest.mark.parametrize(
@@ -163,7 +176,7 @@ def fits(points):
 
 
 def rows_of(spec: dict, layer: str) -> list[dict]:
-    return [r for r in spec["data"]["values"] if r.get("layer") == layer]
+    return [r for r in data_of(spec) if r.get("layer") == layer]
 
 
 def test_curves_chart_draws_window_solid_extrapolation_dashed(points, fits):
@@ -219,7 +232,7 @@ def test_curves_chart_facets_by_metadata(points):
     spec = plot.to_spec(plot.curves_chart(fits2, points=points, facet="pretrain_tokens"))
     validate_vegalite(spec)
     assert spec["facet"]["field"] == "facet"
-    rows = spec["data"]["values"]
+    rows = data_of(spec)
     assert {r["series"] for r in rows} == {"grpo", "cispo"}
     assert {r["facet"] for r in rows} == {"pretrain_tokens = 1e9", "pretrain_tokens = 4e9"}
     a = {(r["series"], r["facet"]): r["y"] for r in rows if r["layer"] == "asymptote"}
@@ -246,7 +259,7 @@ def test_params_chart_sorted_by_ceiling_with_intervals(points):
                 r0=0.3)
     spec = plot.to_spec(plot.params_chart(fits2, params=["A", "B", "C_mid", "R0"]))
     validate_vegalite(spec)
-    rows = spec["data"]["values"]
+    rows = data_of(spec)
     a_rows = [r for r in rows if r["param"] == "A"]
     assert [r["value"] for r in a_rows] == sorted((r["value"] for r in a_rows), reverse=True)
     assert a_rows[0]["label"] == "recipe=cispo, pretrain_tokens=4e9"  # highest simulated A
@@ -269,7 +282,7 @@ def label_of(fit) -> str:
 def test_residuals_are_observed_minus_fitted(fits):
     spec = plot.to_spec(plot.residuals_chart(fits))
     validate_vegalite(spec)
-    rows = spec["data"]["values"]
+    rows = data_of(spec)
     assert len(rows) == sum(f.n_points for f in fits)
     f = fits[0]
     mine = [r for r in rows if r["series"] == f.group["recipe"]]
@@ -338,7 +351,7 @@ def test_cli_plot_kinds_write_valid_specs(store_root, tmp_path, kind, extra, lay
     assert f"wrote {kind} chart of reward against gpu_hours to {out}" in result.output
     spec = json.loads(out.read_text())
     validate_vegalite(spec)
-    rows = spec["data"]["values"] if "data" in spec else layer_data(spec)
+    rows = data_of(spec)
     assert layers <= {r.get("layer") for r in rows}
     if kind == "params":
         assert {r["param"] for r in rows} == {"A", "B", "C_mid"}
