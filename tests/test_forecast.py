@@ -209,3 +209,14 @@ def test_draws_of_different_groups_are_independent(fits):
     at = [np.asarray(c.law.func(np.array(2000.0), **dd)) for c, dd in zip(cs, d)]
     # fits made with the same seed share their normal stream; aligned draws must not
     assert abs(np.corrcoef(at[0], at[1])[0, 1]) < 0.15
+
+
+def test_lower_is_better_flips_the_order_and_the_leaders():
+    p1 = dict(A=0.7, B=1.0, C_mid=1000.0, R0=0.4)
+    p2 = dict(A=0.7, B=2.0, C_mid=3000.0, R0=0.4)
+    fits2 = [_exact("slow", p1), _exact("steep", p2)]
+    up = rank_at(fits2, 10.0)
+    down = rank_at(fits2, 10.0, higher_is_better=False)
+    assert list(up.table["group"]) == list(down.table["group"])[::-1]
+    assert up.crossovers["leader_after"].iloc[0] == down.crossovers["leader_before"].iloc[0]
+    assert up.skipped == []
