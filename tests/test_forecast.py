@@ -220,3 +220,17 @@ def test_lower_is_better_flips_the_order_and_the_leaders():
     assert list(up.table["group"]) == list(down.table["group"])[::-1]
     assert up.crossovers["leader_after"].iloc[0] == down.crossovers["leader_before"].iloc[0]
     assert up.skipped == []
+
+
+def test_a_fit_without_draws_gives_unknown_intervals_not_zero_width():
+    p = dict(A=0.7, B=1.5, C_mid=1000.0, R0=0.4)
+    f = _exact("x", p)
+    f.samples = f.samples.iloc[0:0]
+    f.params = {k: ParamEstimate(v, float("nan"), float("nan"), float("nan")) for k, v in p.items()}
+    row = reward_at(f, [500.0]).iloc[0]
+    assert np.isfinite(row["mean"]) and np.isnan(row["mean_lower"]) and np.isnan(row["pred_upper"])
+    assert row["method"] == "none"
+    c = compute_for_reward(f, 0.6).iloc[0]
+    assert c["x"] == pytest.approx(float(sigmoid_inverse(0.6, **p))) and np.isnan(c["x_upper"])
+    with pytest.raises(ValueError, match="no parameter draws"):
+        rank_at([f, _exact("y", p)], 100.0)
