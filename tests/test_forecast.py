@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from rlscale.backtesting import backtest
-from rlscale.curves import crossing_points, sigmoid, sigmoid_inverse
+from rlscale.curves import crossing_points, sigmoid_inverse
+from rlscale.laws import sigmoid
 from rlscale.fit import FitResult, ParamEstimate, fit
 from rlscale.forecast import compute_for_fraction, compute_for_reward, reward_at
 from rlscale.ranking import crossovers, rank_at
