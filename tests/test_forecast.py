@@ -235,3 +235,17 @@ def test_a_fit_without_draws_gives_unknown_intervals_not_zero_width():
     assert c["x"] == pytest.approx(float(sigmoid_inverse(0.6, **p))) and np.isnan(c["x_upper"])
     with pytest.raises(ValueError, match="no parameter draws"):
         rank_at([f, _exact("y", p)], 100.0)
+
+
+def test_never_is_exactly_above_the_interval_of_the_ceiling(fits):
+    from rlscale._fitview import curve
+    from rlscale.curves import interval
+
+    f = fits[0]
+    _, a_hi = interval(curve(f).draws["A"], 0.9)
+    assert f.values["A"] < a_hi
+    above = compute_for_reward(f, float(a_hi) + 1e-3).iloc[0]
+    inside = compute_for_reward(f, (f.values["A"] + float(a_hi)) / 2).iloc[0]
+    assert above["status"] == "never" and not above["reachable"]
+    assert inside["status"] == "uncertain" and inside["reachable"] and np.isinf(inside["x"])
+    assert np.isfinite(inside["x_lower"]) and np.isinf(inside["x_upper"])
