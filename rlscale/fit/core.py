@@ -165,6 +165,12 @@ def finish(*, space: Space, x, y, run_id, u, converged, base, level, bootstrap, 
                                        "--resample runs needs >= 2 runs in the group; "
                                        "resampled points instead"))
             how = "points"
+        elif how == "runs" and pd.unique(run_id).size < 5:
+            k = pd.unique(run_id).size
+            warnings.append(FitWarning("few_runs", f"--resample runs over only {k} runs: the "
+                                       "bootstrap sees few distinct resamples, so intervals are "
+                                       "coarse and tend to be too narrow; add seeds or use "
+                                       "--resample points"))
         block = 1
         if how == "points" and math.isfinite(rho) and rho > 0.2:
             block = max(2, min(x.size // 4, math.ceil(infl)))
