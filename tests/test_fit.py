@@ -105,6 +105,7 @@ def test_bootstrap_over_runs_pools_seeds():
     assert f.n_points == 300 and f.group == {"recipe": "r"}
     assert f.samples_method == "bootstrap-runs" and len(f.samples) >= 90
     assert f.params["A"].lower < f.params["A"].value < f.params["A"].upper
+    assert "few_runs" in f.warning_codes  # 4 seeds: a coarse run bootstrap, and it says so
     single = fit(df[df.run_id == "s0"], bootstrap=20, resample="runs")
     assert "resample_fallback" in single.warning_codes
 

@@ -40,13 +40,22 @@ def format_table(fits: list) -> str:
     names: list[str] = []
     for f in fits:
         names += [n for n in f.params if n not in names]
+    mixed = len({f.law for f in fits}) > 1
     rows = []
     for f in fits:
         row: dict[str, Any] = {"group": ", ".join(f"{k}={v}" for k, v in f.group.items()) or "all",
                                "law": f.law, "n": f.n_points,
                                "window": f"{f.window[0]:.4g}..{f.window[1]:.4g}"}
-        for n in names:
-            row[n] = _cell(f.params.get(n)) if f.ok else ("NOT FITTED" if n == names[0] else "")
+        if mixed:  # laws differ: the ceiling with its interval, the rest as name=value
+            ceiling = f.law_obj.ceiling
+            row["ceiling"] = _cell(f.params.get(ceiling)) if f.ok and ceiling else (
+                "" if f.ok else "NOT FITTED")
+            row["params"] = " ".join(f"{k}={p.value:.4g}" for k, p in f.params.items()
+                                     if k != ceiling)
+        else:
+            for n in names:
+                row[n] = _cell(f.params.get(n)) if f.ok else ("NOT FITTED" if n == names[0]
+                                                              else "")
         row["rmse"] = f"{f.gof['rmse']:.3g}" if f.ok else ""
         held = f.gof.get("heldout_rmse")
         row["heldout"] = f"{held:.3g}" if held is not None else ""

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from rlscale.fit import uncertainty as unc
 from rlscale.fit.checks import check_fit
@@ -166,6 +165,12 @@ def finish(*, space: Space, x, y, run_id, u, converged, base, level, bootstrap, 
                                        "--resample runs needs >= 2 runs in the group; "
                                        "resampled points instead"))
             how = "points"
+        elif how == "runs" and pd.unique(run_id).size < 5:
+            k = pd.unique(run_id).size
+            warnings.append(FitWarning("few_runs", f"--resample runs over only {k} runs: the "
+                                       "bootstrap sees few distinct resamples, so intervals are "
+                                       "coarse and tend to be too narrow; add seeds or use "
+                                       "--resample points"))
         block = 1
         if how == "points" and math.isfinite(rho) and rho > 0.2:
             block = max(2, min(x.size // 4, math.ceil(infl)))
@@ -210,10 +215,9 @@ def heldout(space: Space, x, y, u, *, huber, frac: float = 0.2) -> dict[str, Any
     if train.sum() < len(space.free) + 2 or (~train).sum() < 1:
         return {"heldout_rmse": None, "heldout_n": 0}
     w = train.astype(float)
-    starts = np.vstack([u[None, :], _starts(space.law, space, x[train], y[train],
-                                            space.law.bounds(x[train], y[train]))])
-    starts = np.clip(starts, space.lower, space.upper)
-    uu, cost, _ = solve(space, x, y, w, starts, huber=huber)
+    # Warm start from the full-window fit: the same basin, far fewer iterations than a fresh
+    # multi-start; a law that cannot extrapolate from the shorter window still shows it.
+    uu, cost, _ = solve(space, x, y, w, u[None, :], huber=huber)
     best = uu[int(np.argmin(cost))]
     r = space.predict(x[~train], best[None, :])[0] - y[~train]
     rmse = float(np.sqrt(np.mean(r**2)))
@@ -221,11 +225,3 @@ def heldout(space: Space, x, y, u, *, huber, frac: float = 0.2) -> dict[str, Any
             "heldout_from": float(cut)}
 
 
-def spearman_up(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Spearman correlation of y with x and its one-sided p-value for 'increasing'."""
-    if np.ptp(y) == 0 or np.ptp(x) == 0:
-        return 0.0, 1.0
-    res = stats.spearmanr(x, y)
-    rho = float(res.statistic)
-    p = float(res.pvalue) / 2 if rho > 0 else 1 - float(res.pvalue) / 2
-    return rho, p

@@ -20,6 +20,7 @@ WARNING_CODES: dict[str, str] = {
     "did_not_converge": "the optimiser stopped before converging, or the covariance is singular",
     "dropped_points": "some points were dropped (missing compute, x <= 0 for this law, NaN)",
     "resample_fallback": "resampling over runs needs >= 2 runs; fell back to points",
+    "few_runs": "a run bootstrap over fewer than 5 runs gives coarse, optimistic intervals",
     "autocorrelated_residuals": "residuals are autocorrelated; intervals were widened for it",
 }
 

@@ -37,6 +37,7 @@ class Space:
 
     def __post_init__(self) -> None:
         self._is_log = np.array([p in self.law.log_params for p in self.free], dtype=bool)
+        self._log_idx = np.flatnonzero(self._is_log)
 
     def is_log(self) -> np.ndarray:
         return self._is_log
@@ -47,9 +48,11 @@ class Space:
             return np.where(self.is_log(), np.log(np.where(self.is_log(), values, 1.0)), values)
 
     def to_natural(self, u: np.ndarray) -> np.ndarray:
-        u = np.asarray(u, dtype=float)
-        with np.errstate(over="ignore"):
-            return np.where(self.is_log(), np.exp(np.where(self.is_log(), u, 0.0)), u)
+        out = np.array(u, dtype=float)
+        if self._log_idx.size:
+            with np.errstate(over="ignore"):
+                out[..., self._log_idx] = np.exp(out[..., self._log_idx])
+        return out
 
     def vector(self, params: dict[str, float]) -> np.ndarray:
         return self.to_internal(np.array([params[p] for p in self.free], dtype=float))
@@ -70,6 +73,31 @@ class Space:
         return np.asarray(self.law.func(x, **params), dtype=float)
 
 
+    def jacobian(self, x: np.ndarray, u: np.ndarray, f0: np.ndarray,
+                 extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """d f / d u in internal space, shape (R, N, P): analytic when the law has ``grad``,
+        else forward differences (``f0`` = f at ``u``)."""
+        u = np.atleast_2d(u)
+        n_par = u.shape[1]
+        jac = np.empty(f0.shape + (n_par,))
+        if self.law.grad is not None:
+            params = self.params(u)
+            if extra:
+                params.update(extra)
+            grads = self.law.grad(x, **params)
+            nat = self.to_natural(u)
+            for j, name in enumerate(self.free):
+                col = grads[name] * nat[:, j:j + 1] if self._is_log[j] else grads[name]
+                jac[..., j] = col
+            return jac
+        h = 1e-6 * np.maximum(1.0, np.abs(u))
+        for j in range(n_par):
+            up = u.copy()
+            up[:, j] += h[:, j]
+            jac[..., j] = (self.predict(x, up, extra) - f0) / h[:, j:j + 1]
+        return jac
+
+
 def _huber(r: np.ndarray, k: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Per-point loss and IRLS weight (plain least squares when ``k`` is None)."""
     if k is None:
@@ -84,7 +112,7 @@ def _huber(r: np.ndarray, k: float | None) -> tuple[np.ndarray, np.ndarray]:
 def _cost(space: Space, x, y, w, u, k, extra=None):
     f = space.predict(x, u, extra)
     r = f - y
-    loss, _ = _huber(r, k)
+    loss = 0.5 * r * r if k is None else _huber(r, k)[0]
     cost = np.sum(np.where(w > 0, w * loss, 0.0), axis=-1)
     return np.where(np.isfinite(cost), cost, np.inf), r
 
@@ -105,6 +133,7 @@ def solve(space: Space, x: np.ndarray, y: np.ndarray, w: np.ndarray, u0: np.ndar
     w = np.broadcast_to(w, y.shape)
     ok_pts = w > 0
     y = np.where(ok_pts, y, 0.0)
+    sqrt_w = np.sqrt(np.where(ok_pts, w, 0.0))
     held = {k: np.asarray(v, dtype=float).reshape(-1, 1) for k, v in (row_fixed or {}).items()}
     cost, r = _cost(space, x, y, w, u, huber, held)
     lam = np.full(n_rows, 1e-3)
@@ -120,17 +149,15 @@ def solve(space: Space, x: np.ndarray, y: np.ndarray, w: np.ndarray, u0: np.ndar
         ex = {k: v[idx] for k, v in held.items()}
         f0 = space.predict(xa, ua, ex)
         r0 = np.where(ok_pts[idx], f0 - ya, 0.0)
-        _, irls = _huber(r0, huber)
-        sw = np.sqrt(wa * irls)
-        h = 1e-6 * np.maximum(1.0, np.abs(ua))
-        jac = np.empty(r0.shape + (n_par,))
-        for j in range(n_par):
-            up = ua.copy()
-            up[:, j] += h[:, j]
-            jac[..., j] = (space.predict(xa, up, ex) - f0) / h[:, j:j + 1]
-        jac = np.where(ok_pts[idx][..., None], jac, 0.0) * sw[..., None]
-        jac = np.nan_to_num(jac, nan=0.0, posinf=0.0, neginf=0.0)
-        rw = np.nan_to_num(r0 * sw)
+        if huber is None:
+            sw = sqrt_w[idx]
+        else:
+            sw = np.sqrt(wa * _huber(r0, huber)[1])
+        jac = space.jacobian(xa, ua, f0, ex)
+        jac = jac * sw[..., None]
+        jac[~np.isfinite(jac)] = 0.0
+        rw = r0 * sw
+        rw[~np.isfinite(rw)] = 0.0
         jtj = np.einsum("rnp,rnq->rpq", jac, jac)
         g = np.einsum("rnp,rn->rp", jac, rw)
         # Active set: a parameter on a bound whose descent direction points outside is held
@@ -155,7 +182,7 @@ def solve(space: Space, x: np.ndarray, y: np.ndarray, w: np.ndarray, u0: np.ndar
         old = cost[idx]
         u[idx[better]] = trial[better]
         cost[idx[better]] = new_cost[better]
-        lam[idx] = np.where(better, np.maximum(lam[idx] / 3, 1e-12), lam[idx] * 4)
+        lam[idx] = np.where(better, np.maximum(lam[idx] / 10, 1e-12), lam[idx] * 10)
         moved = np.max(np.abs(trial - ua) / (np.abs(ua) + 1e-8), axis=1)
         small_df = better & ((old - new_cost) <= ftol * np.maximum(old, 1e-300))
         small_dx = moved <= xtol

@@ -49,13 +49,8 @@ def covariance(space: Space, x: np.ndarray, y: np.ndarray, u: np.ndarray,
     n_par = u.size
     if n_par == 0:
         return np.zeros((0, 0))
-    f0 = space.predict(x, u[None, :])[0]
-    jac = np.empty((x.size, n_par))
-    for j in range(n_par):
-        h = 1e-6 * max(1.0, abs(u[j]))
-        up = u.copy()
-        up[j] += h
-        jac[:, j] = (space.predict(x, up[None, :])[0] - f0) / h
+    f0 = space.predict(x, u[None, :])
+    jac = space.jacobian(x, u[None, :], f0)[0]
     if not np.all(np.isfinite(jac)):
         return np.full((n_par, n_par), np.nan)
     jtj = jac.T @ jac
