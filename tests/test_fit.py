@@ -183,3 +183,51 @@ def test_round_trip_to_dict_and_top_level_call():
     assert len(row) == 1 and row["A"].iloc[0] == f.params["A"].value
     assert "A =" in f.report()
     assert callable(rlscale.fit) and rlscale.FitResult is FitResult
+
+
+def test_many_groups_in_one_batched_solve_match_one_by_one():
+    rng = np.random.default_rng(14)
+    runs = [curve(*TABLE1[i % 3], rng=rng, run_id=f"r{i}", n=30 + 10 * i) for i in range(6)]
+    runs.append(curve(*TABLE1[0], rng=rng, run_id="tiny", n=4))
+    batched = fit(pd.concat(runs), by="run_id", r0="first")
+    assert [f.group["run_id"] for f in batched] == [f"r{i}" for i in range(6)] + ["tiny"]
+    for f, df in zip(batched, runs):
+        alone = fit(df, r0="first")
+        assert f.ok == alone.ok
+        for name, p in alone.params.items():
+            assert f.params[name].value == pytest.approx(p.value, rel=1e-5, abs=1e-7)
+        if alone.ok:
+            assert f.gof["heldout_rmse"] == pytest.approx(alone.gof["heldout_rmse"], rel=1e-4)
+    assert not batched[-1].ok
+
+
+def test_step_axis_and_multi_key_groups():
+    rng = np.random.default_rng(15)
+    df = pd.concat([curve(*TABLE1[0], rng=rng, run_id=f"r{i}", recipe="a").assign(seed=i % 2)
+                    for i in range(4)])
+    f = fit(df[df.run_id == "r0"], x="step")
+    assert f.ok and f.x == "step" and f.data["x"].max() == df["step"].max()
+    groups = fit(df, by="recipe,seed")
+    assert [g.group for g in groups] == [{"recipe": "a", "seed": 0}, {"recipe": "a", "seed": 1}]
+    assert [g.n_points for g in groups] == [150, 150]
+
+
+def test_predict_is_nan_where_the_law_is_undefined():
+    f = fit(curve(*TABLE1[0], rng=np.random.default_rng(16)), law="loglinear")
+    p = f.predict([0.0, 100.0])
+    assert np.isnan(p.mean_lower[0]) and np.isfinite(p.mean_lower[1])
+
+
+def test_profile_intervals_match_bootstrap_and_bend_when_A_is_weak():
+    df = curve(*TABLE1[0], rng=np.random.default_rng(3))
+    prof = fit(df, interval="profile")
+    boot = fit(df, bootstrap=400)
+    assert prof.params["A"].method == "profile"
+    for name in ("A", "B", "C_mid", "R0"):
+        p, b = prof.params[name], boot.params[name]
+        width = b.upper - b.lower
+        assert abs(p.lower - b.lower) < 0.25 * width and abs(p.upper - b.upper) < 0.25 * width
+    early = curve(*TABLE1[0], rng=np.random.default_rng(3), hi=1.0)  # stops at C_mid
+    wald, prof = fit(early), fit(early, interval="profile")
+    assert wald.params["A"].lower == 0.0  # Wald is useless here: the whole [0, 1] range
+    assert 0.5 < prof.params["A"].lower < 0.61 and prof.params["A"].upper == 1.0

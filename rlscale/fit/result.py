@@ -145,9 +145,14 @@ class FitResult:
         if len(self.samples):
             cols = {p: self.samples[p].to_numpy()[:, None] for p in law.param_names}
             curves = law.func(xs[None, :], **cols)
-            curves = np.where(np.isfinite(curves), curves, np.nan)
-            lo = np.nanquantile(curves, alpha, axis=0)
-            hi = np.nanquantile(curves, 1 - alpha, axis=0)
+            finite = np.isfinite(curves)
+            curves = np.where(finite, curves, np.nan)
+            lo = np.full(xs.shape, np.nan)
+            hi = np.full(xs.shape, np.nan)
+            some = finite.any(axis=0)  # x where the law is undefined (power at 0) stays NaN
+            if some.any():
+                lo[some] = np.nanquantile(curves[:, some], alpha, axis=0)
+                hi[some] = np.nanquantile(curves[:, some], 1 - alpha, axis=0)
         else:
             lo = hi = mean
         z = stats.norm.ppf(1 - alpha)

@@ -125,8 +125,10 @@ def solve(space: Space, x: np.ndarray, y: np.ndarray, w: np.ndarray, u0: np.ndar
 
     Shapes: ``x`` (N,) or (R, N); ``y`` and ``w`` (N,) or (R, N); ``u0`` (R, P) internal;
     ``row_fixed`` maps held parameters to per-row values (R,) (the grid's A and C_mid cells).
+    ``space.lower``/``space.upper`` may be (P,) or per row (R, P) (many groups in one solve).
     Returns ``(u, cost, converged)`` with shapes (R, P), (R,), (R,).
     """
+    per_row = np.ndim(space.lower) == 2
     u = np.array(np.clip(np.atleast_2d(u0), space.lower, space.upper), dtype=float)
     n_rows, n_par = u.shape
     y = np.broadcast_to(y, np.broadcast_shapes(np.shape(y), (n_rows, np.shape(y)[-1])))
@@ -147,6 +149,8 @@ def solve(space: Space, x: np.ndarray, y: np.ndarray, w: np.ndarray, u0: np.ndar
         xa = x if np.ndim(x) == 1 else x[idx]
         ua, ya, wa = u[idx], y[idx], w[idx]
         ex = {k: v[idx] for k, v in held.items()}
+        lo_a, hi_a = (space.lower[idx], space.upper[idx]) if per_row else (space.lower,
+                                                                             space.upper)
         f0 = space.predict(xa, ua, ex)
         r0 = np.where(ok_pts[idx], f0 - ya, 0.0)
         if huber is None:
@@ -163,7 +167,7 @@ def solve(space: Space, x: np.ndarray, y: np.ndarray, w: np.ndarray, u0: np.ndar
         # Active set: a parameter on a bound whose descent direction points outside is held
         # for this step, so the others move freely instead of being dragged by the clip.
         tiny = 1e-12 * (1 + np.abs(ua))
-        held_b = ((ua <= space.lower + tiny) & (g > 0)) | ((ua >= space.upper - tiny) & (g < 0))
+        held_b = ((ua <= lo_a + tiny) & (g > 0)) | ((ua >= hi_a - tiny) & (g < 0))
         if held_b.any():
             keep = (~held_b).astype(float)
             jtj = jtj * keep[:, :, None] * keep[:, None, :] + np.einsum("rp,pq->rpq", 1 - keep, eye)
@@ -176,7 +180,7 @@ def solve(space: Space, x: np.ndarray, y: np.ndarray, w: np.ndarray, u0: np.ndar
         except np.linalg.LinAlgError:
             step = -np.stack([np.linalg.lstsq(m, gg, rcond=None)[0] for m, gg in zip(mat, g)])
         step = np.nan_to_num(step)
-        trial = np.clip(ua + step, space.lower, space.upper)
+        trial = np.clip(ua + step, lo_a, hi_a)
         new_cost, _ = _cost(space, xa, ya, wa, trial, huber, ex)
         better = new_cost < cost[idx]
         old = cost[idx]
