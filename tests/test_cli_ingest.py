@@ -87,7 +87,7 @@ def test_reingest_noop_conflict_and_replace(tmp_path, store_dir):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--set", "seed=abc"], "column 'seed': --set seed='abc' is not an integer"),
+    (["--set", "seed=abc"], "--set seed='abc' is not an integer"),
     (["--set", "novalue"], "is not KEY=VALUE"),
     (["--format", "excel"], "Invalid value for '--format'"),
     (["--x-col", "step"], "--x-col and --x-unit go together"),

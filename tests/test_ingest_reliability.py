@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from rlscale.cli import main
 from rlscale.errors import InputError, StoreError
 from rlscale.ingest import ingest_paths
-from rlscale.store import Store, load_points
+from rlscale.store import RunMeta, Store, load_points, normalize_points
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -151,5 +152,21 @@ def test_sigkill_mid_write_leaves_no_partial_run(tmp_path):
             table = st_.read_points_table(run_id)
             assert table.num_rows == n and st_.read_meta(run_id).status == "complete"
         assert len(load_points(store)) == n * len(st_.run_ids())
+        # what a plain reader globs (DuckDB/polars read_parquet('<store>/*/points.parquet'))
+        globbed = sorted(store.glob("*/points.parquet"))
+        assert [g.parent.name for g in globbed] == st_.run_ids()
         st_.clean()
         assert not [q for q in store.iterdir() if q.name.startswith(".")]
+
+
+def test_run_in_flight_is_invisible_to_readers_and_globs(tmp_path):
+    store = Store(tmp_path / "store")
+    store.write_run(RunMeta(run_id="done"), pd.DataFrame({"step": [1], "metric": "r", "value": 1.0}))
+    table = normalize_points(pd.DataFrame({"step": [1], "metric": "r", "value": 2.0}), "wip")
+    store.root.mkdir(exist_ok=True)
+    staged = store._stage(RunMeta(run_id="wip"), table, store._scratch(".tmp-"))  # killed writer
+    assert (staged / "points.parquet").is_file()
+    assert store.run_ids() == ["done"]
+    assert [p.parent.name for p in store.root.glob("*/points.parquet")] == ["done"]
+    assert load_points(store.root)["run_id"].tolist() == ["done"]
+    assert store.clean() and not [p for p in store.root.iterdir() if p.name.startswith(".")]

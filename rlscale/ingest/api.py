@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import pyarrow as pa
 
 from rlscale.errors import input_error
 from rlscale.ingest.options import IngestOptions, parse_set, sanitize_run_id
-from rlscale.ingest.points import to_run_tables
+from rlscale.ingest.points import RunSet, to_run_set
 from rlscale.ingest.source import sha256_of
 from rlscale.store import RunMeta, Store, WriteStatus, same_source
 
@@ -88,7 +90,8 @@ def discover(paths: list[Path], fmt: str = "auto") -> list[tuple[Path, str, str]
             if kind == "tensorboard":
                 name = path.resolve().name
             elif kind == "trl" and path.name == "trainer_state.json":
-                name = _run_name(path.resolve().parent.parts[-2:], path.stem)
+                parent = path.resolve().parent
+                name = parent.parent.name if _CHECKPOINT.match(parent.name) else parent.name
             else:
                 name = path.name.split(".")[0] or path.stem
             found.append((path, kind, sanitize_run_id(name)))
@@ -126,7 +129,7 @@ def _walk(root: Path, fmt: str) -> list[tuple[Path, str, str]]:
     return out
 
 
-def _read(path: Path, kind: str, opts: IngestOptions, run_id: str) -> list[tuple[str, pa.Table]]:
+def _read(path: Path, kind: str, opts: IngestOptions, run_id: str) -> RunSet:
     from rlscale.ingest import readers, table, tensorboard, trl
 
     if kind == "tensorboard":
@@ -144,7 +147,9 @@ def _read(path: Path, kind: str, opts: IngestOptions, run_id: str) -> list[tuple
             tab, src = readers.read_csv(path, string_cols=(opts.run_col,))
         raw = table.table_points(tab, src, opts)
         del tab
-    return to_run_tables(raw, src, default_run_id=run_id, drop_nonfinite=opts.drop_nonfinite)
+    holder = [raw]
+    del raw  # to_run_set reorders the arrays in place; keep no second reference alive
+    return to_run_set(holder.pop(), src, default_run_id=run_id, drop_nonfinite=opts.drop_nonfinite)
 
 
 def _meta(run_id: str, path: Path, kind: str, sha: str, opts: IngestOptions) -> RunMeta:
@@ -169,7 +174,7 @@ def read_source(path: str | os.PathLike[str], **options: Any) -> list[tuple[RunM
     or ``set=["k=v"]``, ``step_col``, ``x_col``, ``x_unit``, ``metrics``, ``run_col``,
     ``drop_nonfinite``). Points tables follow :data:`rlscale.store.POINTS_SCHEMA`.
     """
-    return _read_all([Path(path)], _options(options))
+    return [(meta, runs.table(k)) for meta, runs, k in _read_all([Path(path)], _options(options))]
 
 
 def _options(options: dict[str, Any]) -> IngestOptions:
@@ -180,27 +185,30 @@ def _options(options: dict[str, Any]) -> IngestOptions:
     return IngestOptions(**options)
 
 
-def _read_all(paths: list[Path], opts: IngestOptions) -> list[tuple[RunMeta, pa.Table]]:
+def _read_all(paths: list[Path], opts: IngestOptions) -> list[tuple[RunMeta, RunSet, int]]:
     logs = discover(paths, opts.format)
-    out: list[tuple[RunMeta, pa.Table]] = []
+    out: list[tuple[RunMeta, RunSet, int]] = []
     seen: dict[str, Path] = {}
     for path, kind, default_id in logs:
         if opts.format == "wandb":
             opts_here = opts
         else:
             opts_here = IngestOptions(**{**asdict(opts), "format": kind})
-        runs = _read(path, kind, opts_here, opts.run_id or default_id)
-        if opts.run_id is not None and (len(logs) > 1 or len(runs) > 1):
-            raise input_error(f"--run-id names one run but the input holds {max(len(logs), len(runs))}",
-                              path=path, expected="one log per command with --run-id, or no --run-id")
-        sha = sha256_of(path)
-        for run_id, table in runs:
+        with ThreadPoolExecutor(1) as pool:  # hash while pyarrow parses (hashlib drops the GIL)
+            sha_future = pool.submit(sha256_of, path)
+            runs = _read(path, kind, opts_here, opts.run_id or default_id)
+            sha = sha_future.result()
+        n_runs = max(len(logs), len(runs.run_ids))
+        if opts.run_id is not None and n_runs > 1:
+            raise input_error(f"--run-id names one run but the input holds {n_runs}", path=path,
+                              expected="one log per command with --run-id, or no --run-id")
+        for k, run_id in enumerate(runs.run_ids):
             if run_id in seen:
                 raise input_error(f"run_id {run_id!r} comes from two logs ({seen[run_id]} and "
                                   f"{path})", path=path,
                                   expected="distinct file names, or one log per --run-id")
             seen[run_id] = path
-            out.append((_meta(run_id, path, kind, sha, opts), table))
+            out.append((_meta(run_id, path, kind, sha, opts), runs, k))
     return out
 
 
@@ -219,20 +227,23 @@ def ingest_paths(paths: list[str | os.PathLike[str]] | str | os.PathLike[str],
     opts = _options(options)
     items = _read_all(plist, opts)
     plans = []
-    for meta, table in items:
+    for meta, _, _ in items:
         if st.has_run(meta.run_id) and same_source(st.read_meta(meta.run_id).source, meta.source):
             plans.append("unchanged")
         else:
             plans.append(st.plan_write(meta, replace=opts.replace))
-    results = []
-    for (meta, table), plan in zip(items, plans):
-        metrics = sorted(set(table["metric"].unique().to_pylist()))
-        res = IngestResult(meta.run_id, meta.source["path"], meta.source["format"],
-                           table.num_rows, metrics)
-        if not dry_run:
-            res.status = "unchanged" if plan == "unchanged" else st.write_table(
-                meta, table, replace=opts.replace)
-        results.append(res)
+    results = [IngestResult(meta.run_id, meta.source["path"], meta.source["format"],
+                            runs.n_points(k), runs.metrics(k)) for meta, runs, k in items]
+    if dry_run:
+        return results
+    todo = [((meta, partial(runs.table, k)), res)
+            for (meta, runs, k), res, plan in zip(items, results, plans) if plan != "unchanged"]
+    statuses = st.write_tables([item for item, _ in todo], replace=opts.replace)
+    for (_, res), status in zip(todo, statuses):
+        res.status = status
+    for res, plan in zip(results, plans):
+        if plan == "unchanged":
+            res.status = "unchanged"
     return results
 
 

@@ -40,13 +40,17 @@ class RawPoints:
         return self.value_fields[code] if self.value_fields else "value"
 
     def take(self, keep: np.ndarray) -> RawPoints:
-        return RawPoints(
-            step=self.step[keep], metric=self.metric[keep], metric_names=self.metric_names,
-            value=self.value[keep], row=self.row[keep],
-            axes={k: v[keep] for k, v in self.axes.items()},
-            run=None if self.run is None else self.run[keep], run_names=self.run_names,
-            step_field=self.step_field, value_fields=self.value_fields, axis_fields=self.axis_fields,
-        )
+        """Keep (bool mask) or reorder (indices) the points, in place and one array at a time,
+        so a 10-million-point frame never holds two full copies of itself."""
+        self.step = self.step[keep]
+        self.metric = self.metric[keep]
+        self.value = self.value[keep]
+        self.row = self.row[keep]
+        for k in list(self.axes):
+            self.axes[k] = self.axes[k][keep]
+        if self.run is not None:
+            self.run = self.run[keep]
+        return self
 
 
 def validate(raw: RawPoints, src: Source, *, drop_nonfinite: bool = False) -> RawPoints:
@@ -61,7 +65,7 @@ def validate(raw: RawPoints, src: Source, *, drop_nonfinite: bool = False) -> Ra
                 row=int(raw.row[i]), field=raw.value_field(int(raw.metric[i])),
                 expected="a finite number (pass --drop-nonfinite to drop such points)",
             )
-        raw = raw.take(~bad)
+        raw.take(~bad)
     raw.step = _check_steps(raw, src)
     for axis, arr in raw.axes.items():
         bad = np.isinf(arr) | (arr < 0)
@@ -110,7 +114,40 @@ def _sort_order(raw: RawPoints) -> np.ndarray | None:
 
 def to_run_tables(raw: RawPoints, src: Source, *, default_run_id: str,
                   drop_nonfinite: bool = False) -> list[tuple[str, pa.Table]]:
-    """Validate and split into ``[(run_id, table), ...]``; each table sorted by (metric, step).
+    """Validate and split into ``[(run_id, table), ...]``; each table sorted by (metric, step)."""
+    runs = to_run_set(raw, src, default_run_id=default_run_id, drop_nonfinite=drop_nonfinite)
+    return [(rid, runs.table(k)) for k, rid in enumerate(runs.run_ids)]
+
+
+class RunSet:
+    """Validated points of one source, sorted by (run, metric, step), split into runs lazily:
+    :meth:`table` builds one run's :data:`POINTS_SCHEMA` table when it is about to be written."""
+
+    def __init__(self, raw: RawPoints, default_run_id: str) -> None:
+        self.raw = raw
+        n = len(raw.step)
+        run = raw.run if raw.run is not None else np.zeros(n, np.int32)
+        starts = np.concatenate([[0], np.flatnonzero(run[1:] != run[:-1]) + 1, [n]]) if n else [0, 0]
+        self.bounds = [(int(s), int(e)) for s, e in zip(starts[:-1], starts[1:])]
+        self.run_ids = [raw.run_names[run[s]] if raw.run is not None else default_run_id
+                        for s, _ in self.bounds]
+
+    def n_points(self, k: int) -> int:
+        s, e = self.bounds[k]
+        return e - s
+
+    def metrics(self, k: int) -> list[str]:
+        s, e = self.bounds[k]
+        return [self.raw.metric_names[c] for c in np.unique(self.raw.metric[s:e])]
+
+    def table(self, k: int) -> pa.Table:
+        s, e = self.bounds[k]
+        return _table(self.raw, s, e, self.run_ids[k])
+
+
+def to_run_set(raw: RawPoints, src: Source, *, default_run_id: str,
+               drop_nonfinite: bool = False) -> RunSet:
+    """Validate ``raw`` (consumed: its arrays are reordered in place) into a :class:`RunSet`.
 
     Identical duplicate (step, metric) points collapse to one; different ones are an error, as is
     a compute axis that decreases as steps increase within a metric's series.
@@ -124,16 +161,23 @@ def to_run_tables(raw: RawPoints, src: Source, *, default_run_id: str,
             except Exception as exc:  # noqa: BLE001 - re-raised with the row that named it
                 i = int(np.flatnonzero(raw.run == code)[0])
                 raise src.error(f"{exc}", row=int(raw.row[i]), field="run_id") from None
+    if len(raw.step) == 0:
+        raise src.error("no points", expected="at least one metric value (every cell was empty"
+                        + (" or dropped as non-finite)" if drop_nonfinite else ")"))
     order = _sort_order(raw)
     if order is not None:
-        raw = raw.take(order)
-    run = raw.run if raw.run is not None else np.zeros(len(raw.step), np.int32)
-    same_series = (run[1:] == run[:-1]) & (raw.metric[1:] == raw.metric[:-1])
-    raw = _collapse_duplicates(raw, src, same_series & (raw.step[1:] == raw.step[:-1]))
-    run = raw.run if raw.run is not None else np.zeros(len(raw.step), np.int32)
-    same_series = (run[1:] == run[:-1]) & (raw.metric[1:] == raw.metric[:-1])
-    _check_monotone(raw, src, same_series)
-    return _split(raw, run, default_run_id)
+        raw.take(order)
+        del order
+    _collapse_duplicates(raw, src, _same_series(raw) & (raw.step[1:] == raw.step[:-1]))
+    _check_monotone(raw, src, _same_series(raw))
+    return RunSet(raw, default_run_id)
+
+
+def _same_series(raw: RawPoints) -> np.ndarray:
+    same = raw.metric[1:] == raw.metric[:-1]
+    if raw.run is not None:
+        same &= raw.run[1:] == raw.run[:-1]
+    return same
 
 
 def _sort_metric_names(raw: RawPoints) -> None:
@@ -149,9 +193,9 @@ def _sort_metric_names(raw: RawPoints) -> None:
         raw.value_fields = [raw.value_fields[k] for k in order]
 
 
-def _collapse_duplicates(raw: RawPoints, src: Source, dup: np.ndarray) -> RawPoints:
+def _collapse_duplicates(raw: RawPoints, src: Source, dup: np.ndarray) -> None:
     if not dup.any():
-        return raw
+        return
     idx = np.flatnonzero(dup)
     same = raw.value[idx] == raw.value[idx + 1]
     for arr in raw.axes.values():
@@ -169,21 +213,28 @@ def _collapse_duplicates(raw: RawPoints, src: Source, dup: np.ndarray) -> RawPoi
         )
     keep = np.ones(len(raw.step), bool)
     keep[idx + 1] = False
-    return raw.take(keep)
+    raw.take(keep)
 
 
 def _check_monotone(raw: RawPoints, src: Source, same_series: np.ndarray) -> None:
+    boundary = None
     for axis, arr in raw.axes.items():
-        present = np.flatnonzero(~np.isnan(arr))
-        if len(present) < 2:
-            continue
-        a, b = present[:-1], present[1:]
-        # consecutive non-null points of one (run, metric) series: no series boundary between them
-        boundary = np.concatenate([[0], np.cumsum(~same_series)])
-        bad = (boundary[a] == boundary[b]) & (arr[b] < arr[a])
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0])
-            i, j = int(a[k]), int(b[k])
+        nan = np.isnan(arr)
+        if not nan.any():  # the common case: compare neighbours within a series directly
+            a = np.flatnonzero(same_series & (arr[1:] < arr[:-1]))
+            bad_pair = (int(a[0]), int(a[0]) + 1) if len(a) else None
+        else:
+            present = np.flatnonzero(~nan)
+            if len(present) < 2:
+                continue
+            if boundary is None:
+                boundary = np.concatenate([[0], np.cumsum(~same_series)])
+            a, b = present[:-1], present[1:]
+            bad = (boundary[a] == boundary[b]) & (arr[b] < arr[a])
+            k = np.flatnonzero(bad)
+            bad_pair = (int(a[k[0]]), int(b[k[0]])) if len(k) else None
+        if bad_pair is not None:
+            i, j = bad_pair
             raise src.error(
                 f"{axis} decreases from {_n(arr[i])} (step {raw.step[i]}) to {_n(arr[j])} "
                 f"(step {raw.step[j]})", row=int(raw.row[j]), field=raw.axis_fields.get(axis, axis),
@@ -191,34 +242,24 @@ def _check_monotone(raw: RawPoints, src: Source, same_series: np.ndarray) -> Non
             )
 
 
-def _split(raw: RawPoints, run: np.ndarray, default_run_id: str) -> list[tuple[str, pa.Table]]:
-    n = len(raw.step)
-    if n == 0:
-        return [(default_run_id, POINTS_SCHEMA.empty_table())]
-    starts = np.concatenate([[0], np.flatnonzero(run[1:] != run[:-1]) + 1, [n]])
-    metric_dict = pa.array(raw.metric_names, pa.string())
-    out = []
-    for s, e in zip(starts[:-1], starts[1:]):
-        s, e = int(s), int(e)
-        rid = raw.run_names[run[s]] if raw.run is not None else default_run_id
-        cols = {
-            "run_id": pa.DictionaryArray.from_arrays(
-                pa.array(np.zeros(e - s, np.int32)), pa.array([rid])).cast(pa.string()),
-            "step": pa.array(raw.step[s:e]),
-            "metric": pa.DictionaryArray.from_arrays(
-                pa.array(raw.metric[s:e].astype(np.int32, copy=False)), metric_dict
-            ).cast(pa.string()),
-            "value": pa.array(raw.value[s:e]),
-        }
-        for axis in COMPUTE_AXES:
-            typ = POINTS_SCHEMA.field(axis).type
-            if axis not in raw.axes:
-                cols[axis] = pa.nulls(e - s, typ)
-                continue
-            arr = raw.axes[axis][s:e]
-            mask = np.isnan(arr)
-            if axis == "tokens":
-                arr = np.round(np.where(mask, 0, arr)).astype(np.int64)
-            cols[axis] = pa.array(arr, type=typ, mask=mask)
-        out.append((rid, pa.table(cols, schema=POINTS_SCHEMA)))
-    return out
+def _table(raw: RawPoints, s: int, e: int, rid: str) -> pa.Table:
+    cols = {
+        "run_id": pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(e - s, np.int32)), pa.array([rid])).cast(pa.string()),
+        "step": pa.array(raw.step[s:e]),
+        "metric": pa.DictionaryArray.from_arrays(
+            pa.array(raw.metric[s:e].astype(np.int32, copy=False)),
+            pa.array(raw.metric_names, pa.string())).cast(pa.string()),
+        "value": pa.array(raw.value[s:e]),
+    }
+    for axis in COMPUTE_AXES:
+        typ = POINTS_SCHEMA.field(axis).type
+        if axis not in raw.axes:
+            cols[axis] = pa.nulls(e - s, typ)
+            continue
+        arr = raw.axes[axis][s:e]
+        mask = np.isnan(arr)
+        if axis == "tokens":
+            arr = np.round(np.where(mask, 0, arr)).astype(np.int64)
+        cols[axis] = pa.array(arr, type=typ, mask=mask if mask.any() else None)
+    return pa.table(cols, schema=POINTS_SCHEMA)

@@ -113,7 +113,7 @@ def _long(table, src, opts, metric_col, value_col, run_col, common) -> RawPoints
             raise src.error(f"no metric(s) {missing} (from --metric)", field=metric_col,
                             expected=f"metrics among {sorted(metric_names)}")
         wanted = np.array([m in opts.metrics for m in metric_names] + [False])
-        raw = raw.take(wanted[raw.metric])
+        raw.take(wanted[raw.metric])
     return raw
 
 
