@@ -395,3 +395,21 @@ def test_every_command_option_has_help():
         for param in command.params:
             if isinstance(param, click.Option):
                 assert param.help, (command.name, param.name)
+
+
+def test_cli_plot_passes_every_fit_option(store_root, tmp_path):
+    """Options copied from `rlscale fit` must reach the fit, not be parsed and dropped."""
+    from rlscale.fit import fit
+
+    out = tmp_path / "p.json"
+    args = ["--metric", "reward", "--kind", "params", "--interval", "profile", "--r0", "0.3",
+            "--out", str(out)]
+    assert run_plot(store_root, *args).exit_code == 0
+    rows = {(r["label"], r["param"]): r for r in data_of(json.loads(out.read_text()))}
+    points = load_points(store_root, with_meta=True)
+    [want] = [f for f in fit(points, metric="reward", x="gpu_hours", by=["recipe"],
+                             interval="profile", r0=0.3) if f.group["recipe"] == "grpo"]
+    got = rows[("grpo", "A")]
+    assert (got["lower"], got["upper"]) == pytest.approx((want.params["A"].lower,
+                                                          want.params["A"].upper))
+    assert rows[("grpo", "B")]["vary"] is True and want.params["R0"].vary is False
