@@ -262,10 +262,10 @@ def params_frame(fits: Sequence[Any], *, params: Sequence[str] | None = None,
     ``label`` is the full group (series plus facet value); rows come sorted by A (descending)
     where the law has one, so the best ceiling is on top.
     """
-    names = list(params) if params else [p for p in CURVE_PARAMS
-                                          if any(p in f.params for f in fits)]
-    if not names:
-        names = list(dict.fromkeys(p for f in fits for p in f.params))
+    every = list(dict.fromkeys(p for f in fits for p in f.params))
+    # the sigmoid's A, B, C_mid (R0 is the start, not the recipe); other laws: all parameters
+    names = list(params) if params else (
+        list(CURVE_PARAMS) if set(CURVE_PARAMS) <= set(every) else every)
     rows = []
     for fit in fits:
         labels = fit_labels(fit, facet)

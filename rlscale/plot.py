@@ -233,8 +233,9 @@ def params_chart(
                     alt.value("white"))),
         ).properties(width=180, height=max(60, 24 * len(order))))
     pct = f"{100 * fits[0].level:g}%"
+    key = "A" if "A" in set(frame["param"]) else frame["param"].iloc[0]
     title = alt.Title(f"{fits[0].law} parameters of {fits[0].metric} against {fits[0].x}",
-                      subtitle=f"point: best fit; bar: {pct} interval; sorted by A")
+                      subtitle=f"point: best fit; bar: {pct} interval; sorted by {key}")
     return alt.hconcat(*panels, data=_inline(frame), spacing=12).properties(title=title)
 
 
