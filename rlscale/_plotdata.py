@@ -251,7 +251,9 @@ def _group_rows(points: pd.DataFrame, fit: Any) -> pd.DataFrame:
     for key, value in fit.group.items():
         if key not in points.columns:
             return points.iloc[0:0]
-        mask &= points[key].map(format_value).to_numpy() == format_value(value)
+        # as rlscale.fit groups them: a run without a value for the key is its own group
+        col = points[key].astype(object).where(points[key].notna(), points["run_id"])
+        mask &= col.map(format_value).to_numpy() == format_value(value)
     return points[mask]
 
 

@@ -413,3 +413,18 @@ def test_cli_plot_passes_every_fit_option(store_root, tmp_path):
     assert (got["lower"], got["upper"]) == pytest.approx((want.params["A"].lower,
                                                           want.params["A"].upper))
     assert rows[("grpo", "B")]["vary"] is True and want.params["R0"].vary is False
+
+
+def test_runs_without_recipe_are_their_own_group_with_their_excluded_points(points):
+    from rlscale.fit import fit
+
+    two = points[points["run_id"].isin(["grpo-p1e09-s0", "cispo-p1e09-s0"])].copy()
+    two["recipe"] = None
+    fits2 = fit(two, metric="reward", x="gpu_hours", by=["recipe"], burn_in=100)
+    assert sorted(f.group["recipe"] for f in fits2) == ["cispo-p1e09-s0", "grpo-p1e09-s0"]
+    rows = data_of(plot.to_spec(plot.curves_chart(fits2, points=two)))
+    below = int((two["gpu_hours"] < 100).sum()) // 2
+    for f in fits2:
+        mine = [r for r in rows if r["series"] == f.group["recipe"]]
+        assert sum(r["layer"] == "observed-excluded" for r in mine) == below > 0
+        assert sum(r["layer"] == "observed-used" for r in mine) == f.n_points
