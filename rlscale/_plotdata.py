@@ -134,6 +134,18 @@ def check_fits(fits: Sequence[Any], *, facet: str | None = None) -> list[Any]:
     return fits
 
 
+def successful(fits: Sequence[Any]) -> list[Any]:
+    """The fits with ``ok=True``; raises :class:`InputError` saying why when there is none."""
+    ok = [f for f in fits if f.ok]
+    if not ok:
+        why = "; ".join(f"{group_label(f.group)}: {', '.join(f.warning_codes) or 'failed'}"
+                        for f in fits[:5])
+        raise input_error(f"none of the {len(fits)} fits succeeded ({why})",
+                          expected="groups with enough points on the compute axis "
+                                   "(check them with `rlscale fit`)")
+    return ok
+
+
 def fit_labels(fit: Any, facet: str | None) -> dict[str, str]:
     """``series`` (and ``facet``) labels of one fit's group."""
     rest = {k: v for k, v in fit.group.items() if k != facet}
@@ -235,7 +247,8 @@ def fit_points_frame(fits: Sequence[Any], points: pd.DataFrame | None, *,
         if points is not None:
             mine = _group_rows(points, fit)
             keys = set(zip(used["run_id"], used["x"]))
-            other = mine[[k not in keys for k in zip(mine["run_id"], mine["x"])]]
+            seen = np.array([k in keys for k in zip(mine["run_id"], mine["x"])], dtype=bool)
+            other = mine[~seen] if len(mine) else mine
             rows.append(other[["run_id", "x", "y"]].assign(status="excluded"))
         frame = pd.concat(rows, ignore_index=True)
         for key, value in labels.items():
@@ -295,8 +308,8 @@ def residual_frame(fits: Sequence[Any], *, facet: str | None = None) -> pd.DataF
     """Residuals (observed - fitted mean) of each fit's points: series, facet?, run_id, x, y,
     fitted, residual."""
     parts = []
-    for fit in fits:
-        if not fit.ok or not len(fit.data):
+    for fit in successful(fits):
+        if not len(fit.data):
             continue
         xs = np.asarray(fit.data["x"], float)
         fitted = fit.predict(xs)["mean"].to_numpy()
@@ -306,9 +319,6 @@ def residual_frame(fits: Sequence[Any], *, facet: str | None = None) -> pd.DataF
         for key, value in fit_labels(fit, facet).items():
             frame[key] = value
         parts.append(frame)
-    if not parts:
-        raise input_error("no successful fit to show residuals of", field="fits",
-                          expected="at least one fit with ok=True")
     return pd.concat(parts, ignore_index=True)
 
 

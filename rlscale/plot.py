@@ -202,7 +202,7 @@ def params_chart(
     compare at a glance. C_mid (a compute) is on a log axis. Hollow points are fixed parameters.
     """
     alt = _alt()
-    fits = D.check_fits(fits, facet=facet)
+    fits = D.successful(D.check_fits(fits, facet=facet))
     frame = D.params_frame(fits, params=params, facet=facet)
     order = list(dict.fromkeys(frame["label"]))
     color = alt.Color("series:N", scale=_series_scale(frame["series"]), legend=None)

@@ -105,3 +105,29 @@ def test_cli_plot_passes_every_fit_option(store_root, tmp_path):
     assert (got["lower"], got["upper"]) == pytest.approx((want.params["A"].lower,
                                                           want.params["A"].upper))
     assert rows[("grpo", "B")]["vary"] is True and want.params["R0"].vary is False
+
+
+def test_cli_plot_groups_that_cannot_be_fitted(tmp_path):
+    """A run with compute on only two points: curves still draw its points and warn; params
+    says why there is nothing to show."""
+    import numpy as np
+    import pandas as pd
+
+    from rlscale.store import RunMeta, Store
+
+    st = Store(tmp_path / "store")
+    flops = np.full(30, np.nan)
+    flops[[10, 29]] = [1e15, 3e15]
+    st.write_run(RunMeta(run_id="sparse"), pd.DataFrame(
+        {"step": np.arange(30), "metric": "reward", "value": np.linspace(0.1, 0.5, 30),
+         "flops": flops}))
+    out = tmp_path / "c.json"
+    result = run_plot(st.root, "--metric", "reward", "--x", "flops", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "warning: sparse not fitted (" in result.output
+    rows = data_of(json.loads(out.read_text()))
+    assert [r["layer"] for r in rows] == ["observed-used"] * 2
+    result = run_plot(st.root, "--metric", "reward", "--x", "flops", "--kind", "params",
+                      "--out", str(tmp_path / "p.png"))
+    assert result.exit_code == 1
+    assert "none of the 1 fits succeeded (sparse: " in result.output
