@@ -67,7 +67,7 @@ def test_agrees_with_scipy_curve_fit(truth):
             ours.params[name].stderr >= se * 0.999
 
 
-def test_grid_search_matches_brute_force_scipy_per_cell():
+def test_grid_search_matches_brute_force_scipy_per_cell(monkeypatch):
     truth = TABLE1[0]
     df = curve(*truth, rng=np.random.default_rng(4))
     x, y = df["gpu_hours"].to_numpy(), df["value"].to_numpy()
@@ -85,6 +85,14 @@ def test_grid_search_matches_brute_force_scipy_per_cell():
     np.testing.assert_allclose(table, brute, rtol=1e-5)
     i, j = np.unravel_index(np.argmin(brute), brute.shape)
     assert best["A"] == a_grid[i] and best["C_mid"] == c_grid[j]
+    # Large grids polish only cells near the best after the B scan: same winner, same loss.
+    import rlscale.fit.grid as grid_mod
+
+    monkeypatch.setattr(grid_mod, "POLISH_ALL", 0)
+    near_best, near_table = grid_search(space, x, y, a_grid, c_grid)
+    assert near_best == pytest.approx(best, rel=1e-6)
+    assert near_table.min() == pytest.approx(brute.min(), rel=1e-6)
+    assert np.all(near_table >= brute * (1 - 1e-6))  # unpolished cells: upper bounds
 
 
 def test_scalerl_grid_method_recovers_A_on_its_grid():
@@ -94,6 +102,12 @@ def test_scalerl_grid_method_recovers_A_on_its_grid():
     assert abs(f.params["A"].value - A) < 0.01
     assert round(f.params["A"].value / 0.005) * 0.005 == pytest.approx(f.params["A"].value)
     assert abs(f.params["B"].value / B - 1) < 0.15
+    off_grid = curve(A, B, C_mid, R0, rng=np.random.default_rng(6)).assign(
+        value=lambda d: d.value - 0.2)  # A = 0.51, R0 = 0.28: A on the grid, R0 below it
+    assert fit(off_grid, method="scalerl-grid").params["A"].value == pytest.approx(0.51, abs=0.01)
+    low = curve(A, B, C_mid, R0, rng=np.random.default_rng(6)).assign(value=lambda d: d.value / 3)
+    g = fit(low, method="scalerl-grid")  # A = 0.24, below the grid
+    assert g.params["A"].value == 0.45 and "edge of the ScaleRL grid" in g.warnings[0].message
 
 
 def test_bootstrap_over_runs_pools_seeds():
