@@ -48,9 +48,9 @@ def ingest_cmd(paths: tuple[str, ...], store: str | None, fmt: str, run_id: str 
 
     \b
     Examples:
-        rlscale ingest examples/grpo_seed0.csv --recipe grpo --set seed=0
+        rlscale ingest examples/scalerl_seed0.csv --recipe scalerl --set seed=0
         rlscale ingest examples/ --store runs/store
-        rlscale ingest history.csv --format wandb --x-col _runtime --x-unit wall_s
+        rlscale ingest history.csv --format wandb --x-col gpu_time --x-unit gpu_hours
         rlscale ingest all_runs.csv --run-col run_id --metric reward
     """
     from rlscale.ingest.api import ingest_paths
@@ -123,8 +123,8 @@ def show_cmd(run_id: str, store: str | None, as_json: bool) -> None:
 
     \b
     Examples:
-        rlscale show grpo_seed0
-        rlscale show grpo_seed0 --json
+        rlscale show scalerl_seed0
+        rlscale show scalerl_seed0 --json
     """
     from rlscale.store import Store
 

@@ -11,7 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
+import pandas as pd
 
 from rlscale.errors import input_error
 from rlscale.ingest.options import IngestOptions, parse_set, sanitize_run_id
@@ -167,14 +167,17 @@ def _meta(run_id: str, path: Path, kind: str, sha: str, opts: IngestOptions) -> 
                    source={"path": str(path), "format": kind, "sha256": sha, "options": options})
 
 
-def read_source(path: str | os.PathLike[str], **options: Any) -> list[tuple[RunMeta, pa.Table]]:
+def read_source(path: str | os.PathLike[str],
+                **options: Any) -> list[tuple[RunMeta, pd.DataFrame]]:
     """Read and validate every log under ``path`` into ``[(RunMeta, points), ...]`` (no writing).
 
     ``options`` are :class:`IngestOptions` fields (``format``, ``run_id``, ``recipe``, ``set_values``
     or ``set=["k=v"]``, ``step_col``, ``x_col``, ``x_unit``, ``metrics``, ``run_col``,
-    ``drop_nonfinite``). Points tables follow :data:`rlscale.store.POINTS_SCHEMA`.
+    ``drop_nonfinite``). Points frames are what :func:`rlscale.load_points` would return for
+    those runs once written (columns :data:`rlscale.store.POINT_COLUMNS`).
     """
-    return [(meta, runs.table(k)) for meta, runs, k in _read_all([Path(path)], _options(options))]
+    items = _read_all([Path(path)], _options(options))
+    return [(meta, runs.table(k).to_pandas()) for meta, runs, k in items]
 
 
 def _options(options: dict[str, Any]) -> IngestOptions:
