@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from rlscale.cli import main
-from rlscale.curves import sigmoid
+from rlscale.laws import sigmoid
 from rlscale.store import RunMeta, Store
 
 TRUE = {"a": dict(A=0.610, B=1.92, C_mid=2542.0), "c": dict(A=0.710, B=1.65, C_mid=4242.0)}

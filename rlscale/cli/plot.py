@@ -9,7 +9,6 @@ import click
 
 from rlscale.cli._common import store_option, store_path
 
-X_CHOICES = ["gpu_hours", "flops", "tokens", "wall_s", "step"]
 KINDS = ["curves", "raw", "params", "residuals", "backtest"]
 
 
@@ -31,33 +30,19 @@ def _budgets(ctx: click.Context, param: click.Parameter, value: tuple[str, ...])
     return out
 
 
-def fit_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The options that decide which fits are drawn (a subset of ``rlscale fit``'s)."""
+def chart_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``rlscale fit``'s options (shared through :mod:`rlscale.cli._fitopts`) plus the chart's."""
+    from rlscale.cli._fitopts import fit_options
+
     options = [
-        click.option("--metric", required=True, help="Metric to plot (e.g. reward, pass@1)."),
-        click.option("--x", "x", type=click.Choice(X_CHOICES), default="gpu_hours",
-                     show_default=True, help="Compute axis (log scale)."),
-        click.option("--by", default="recipe", show_default=True,
-                     help="Group (colour) by recipe, run_id or metadata KEY[,KEY...]."),
+        store_option,
+        fit_options(),
         click.option("--facet", default=None,
                      help="Split panels by a metadata key (e.g. pretrain_tokens); the fits are "
                           "made per --by and facet value."),
-        click.option("--law", default="sigmoid", show_default=True,
-                     help="Law to fit: sigmoid, power, exp or loglinear."),
-        click.option("--burn-in", type=float, default=None,
-                     help="Leave points below this compute out of the fit (drawn hollow)."),
-        click.option("--max-x", type=float, default=None,
-                     help="Fit only points up to this compute; the rest is extrapolation."),
-        click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="Bootstrap refits for the intervals (0: Wald, AR(1)-widened)."),
-        click.option("--resample", type=click.Choice(["points", "runs"]), default="points",
-                     show_default=True, help="Bootstrap unit: points or whole runs (seeds)."),
-        click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-                     default=0.95, show_default=True, help="Interval coverage."),
         click.option("--extrapolate-to", type=click.FloatRange(min=0, min_open=True),
                      default=None, help="Draw fitted curves (dashed) up to this compute "
                                         "(default: 10x the largest compute seen)."),
-        store_option,
     ]
     for option in reversed(options):
         func = option(func)
@@ -65,31 +50,32 @@ def fit_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _fit_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
+    """:func:`rlscale.fit.fit` keywords from the options; ``by`` includes the facet key."""
+    from rlscale.cli._fitopts import fit_kwargs
+
     if kw["law"] == "all":
         raise click.BadParameter("charts draw one law; pick sigmoid, power, exp or loglinear "
                                  "(rank laws with `rlscale fit --law all`)", param_hint="--law")
-    return {k: kw[k] for k in ("law", "burn_in", "max_x", "bootstrap", "resample", "level")}
+    out = fit_kwargs(kw)
+    # fit_kwargs predates `rlscale fit --interval`; pass it on so the option is not ignored
+    if "interval" in kw and "interval" not in out:
+        out["interval"] = kw["interval"]
+    if kw["facet"]:
+        out["by"] = list(dict.fromkeys([*out["by"], kw["facet"]]))
+    return out
 
 
-def _load(store: str | None, metric: str) -> tuple[Any, Any]:
-    from rlscale.errors import StoreError
-    from rlscale.store import Store, load_points
+def _warn_unfitted(fits: list[Any]) -> None:
+    from rlscale._plotdata import group_label
 
-    root = store_path(store)
-    st = Store(root)
-    if not st.run_ids():
-        msg = f"no runs in store {str(root)!r} (pass --store DIR or set RLSCALE_STORE)"
-        raise StoreError(msg)
-    points = load_points(st, metric=metric, with_meta=True)
-    if points.empty:
-        have = sorted({m for ms in st.runs()["metrics"] for m in ms})
-        raise click.BadParameter(f"no points for metric {metric!r} in {str(root)!r}; "
-                                 f"metrics there: {have}", param_hint="--metric")
-    return root, points
+    for f in fits:
+        if not f.ok:
+            codes = ", ".join(f.warning_codes) or "failed"
+            click.echo(f"warning: {group_label(f.group)} not fitted ({codes})", err=True)
 
 
 @click.command("plot")
-@fit_options
+@chart_options
 @click.option("--kind", type=click.Choice(KINDS), default="curves", show_default=True,
               help="curves: points + fitted law; raw: points only; params: A, B, C_mid per "
                    "group; residuals: observed - fit; backtest: fit to --cut, score the rest.")
@@ -115,29 +101,30 @@ def plot_command(out: str, kind: str, band: str, cut: float, scale: float,
         rlscale plot --metric reward --kind backtest --cut 0.5 --out backtest.png
     """
     from rlscale import plot
+    from rlscale.cli._fitopts import load_store_points
 
-    _, points = _load(kw["store"], kw["metric"])
-    by, facet = _keys(kw["by"]), kw["facet"]
-    keys = list(dict.fromkeys([*by, *([facet] if facet else [])]))
-    metric, x = kw["metric"], kw["x"]
     fit_kw = _fit_kwargs(kw)
+    points = load_store_points(kw["store"], kw["metric"])
+    metric, x, facet = kw["metric"], fit_kw.pop("x"), kw["facet"]
     if kind == "raw":
+        by = [k for k in fit_kw["by"] if k != facet]
         chart = plot.raw_curves_chart(points, metric=metric, x=x, by=by, facet=facet)
     elif kind == "backtest":
-        from rlscale.backtest import backtest
+        from rlscale.backtesting import backtest
 
         opts = {k: v for k, v in fit_kw.items() if k != "max_x"}
-        result = backtest(points, metric=metric, x=x, by=keys, cut=cut, **opts)
+        result = backtest(points, metric=metric, x=x, cut=cut, **opts)
         chart = plot.backtest_chart(result, facet=facet)
     else:
         from rlscale.fit import fit
 
-        fits = fit(points, metric=metric, x=x, by=keys, **fit_kw)
+        fits = fit(points, metric=metric, x=x, **fit_kw)
+        _warn_unfitted(fits)
         if kind == "curves":
             chart = plot.curves_chart(fits, points=points, facet=facet,
                                       extrapolate_to=kw["extrapolate_to"], band=band)
         elif kind == "params":
-            chart = plot.params_chart([f for f in fits if f.ok], facet=facet)
+            chart = plot.params_chart(fits, facet=facet)
         else:
             chart = plot.residuals_chart(fits, facet=facet)
     path = plot.save(chart, out, scale=scale)
@@ -145,9 +132,9 @@ def plot_command(out: str, kind: str, band: str, cut: float, scale: float,
 
 
 @click.command("report")
-@fit_options
+@chart_options
 @click.option("--budget", "budgets", multiple=True, callback=_budgets,
-              help="Compute budget(s) to forecast the reward at: X[,X...] (repeatable).")
+              help="Compute budget(s), in --x units, to forecast the reward at: X[,X...] (repeatable).")
 @click.option("--cut", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
               show_default=True, help="Backtest: fit on this fraction of each group's compute.")
 @click.option("--no-backtest", is_flag=True, help="Leave the backtest out.")
@@ -165,11 +152,12 @@ def report_command(out: str, budgets: list[float], cut: float, no_backtest: bool
     """
     from rlscale.report import report_from_store, write_text
 
-    root = store_path(kw["store"])
+    fit_kw = _fit_kwargs(kw)
+    by = [k for k in fit_kw.pop("by") if k != kw["facet"]]
     html = report_from_store(
-        root, metric=kw["metric"], x=kw["x"], by=_keys(kw["by"]), facet=kw["facet"],
+        store_path(kw["store"]), metric=kw["metric"], by=by, facet=kw["facet"],
         backtest_cut=None if no_backtest else cut, budgets=budgets,
-        extrapolate_to=kw["extrapolate_to"], title=title, **_fit_kwargs(kw))
+        extrapolate_to=kw["extrapolate_to"], title=title, **fit_kw)
     path = write_text(out, html)
     click.echo(f"wrote report of {kw['metric']} ({len(html) / 1e6:.1f} MB) to {path}")
 
