@@ -22,6 +22,9 @@ _EXPORTS: dict[str, str] = {
     "InputError": "rlscale.errors",
     "RLScaleError": "rlscale.errors",
     "StoreError": "rlscale.errors",
+    "JobConfig": "rlscale.rl.config",
+    "run_job": "rlscale.rl.runner",
+    "estimate_job": "rlscale.rl.flops",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
