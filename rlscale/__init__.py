@@ -61,6 +61,9 @@ _EXPORTS: dict[str, str] = {
     "update_sparsity": "rlscale.analysis.sparsity",
     "headroom": "rlscale.analysis.headroom",
     "headroom_from_levels": "rlscale.analysis.headroom",
+    "JobConfig": "rlscale.rl.config",
+    "run_job": "rlscale.rl.runner",
+    "estimate_job": "rlscale.rl.flops",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
