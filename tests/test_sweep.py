@@ -120,8 +120,14 @@ def test_changed_spec_under_same_name_is_refused(tmp_path, store_dir):
     spec_path = write_spec(tmp_path)
     run_sweep(load_spec(spec_path), store=store_dir, executor=InProcessExecutor())
     spec_path = write_spec(tmp_path, extra="[set]\nsteps = 9")
+    before = sorted(p.read_bytes() for p in store_dir.rglob("*") if p.is_file())
+
+    def never() -> None:
+        pytest.fail("an executor was built for a sweep that cannot run")
+
     with pytest.raises(StoreError, match="different config.*steps: stored 6 vs spec 9"):
-        run_sweep(load_spec(spec_path), store=store_dir, executor=InProcessExecutor(), resume=True)
+        run_sweep(load_spec(spec_path), store=store_dir, executor=never, resume=True)
+    assert sorted(p.read_bytes() for p in store_dir.rglob("*") if p.is_file()) == before
 
 
 def test_sigkilled_sweep_restarts_without_rerunning(tmp_path, store_dir):

@@ -53,10 +53,10 @@ def sweep(spec_path: str, store: str | None, executor: str, workers: int | None,
     if dry_run:
         _print_plan(spec, st)
         return
-    runner = make_executor(executor, workers=workers, address=address)
     view = ProgressView(st, name=spec.name, metric=spec.metric)
-    result = sw.run_sweep(spec, store=st, executor=runner, resume=resume, refresh_s=refresh,
-                          on_update=view)
+    result = sw.run_sweep(spec, store=st, resume=resume, refresh_s=refresh, on_update=view,
+                          executor=lambda: make_executor(executor, workers=workers,
+                                                         address=address))
     counts = result.counts()
     click.echo(f"sweep {spec.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                + f"; state in {sw.sweep_state_path(st, spec.name)}")
