@@ -172,6 +172,20 @@ def test_sigkilled_sweep_restarts_without_rerunning(tmp_path, store_dir):
     assert starts(tmp_path) == {first: [False], second: [False, True], "toy-steps=4-s0": [False]}
 
 
+def test_a_sweep_running_elsewhere_on_this_host_is_not_started_twice(tmp_path, store_dir):
+    import socket
+
+    spec_path = write_spec(tmp_path)
+    state = store_dir / "_sweeps" / "toy.json"
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"driver": {"host": socket.gethostname(), "pid": os.getppid()}}))
+    with pytest.raises(StoreError, match=f"already being run by process {os.getppid()}"):
+        run_sweep(load_spec(spec_path), store=store_dir, executor=InProcessExecutor())
+    state.write_text(json.dumps({"driver": {"host": socket.gethostname(), "pid": 2**22 + 7}}))
+    result = run_sweep(load_spec(spec_path), store=store_dir, executor=InProcessExecutor())
+    assert result.counts() == {"complete": 2}  # a dead driver's claim does not count
+
+
 def test_cli_dry_run_prints_jobs_and_compute_and_writes_nothing(tmp_path, store_dir):
     spec_path = write_spec(tmp_path, extra="seeds = [0, 1]")
     out = CliRunner().invoke(main, ["sweep", str(spec_path), "--store", str(store_dir),
