@@ -106,6 +106,14 @@ def test_local_pool_survives_a_crashing_worker(tmp_path, store_dir):
     assert Store(store_dir).read_meta(crashed.job_id).status == "running"  # resumable
 
 
+def test_a_job_calling_exit_fails_alone(tmp_path, store_dir):
+    spec_path = write_spec(tmp_path, grid="exit_at = [1, -1]")
+    result = run_sweep(load_spec(spec_path), store=store_dir, executor=LocalExecutor(workers=1),
+                       refresh_s=0.05)
+    assert [(j.state, j.error) for j in result.jobs] == [
+        ("failed", "SystemExit: job called exit at step 1"), ("complete", None)]
+
+
 def test_local_pool_splits_threads():
     pool = LocalExecutor(cores=8)
     assert (pool.capacity, pool.threads) == (8, 1)
