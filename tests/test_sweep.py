@@ -45,6 +45,17 @@ def test_inprocess_sweep_then_resume_skips_complete(tmp_path, store_dir):
     assert starts(tmp_path) == {"toy-lr=0.5-s0": [False], "toy-lr=1-s0": [False]}
 
 
+def test_extending_a_sweep_runs_only_the_new_jobs(tmp_path, store_dir):
+    run_sweep(load_spec(write_spec(tmp_path, grid="lr = [0.5]")), store=store_dir,
+              executor=InProcessExecutor())
+    spec_path = write_spec(tmp_path, grid="lr = [0.5, 1.0]")
+    result = run_sweep(load_spec(spec_path), store=store_dir, executor=InProcessExecutor(),
+                       resume=True)
+    assert [(j.job_id, j.state) for j in result.jobs] == [
+        ("toy-lr=0.5-s0", "skipped"), ("toy-lr=1-s0", "complete")]
+    assert_whole(Store(store_dir), spec_path)
+
+
 def test_failing_job_is_reported_and_others_finish(tmp_path, store_dir):
     spec_path = write_spec(tmp_path, grid="lr = [0.5]",
                            points="[[points]]\nfail_at = -1\n[[points]]\nfail_at = 2\n"
