@@ -51,6 +51,9 @@ _EXPORTS: dict[str, str] = {
     "flops_per_gpu_hour": "rlscale.units",
     "flops_to_gpu_hours": "rlscale.units",
     "gpu_hours_to_flops": "rlscale.units",
+    "JobConfig": "rlscale.rl.config",
+    "run_job": "rlscale.rl.runner",
+    "estimate_job": "rlscale.rl.flops",
     "SweepSpec": "rlscale.sweep_spec",
     "load_spec": "rlscale.sweep_spec",
     "run_sweep": "rlscale.sweep",
@@ -61,9 +64,6 @@ _EXPORTS: dict[str, str] = {
     "update_sparsity": "rlscale.analysis.sparsity",
     "headroom": "rlscale.analysis.headroom",
     "headroom_from_levels": "rlscale.analysis.headroom",
-    "JobConfig": "rlscale.rl.config",
-    "run_job": "rlscale.rl.runner",
-    "estimate_job": "rlscale.rl.flops",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -16,6 +16,7 @@ workers never coordinate through anything but the store.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import importlib
 import multiprocessing as mp
 import os
@@ -23,8 +24,10 @@ import sys
 import threading
 import time
 import traceback
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 from rlscale.errors import RLScaleError
 
@@ -38,7 +41,8 @@ class Task:
     """One job to run: ``target(config, store=store, resume=resume)``.
 
     ``num_cpus``/``num_gpus`` are the resource request (Ray schedules on them); ``threads`` is the
-    number of CPU threads the job may use (``None``: leave the process default).
+    number of CPU threads the job may use (``None``: leave the process default); ``log`` is a file
+    that gets the job's printed output (appended; ``None``: the worker's own stdout/stderr).
     """
 
     job_id: str
@@ -49,6 +53,7 @@ class Task:
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     threads: int | None = None
+    log: str | None = None
 
 
 @dataclass
@@ -82,17 +87,33 @@ def resolve_target(target: str) -> Callable[..., Any]:
 def execute_task(task: Task) -> Outcome:
     """Run one task here and now; never raises for a failing job (the outcome says it failed)."""
     t0 = time.perf_counter()
-    try:
-        if task.threads is not None:
-            _limit_threads(task.threads)
-        fn = resolve_target(task.target)
-        if task.threads is not None and "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(task.threads)
-        result = fn(task.config, store=task.store, resume=task.resume)
-    except Exception as exc:  # a failed job is data, reported by the sweep
-        return Outcome(task.job_id, False, time.perf_counter() - t0,
-                       error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+    with _output_to(task.log):
+        try:
+            if task.threads is not None:
+                _limit_threads(task.threads)
+            fn = resolve_target(task.target)
+            if task.threads is not None and "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(task.threads)
+            result = fn(task.config, store=task.store, resume=task.resume)
+        except (Exception, SystemExit) as exc:  # a failed job is data, reported by the sweep
+            tb = traceback.format_exc()
+            print(tb, file=sys.stderr)
+            return Outcome(task.job_id, False, time.perf_counter() - t0,
+                           error=f"{type(exc).__name__}: {exc}", traceback=tb)
     return Outcome(task.job_id, True, time.perf_counter() - t0, result=_plain(result))
+
+
+@contextlib.contextmanager
+def _output_to(log: str | None) -> Iterator[None]:
+    if log is None:
+        yield
+        return
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8", buffering=1) as fh:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        fh.write(f"--- {stamp} pid {os.getpid()} on {os.uname().nodename}\n")
+        with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+            yield
 
 
 def _plain(value: Any) -> Any:
@@ -101,7 +122,7 @@ def _plain(value: Any) -> Any:
 
 
 def _limit_threads(threads: int) -> None:
-    for var in _THREAD_VARS:
+    for var in (*_THREAD_VARS, "RLSCALE_THREADS"):  # jobs that import torch later read the last
         os.environ[var] = str(threads)
 
 
@@ -172,10 +193,13 @@ class LocalExecutor:
             task = self._futures.pop(fut)
             try:
                 outcomes.append(fut.result())
-            except Exception as exc:  # the worker process died (killed, out of memory, segfault)
+            except BrokenProcessPool as exc:  # the worker died (killed, out of memory, segfault)
                 broken = True
                 outcomes.append(Outcome(task.job_id, False, 0.0,
                                         error=f"worker process died: {type(exc).__name__}: {exc}"))
+            except Exception as exc:  # e.g. a result that would not pickle
+                outcomes.append(Outcome(task.job_id, False, 0.0,
+                                        error=f"{type(exc).__name__}: {exc}"))
         if broken and self._pool is not None:  # a broken pool fails all its tasks; the rest
             for fut, task in list(self._futures.items()):  # go to a fresh pool
                 outcomes.append(Outcome(task.job_id, False, 0.0,

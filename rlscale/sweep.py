@@ -9,7 +9,8 @@ Restart semantics, decided per job from the store (see :func:`plan_jobs`):
 
 A job that fails is reported with its error and traceback and does not stop the others. The sweep's
 own state (per job: state, starts, error, wall time) is written to ``<store>/_sweeps/<name>.json``
-after every change; readers of the store skip ``_`` directories. Jobs never share files, so a store
+after every change, and each job's printed output is appended to
+``<store>/_sweeps/<name>/<run_id>.log``; readers of the store skip ``_`` directories. Jobs never share files, so a store
 on a shared filesystem needs no locking.
 """
 
@@ -180,6 +181,8 @@ def run_sweep(
     Without ``resume`` the sweep refuses to touch runs that already exist; with it, complete runs
     are skipped and the others resumed. ``on_update`` is called with every job's state after each
     change and at least every ``refresh_s`` seconds (the CLI draws its progress view from it).
+    ``executor`` may also be a function that returns one: it is called only once the spec and the
+    store have been checked, so a bad spec never starts workers or connects to a cluster.
     The executor is closed on return. Failed jobs are in the result, never raised.
     """
     store = store if isinstance(store, Store) else Store(store)
@@ -192,6 +195,8 @@ def run_sweep(
                "finished runs and resume the others")
         raise StoreError(msg)
     _claim(store, spec.name)
+    if not hasattr(executor, "start"):
+        executor = executor()
     states = {p.job.job_id: JobState(p.job.job_id, p.job.seed, p.job.varied,
                                      state="skipped" if p.action == "skip" else "pending")
               for p in plan}
@@ -203,6 +208,7 @@ def run_sweep(
     running: set[str] = set()
     target = job_target(spec)
     root = str(store.root.resolve())  # workers may run elsewhere (another cwd, another node)
+    logs = sweep_state_path(store, spec.name).with_suffix("").resolve()
 
     def record(final: bool = False) -> None:
         _write_state(store, spec, list(states.values()), final=final)
@@ -232,7 +238,7 @@ def run_sweep(
                 resume_it = planned.action == "resume" or store.has_run(job_id)
                 executor.start(Task(job_id, target, planned.job.config, root,
                                     resume=resume_it, num_cpus=spec.num_cpus,
-                                    num_gpus=spec.num_gpus))
+                                    num_gpus=spec.num_gpus, log=str(logs / f"{job_id}.log")))
                 state = states[job_id]
                 state.state, state.resumed, state.starts = "running", resume_it, state.starts + 1
                 running.add(job_id)

@@ -5,6 +5,8 @@ Imported only when a spec says ``job = "rl"`` (it pulls in torch through :mod:`r
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from typing import Any
 
 from rlscale.errors import input_error
@@ -21,11 +23,17 @@ def load_base(spec: SweepSpec) -> dict[str, Any]:
 
 
 def normalize(config: dict[str, Any], *, spec: SweepSpec) -> dict[str, Any]:
-    """Validate one job's config by building a JobConfig from it; errors name the spec."""
+    """Validate one job's config by building a JobConfig from it; errors name the spec.
+
+    Recipe knobs left as ``None`` are resolved from the recipe preset, so the config is the one
+    the run records and a restarted sweep can compare the two."""
     from rlscale.rl.config import JobConfig
+    from rlscale.rl.recipes import resolve
 
     try:
-        return JobConfig.from_dict(config, source=spec.path).to_dict()
+        job = JobConfig.from_dict(config, source=spec.path)
+        # knobs left to the recipe are filled in, as the runner records them in run.json
+        return replace(job, rl=resolve(job.rl)).to_dict()
     except TypeError as exc:  # InputErrors already name the spec and the key
         raise input_error(f"job {config.get('run_id')!r} has a bad config: {exc}",
                           path=spec.path) from exc
@@ -56,8 +64,13 @@ def estimate(config: dict[str, Any]) -> dict[str, float]:
 
 def run_rl_job(config: dict[str, Any], *, store: str, resume: bool) -> str:
     """Run one RL job into ``store`` (the executors call this in their workers)."""
+    import torch
+
     from rlscale.rl.config import JobConfig
     from rlscale.rl.runner import run_job
     from rlscale.store import Store
 
+    threads = os.environ.get("RLSCALE_THREADS")
+    if threads:  # the executor's share of the cores (torch may not have been imported before)
+        torch.set_num_threads(int(threads))
     return run_job(JobConfig.from_dict(config), store=Store(store), resume=resume, progress=False)

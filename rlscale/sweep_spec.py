@@ -63,7 +63,7 @@ class SweepSpec:
     seeds: list[int] = field(default_factory=lambda: [0])
     num_cpus: float = 1.0
     num_gpus: float = 0.0
-    metric: str = "reward"
+    metric: str = "reward"  # shown in the progress view (RL jobs: train/reward by default)
     estimate: str | None = None
     group_by: list[str] = field(default_factory=list)
     description: str = ""
@@ -165,7 +165,7 @@ def parse_spec(raw: dict[str, Any], *, path: str | Path | None = None) -> SweepS
                           expected="no group_by: RL jobs are grouped by their pretrained base")
     return SweepSpec(
         name=name, job=job, group_by=group_by, base=base, base_path=base_path, fixed=fixed, grid=grid, points=points,
-        seeds=seeds, num_cpus=num_cpus, num_gpus=num_gpus, metric=_str(raw, "metric", "reward", path),
+        seeds=seeds, num_cpus=num_cpus, num_gpus=num_gpus, metric=_str(raw, "metric", "train/reward" if job == "rl" else "reward", path),
         estimate=estimate, description=_str(raw, "description", "", path),
         path=None if path is None else str(path),
     )
