@@ -131,9 +131,8 @@ def format_headroom(out: Any) -> str:
     lines += ["", f"headroom law: {out.headroom_law}, {form}, P_ref = {_g(out.p_ref)} "
                   f"(dof = {out.dof}{chi}; {out.n_draws} joint draws)"]
     for name, p in out.params.items():
-        tag = " (fixed)" if p.get("fixed") else ""
-        lines.append(f"  {name:>5} = {_g(p['value'])} {_interval(p.get('lower'), p.get('upper'))}"
-                     f"{tag}")
+        ci = "(fixed)" if p.get("fixed") else _interval(p.get("lower"), p.get("upper"))
+        lines.append(f"  {name:>5} = {_g(p['value'])} {ci}")
     if len(out.forecast):
         lines += ["", f"forecast RL ceiling ({pct}):"]
         for r in out.forecast.to_dict(orient="records"):
