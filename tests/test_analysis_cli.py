@@ -58,7 +58,7 @@ def test_headroom_cli_text_and_errors(headroom_store):
     res = run(main, ["headroom", "--store", str(headroom_store), "--metric", "reward", "--by",
                      "pretrain_tokens", "--cap", "0.85", "--at", "1e11"])
     assert res.exit_code == 0, res.output
-    assert "A_max = 0.85 (no interval) (fixed)" in res.output and "forecast RL ceiling" in res.output
+    assert "A_max = 0.85 (fixed)" in res.output and "forecast RL ceiling" in res.output
     res = run(main, ["headroom", "--store", str(headroom_store), "--metric", "reward", "--by",
                      "lr"])
     assert res.exit_code == 1 and "no metadata key 'lr'" in res.output

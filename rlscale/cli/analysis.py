@@ -44,6 +44,8 @@ def _interval(lo: Any, hi: Any) -> str:
 @click.option("--metric", required=True, help="Metric whose RL ceiling to model (e.g. reward).")
 @click.option("--by", required=True,
               help="Metadata key holding each run's pretraining budget (e.g. pretrain_tokens).")
+@click.option("--recipe", default=None,
+              help="Use only the runs of this recipe (default: every run, pooled per level).")
 @click.option("--x", "x", type=click.Choice(X_CHOICES), default="gpu_hours", show_default=True,
               help="RL compute axis of the per-level fits.")
 @click.option("--law", default="sigmoid", show_default=True,
@@ -68,8 +70,8 @@ def _interval(lo: Any, hi: Any) -> str:
               default=0.95, show_default=True, help="Interval coverage.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for resampling.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def headroom_command(store: str | None, metric: str, by: str, x: str, law: str,
-                     headroom_law: str, cap: float | None, at: str | None,
+def headroom_command(store: str | None, metric: str, by: str, recipe: str | None, x: str,
+                     law: str, headroom_law: str, cap: float | None, at: str | None,
                      burn_in: float | None, max_x: float | None, bootstrap: int, resample: str,
                      level: float, seed: int, as_json: bool) -> None:
     """Model the RL ceiling A as a function of pretraining and forecast it at a larger budget.
@@ -81,6 +83,7 @@ def headroom_command(store: str | None, metric: str, by: str, x: str, law: str,
     Examples:
         rlscale headroom --metric reward --by pretrain_tokens --at 1e10
         rlscale headroom --metric reward --by pretrain_tokens --cap 1 --at 1e10,1e11 --json
+        rlscale headroom --metric eval/mean@8 --by pretrain_tokens --recipe grpo --x flops
     """
     from rlscale.analysis.headroom import headroom
     from rlscale.errors import StoreError
@@ -96,6 +99,12 @@ def headroom_command(store: str | None, metric: str, by: str, x: str, law: str,
     if points.empty:
         raise click.BadParameter(f"no points for metric {metric!r} in {str(root)!r}",
                                  param_hint="--metric")
+    if recipe is not None:
+        recipes = sorted(points["recipe"].dropna().unique()) if "recipe" in points else []
+        points = points[points["recipe"] == recipe] if "recipe" in points else points.iloc[:0]
+        if points.empty:
+            raise click.BadParameter(f"no runs of recipe {recipe!r}; recipes: {recipes}",
+                                     param_hint="--recipe")
     out = headroom(points, metric=metric, by=by, x=x, law=law, headroom_law=headroom_law,
                    cap=cap, at=at_values, burn_in=burn_in, max_x=max_x, bootstrap=bootstrap,
                    resample=resample, level=level, seed=seed)
@@ -122,9 +131,8 @@ def format_headroom(out: Any) -> str:
     lines += ["", f"headroom law: {out.headroom_law}, {form}, P_ref = {_g(out.p_ref)} "
                   f"(dof = {out.dof}{chi}; {out.n_draws} joint draws)"]
     for name, p in out.params.items():
-        tag = " (fixed)" if p.get("fixed") else ""
-        lines.append(f"  {name:>5} = {_g(p['value'])} {_interval(p.get('lower'), p.get('upper'))}"
-                     f"{tag}")
+        ci = "(fixed)" if p.get("fixed") else _interval(p.get("lower"), p.get("upper"))
+        lines.append(f"  {name:>5} = {_g(p['value'])} {ci}")
     if len(out.forecast):
         lines += ["", f"forecast RL ceiling ({pct}):"]
         for r in out.forecast.to_dict(orient="records"):
