@@ -64,6 +64,9 @@ _EXPORTS: dict[str, str] = {
     "update_sparsity": "rlscale.analysis.sparsity",
     "headroom": "rlscale.analysis.headroom",
     "headroom_from_levels": "rlscale.analysis.headroom",
+    "run_demo": "rlscale.demo",
+    "level_params_chart": "rlscale.plot_levels",
+    "level_params_frame": "rlscale.plot_levels",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
