@@ -191,7 +191,7 @@ def _data_section(fits: Sequence[Any], runs: pd.DataFrame | None, store: str | N
         keep = ["run_id", "recipe", "seed", "task", "model", "status", "n_points"]
         meta = [c for c in runs.columns if c not in keep and c not in
                 ("metrics", "max_step", "source_path", "source_format")
-                and not c.startswith("max_")]
+                and not c.startswith(("max_", "min_"))]
         cols = [c for c in keep + meta if c in runs.columns and runs[c].notna().any()]
         cols.append("source")
         rows = []
