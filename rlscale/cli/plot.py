@@ -57,9 +57,6 @@ def _fit_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
         raise click.BadParameter("charts draw one law; pick sigmoid, power, exp or loglinear "
                                  "(rank laws with `rlscale fit --law all`)", param_hint="--law")
     out = fit_kwargs(kw)
-    # fit_kwargs predates `rlscale fit --interval`; pass it on so the option is not ignored
-    if "interval" in kw and "interval" not in out:
-        out["interval"] = kw["interval"]
     if kw["facet"]:
         out["by"] = list(dict.fromkeys([*out["by"], kw["facet"]]))
     return out
