@@ -34,7 +34,8 @@ class Law:
     ``log_params`` are positive parameters the solvers move in log space (scales such as C_mid);
     ``positive_x`` laws cannot use points at x <= 0 (the fit drops them with a warning);
     ``starts(x, y)`` gives several starting points for the multi-start fit (default: ``guess``
-    plus perturbations of the ``log_params``).
+    plus perturbations of the ``log_params``); ``grad(x, **params)``, when given, returns the
+    partial derivatives {name: array} (the solvers use finite differences otherwise).
     """
 
     name: str
@@ -49,6 +50,7 @@ class Law:
     ceiling: str | None = None  # the parameter that is the asymptote, if any
     baseline: str | None = None  # the parameter that is the reward at C -> 0, if any
     extra_starts: Callable[[Params], list[Params]] | None = field(default=None, repr=False)
+    grad: Callable[..., dict[str, np.ndarray]] | None = field(default=None, repr=False)
 
     def __call__(self, x: np.ndarray, **params: float) -> np.ndarray:
         return self.func(x, **params)
@@ -119,6 +121,19 @@ def sigmoid(x: np.ndarray, A: float, B: float, C_mid: float, R0: float) -> np.nd
         return R0 + (A - R0) / (1.0 + ratio)
 
 
+def sigmoid_grad(x: np.ndarray, A: float, B: float, C_mid: float, R0: float
+                 ) -> dict[str, np.ndarray]:
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        log_ratio = np.log(C_mid) - np.log(x)
+        s = 1.0 / (1.0 + np.exp(B * log_ratio))
+        ds = np.where(s > 0, s * (1.0 - s), 0.0)  # -d s / d(B log_ratio); 0 at x = 0
+        gain = A - R0
+        return {"A": s, "R0": 1.0 - s,
+                "B": np.where(s > 0, -gain * ds * log_ratio, 0.0),
+                "C_mid": -gain * ds * B / C_mid}
+
+
 def sigmoid_inverse(y: np.ndarray, A: float, B: float, C_mid: float, R0: float) -> np.ndarray:
     """Compute at which the sigmoid reaches ``y``; NaN where ``y`` is not strictly between R0 and A."""
     y = np.asarray(y, dtype=float)
@@ -157,6 +172,14 @@ def power(x: np.ndarray, A: float, B: float, D: float) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         return A - D * np.exp(-B * np.log(x))
+
+
+def power_grad(x: np.ndarray, A: float, B: float, D: float) -> dict[str, np.ndarray]:
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        lx = np.log(x)
+        xb = np.exp(-B * lx)
+        return {"A": np.ones_like(xb * A), "B": D * xb * lx, "D": -xb + 0 * D}
 
 
 def power_inverse(y: np.ndarray, A: float, B: float, D: float) -> np.ndarray:
@@ -198,6 +221,13 @@ def exp_sat(x: np.ndarray, A: float, C_s: float, R0: float) -> np.ndarray:
         return A - (A - R0) * np.exp(-x / C_s)
 
 
+def exp_grad(x: np.ndarray, A: float, C_s: float, R0: float) -> dict[str, np.ndarray]:
+    x = np.asarray(x, dtype=float)
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.exp(-x / C_s)
+        return {"A": 1.0 - e + 0 * A, "R0": e + 0 * R0, "C_s": -(A - R0) * e * x / C_s**2}
+
+
 def exp_inverse(y: np.ndarray, A: float, C_s: float, R0: float) -> np.ndarray:
     y = np.asarray(y, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -233,6 +263,13 @@ def loglinear(x: np.ndarray, a: float, b: float) -> np.ndarray:
         return a + b * np.log(x)
 
 
+def loglinear_grad(x: np.ndarray, a: float, b: float) -> dict[str, np.ndarray]:
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lx = np.log(x)
+        return {"a": np.ones_like(lx) + 0 * a + 0 * b, "b": lx + 0 * a + 0 * b}
+
+
 def loglinear_inverse(y: np.ndarray, a: float, b: float) -> np.ndarray:
     y = np.asarray(y, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -259,23 +296,26 @@ LAWS: dict[str, Law] = {
         inverse=sigmoid_inverse, guess=_sigmoid_guess, bounds=_sigmoid_bounds,
         description="ScaleRL sigmoid R0 + (A - R0) / (1 + (C_mid / C)^B)",
         log_params=("C_mid",), ceiling="A", baseline="R0", extra_starts=_sigmoid_extra,
+        grad=sigmoid_grad,
     ),
     "power": Law(
         name="power", param_names=("A", "B", "D"), func=power, inverse=power_inverse,
         guess=_power_guess, bounds=_power_bounds,
         description="saturating power law A - D * C^-B", log_params=("D",), positive_x=True,
-        ceiling="A", extra_starts=_power_extra,
+        ceiling="A", extra_starts=_power_extra, grad=power_grad,
     ),
     "exp": Law(
         name="exp", param_names=("A", "C_s", "R0"), func=exp_sat, inverse=exp_inverse,
         guess=_exp_guess, bounds=_exp_bounds,
         description="exponential saturation A - (A - R0) * exp(-C / C_s)",
         log_params=("C_s",), ceiling="A", baseline="R0", extra_starts=_exp_extra,
+        grad=exp_grad,
     ),
     "loglinear": Law(
         name="loglinear", param_names=("a", "b"), func=loglinear, inverse=loglinear_inverse,
         guess=_loglinear_guess, bounds=_loglinear_bounds,
         description="log-linear a + b * ln C (no ceiling)", positive_x=True,
+        grad=loglinear_grad,
     ),
 }
 

@@ -40,13 +40,22 @@ def format_table(fits: list) -> str:
     names: list[str] = []
     for f in fits:
         names += [n for n in f.params if n not in names]
+    mixed = len({f.law for f in fits}) > 1
     rows = []
     for f in fits:
         row: dict[str, Any] = {"group": ", ".join(f"{k}={v}" for k, v in f.group.items()) or "all",
                                "law": f.law, "n": f.n_points,
                                "window": f"{f.window[0]:.4g}..{f.window[1]:.4g}"}
-        for n in names:
-            row[n] = _cell(f.params.get(n)) if f.ok else ("NOT FITTED" if n == names[0] else "")
+        if mixed:  # laws differ: the ceiling with its interval, the rest as name=value
+            ceiling = f.law_obj.ceiling
+            row["ceiling"] = _cell(f.params.get(ceiling)) if f.ok and ceiling else (
+                "" if f.ok else "NOT FITTED")
+            row["params"] = " ".join(f"{k}={p.value:.4g}" for k, p in f.params.items()
+                                     if k != ceiling)
+        else:
+            for n in names:
+                row[n] = _cell(f.params.get(n)) if f.ok else ("NOT FITTED" if n == names[0]
+                                                              else "")
         row["rmse"] = f"{f.gof['rmse']:.3g}" if f.ok else ""
         held = f.gof.get("heldout_rmse")
         row["heldout"] = f"{held:.3g}" if held is not None else ""
@@ -78,6 +87,10 @@ def format_table(fits: list) -> str:
               show_default=True, help="Least squares, or Huber loss against outlier points.")
 @click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
               help="Number of bootstrap refits for intervals (0: Wald intervals, AR(1)-widened).")
+@click.option("--interval", type=click.Choice(["wald", "profile"]), default="wald",
+              show_default=True, help="Interval without --bootstrap: Wald (AR(1)-widened; fast) "
+                                      "or profile likelihood (slower; honest when A is weakly "
+                                      "identified).")
 @click.option("--resample", type=click.Choice(["points", "runs"]), default="points",
               show_default=True, help="Bootstrap unit: points (block bootstrap if residuals are "
                                       "autocorrelated) or whole runs (seeds).")
@@ -92,7 +105,7 @@ def format_table(fits: list) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print {'fits': [...]} JSON, not a table.")
 def fit_command(store: str | None, metric: str, x: str, by: str, law: str,
                 burn_in: float | None, max_x: float | None, r0: str, loss: str,
-                bootstrap: int, resample: str, method: str, level: float, seed: int,
+                bootstrap: int, interval: str, resample: str, method: str, level: float, seed: int,
                 drop_nan: bool, save: bool, as_json: bool) -> None:
     """Fit a compute-performance law per group of runs.
 
@@ -102,6 +115,7 @@ def fit_command(store: str | None, metric: str, x: str, by: str, law: str,
         rlscale fit --metric reward --burn-in 1500 --bootstrap 1000 --resample runs --save
         rlscale fit --metric reward --law all --json
         rlscale fit --metric reward --method scalerl-grid --r0 first
+        rlscale fit --metric reward --max-x 3000 --interval profile
     """
     from rlscale.errors import StoreError
     from rlscale.fit import fit, save_fits
@@ -120,7 +134,7 @@ def fit_command(store: str | None, metric: str, x: str, by: str, law: str,
     by_cols = [b.strip() for b in by.split(",") if b.strip()]
     fits = fit(points, metric=metric, x=x, law=law, by=by_cols, burn_in=burn_in, max_x=max_x,
                r0=_r0(r0), loss=loss, bootstrap=bootstrap, resample=resample, method=method,
-               level=level, seed=seed, nan="drop" if drop_nan else "error")
+               level=level, seed=seed, nan="drop" if drop_nan else "error", interval=interval)
     if as_json:
         click.echo(json.dumps({"fits": [f.summary() for f in fits]}, indent=2, allow_nan=False))
     else:

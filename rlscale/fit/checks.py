@@ -31,15 +31,11 @@ def check_fit(space: Space, x: np.ndarray, y: np.ndarray, u: np.ndarray,
         tol = 1e-4 * span[i]
         if u[i] - space.lower[i] <= tol or space.upper[i] - u[i] <= tol:
             side = "lower" if u[i] - space.lower[i] <= tol else "upper"
-            bound = space.to_natural(np.array([space.lower[i] if side == "lower"
-                                               else space.upper[i]]))
-            bound_val = float(bound[0]) if name in law.log_params else (
-                float(space.lower[i] if side == "lower" else space.upper[i]))
+            edge = space.lower if side == "lower" else space.upper
+            bound_val = float(space.to_natural(edge)[i])
             out.append(FitWarning("param_at_bound", f"{name} = {params[name].value:.6g} is at its "
                                   f"{side} bound {bound_val:.6g}"))
-    res = stats.spearmanr(x, y) if np.ptp(x) > 0 and np.ptp(y) > 0 else None
-    srho = float(res.statistic) if res is not None else 0.0
-    p_up = (float(res.pvalue) / 2 if srho > 0 else 1.0) if res is not None else 1.0
+    srho, p_up = spearman_up(x, y)
     if not (srho > 0 and p_up < 0.01):
         out.append(FitWarning("not_increasing", f"the metric does not rise with compute (Spearman "
                               f"{srho:.2f}); a saturating law's A and C_mid mean little here"))
@@ -81,4 +77,17 @@ def _asymptote(name: str, x: np.ndarray, y: np.ndarray,
     if not reasons:
         return []
     return [FitWarning("asymptote_not_identified", "; ".join(reasons) + ": collect compute past "
-                       "C_mid, fix R0 (--r0 first) or compare laws (--law all)")]
+                       "C_mid, fix R0 (--r0 first), compare laws (--law all); read A's interval "
+                       "from --interval profile or --bootstrap, not Wald")]
+
+
+def spearman_up(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Spearman correlation of y with x and its one-sided p-value for 'increasing' (t approx.)."""
+    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return 0.0, 1.0
+    rx, ry = stats.rankdata(x), stats.rankdata(y)
+    rho = float(np.corrcoef(rx, ry)[0, 1])
+    if rho >= 1.0:
+        return 1.0, 0.0
+    t = rho * math.sqrt((x.size - 2) / max(1e-300, 1 - rho * rho))
+    return rho, float(stats.t.sf(t, x.size - 2))

@@ -3,35 +3,29 @@
 from __future__ import annotations
 
 import math
+import warnings as pywarnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from rlscale.fit import uncertainty as unc
+from rlscale.fit.batch import Presolved, space_for
 from rlscale.fit.checks import check_fit
 from rlscale.fit.result import FitResult, FitWarning, ParamEstimate
 from rlscale.fit.solver import Space, solve
 from rlscale.laws import Law
 
 N_NORMAL_DRAWS = 1000
+HELDOUT_FRAC = 0.2
 
 
-def _starts(law: Law, space: Space, x: np.ndarray, y: np.ndarray,
-            bounds: dict[str, tuple[float, float]]) -> np.ndarray:
-    rows = []
-    for s in law.starts(x, y):
-        vals = []
-        for p in space.free:
-            lo, hi = bounds[p]
-            v = float(s[p])
-            if math.isfinite(lo) and math.isfinite(hi):
-                eps = 1e-6 * (hi - lo)
-                v = min(max(v, lo + eps), hi - eps)
-            vals.append(v)
-        rows.append(space.to_internal(np.array(vals)))
-    return np.array(rows)
+def starts_for(space: Space, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The law's starting points as internal vectors (S, P), nudged strictly inside bounds."""
+    rows = np.array([space.vector(s) for s in space.law.starts(x, y)])
+    lo, hi = space.lower, space.upper
+    span = np.where(np.isfinite(hi - lo), hi - lo, 0.0)
+    return np.clip(rows, lo + 1e-6 * span, hi - 1e-6 * span)
 
 
 def _lmfit_polish(law: Law, space: Space, x: np.ndarray, y: np.ndarray, u: np.ndarray,
@@ -45,18 +39,21 @@ def _lmfit_polish(law: Law, space: Space, x: np.ndarray, y: np.ndarray, u: np.nd
     names = [f"log_{n}" if lg else n for n, lg in zip(space.free, space.is_log())]
     for i, name in enumerate(names):
         lo, hi = float(space.lower[i]), float(space.upper[i])
-        params.add(name, value=float(np.clip(u[i], lo, hi)), min=lo, max=hi)
+        params.add(name, value=min(max(float(u[i]), lo), hi), min=lo, max=hi)
 
     def residual(p: lmfit.Parameters) -> np.ndarray:
         vec = np.array([p[n].value for n in names])
         r = space.predict(x, vec[None, :])[0] - y
         return np.where(np.isfinite(r), r, 1e6)
 
-    mini = lmfit.Minimizer(residual, params)
-    if huber is None:
-        res = mini.minimize(method="leastsq")
-    else:
-        res = mini.minimize(method="least_squares", loss="huber", f_scale=huber)
+    # We compute the covariance ourselves (finish); lmfit's would only warn on degenerate data.
+    mini = lmfit.Minimizer(residual, params, calc_covar=False)
+    with pywarnings.catch_warnings(), np.errstate(all="ignore"):
+        pywarnings.simplefilter("ignore", RuntimeWarning)
+        if huber is None:
+            res = mini.minimize(method="leastsq")
+        else:
+            res = mini.minimize(method="least_squares", loss="huber", f_scale=huber)
     out = np.array([res.params[n].value for n in names], dtype=float)
     return out, bool(res.success), int(res.nfev)
 
@@ -83,13 +80,13 @@ def failed(*, law: Law, base: dict[str, Any], code: str, message: str,
 def fit_curve(x: np.ndarray, y: np.ndarray, run_id: np.ndarray, *, law: Law,
               fixed: dict[str, float], base: dict[str, Any], loss: str, method: str,
               level: float, bootstrap: int, resample: str, seed: int,
-              warnings: list[FitWarning]) -> FitResult:
+              warnings: list[FitWarning], presolved: Presolved | None = None,
+              with_heldout: bool = True, interval: str = "wald") -> FitResult:
     """Fit ``law`` to the arrays (already windowed, finite). ``base`` carries the FitResult's
-    bookkeeping fields (group, law, metric, x, n_points, window, method, level, data, options)."""
-    bounds = law.bounds(x, y)
-    for name, value in fixed.items():
-        bounds[name] = (min(bounds[name][0], value), max(bounds[name][1], value))
-    space = Space.build(law, bounds, fixed)
+    bookkeeping fields (group, law, metric, x, n_points, window, method, level, data, options).
+    ``presolved``: the best multi-start solution when many groups were solved together;
+    ``with_heldout=False`` leaves the held-out score to the caller (batched over groups)."""
+    space = space_for(law, x, y, fixed)
     n_free = len(space.free)
     n_distinct = np.unique(x).size
     if n_distinct < n_free + 1 or x.size < n_free + 2:
@@ -97,22 +94,29 @@ def fit_curve(x: np.ndarray, y: np.ndarray, run_id: np.ndarray, *, law: Law,
                       message=f"{x.size} points at {n_distinct} distinct {base['x']} values; the "
                               f"{law.name} law has {n_free} free parameters and needs at least "
                               f"{n_free + 2} points at {n_free + 1} distinct values")
-    starts = _starts(law, space, x, y, bounds)
     huber = None
     if loss == "huber":
-        u_ls, c_ls, _ = solve(space, x, y, 1.0, starts)
+        u_ls, c_ls, _ = solve(space, x, y, 1.0, starts_for(space, x, y))
         r = space.predict(x, u_ls[np.argmin(c_ls)][None, :])[0] - y
         mad = 1.4826 * float(np.median(np.abs(r - np.median(r))))
         huber = 1.345 * max(mad, 1e-12)
     if method == "scalerl-grid":
-        from rlscale.fit.grid import grid_fit
+        from rlscale.fit.grid import A_GRID, grid_fit
 
         u, conv, nfev = grid_fit(space, x, y, huber=huber)
+        a = float(space.to_natural(u)[space.free.index("A")])
+        if a <= A_GRID.min() + 1e-9 or a >= A_GRID.max() - 1e-9:
+            warnings.append(FitWarning("param_at_bound", f"A = {a:.3f} is at the edge of the "
+                                       f"ScaleRL grid [{A_GRID.min():.3f}, {A_GRID.max():.3f}]; "
+                                       "use --method lmfit for metrics outside that range"))
     else:
-        uu, cost, conv_all = solve(space, x, y, 1.0, starts, huber=huber)
-        best = int(np.argmin(cost))
-        u, conv = uu[best], bool(conv_all[best])
-        if not math.isfinite(cost[best]):
+        if presolved is not None and huber is None:
+            u, best_cost, conv = presolved
+        else:
+            uu, cost, conv_all = solve(space, x, y, 1.0, starts_for(space, x, y), huber=huber)
+            best = int(np.argmin(cost))
+            u, best_cost, conv = uu[best], float(cost[best]), bool(conv_all[best])
+        if not math.isfinite(best_cost):
             return failed(law=law, base=base, code="did_not_converge", extra=warnings,
                           message="no start gave a finite loss")
         try:
@@ -124,11 +128,12 @@ def fit_curve(x: np.ndarray, y: np.ndarray, run_id: np.ndarray, *, law: Law,
             u, conv = u_lm, ok_lm or conv
     return finish(space=space, x=x, y=y, run_id=run_id, u=u, converged=conv, base=base,
                   level=level, bootstrap=bootstrap, resample=resample, seed=seed, huber=huber,
-                  warnings=warnings, nfev=nfev)
+                  warnings=warnings, nfev=nfev, with_heldout=with_heldout, interval=interval)
 
 
 def finish(*, space: Space, x, y, run_id, u, converged, base, level, bootstrap, resample, seed,
-           huber, warnings, nfev) -> FitResult:
+           huber, warnings, nfev, with_heldout: bool = True, interval: str = "wald"
+           ) -> FitResult:
     """Intervals, samples, goodness of fit and warnings around a solution ``u``."""
     law = space.law
     n, k = x.size, len(space.free)
@@ -152,6 +157,16 @@ def finish(*, space: Space, x, y, run_id, u, converged, base, level, bootstrap, 
         lo, hi = unc.wald_interval(float(nat[i]), float(se_nat), log=bool(is_log[i]), q=q)
         lo, hi = max(lo, float(lo_nat[i])), min(hi, float(hi_nat[i]))  # NaN stays NaN
         params[name] = ParamEstimate(float(nat[i]), lo, hi, float(se_nat), True, wald)
+    if interval == "profile" and huber is None:
+        from rlscale.fit.profile import profile_interval
+
+        base_cost = 0.5 * rss
+        how = "profile-ar1" if infl > 1 else "profile"
+        for i, name in enumerate(space.free):
+            lo, hi = profile_interval(space, x, y, u, i, se=float(se_u[i]),
+                                      threshold=0.5 * q * q * sd * sd * infl,
+                                      base_cost=base_cost)
+            params[name] = ParamEstimate(float(nat[i]), lo, hi, params[name].stderr, True, how)
     for name, value in space.fixed.items():
         params[name] = ParamEstimate(float(value), float(value), float(value), 0.0, False, "fixed")
     params = {p: params[p] for p in law.param_names}
@@ -166,9 +181,17 @@ def finish(*, space: Space, x, y, run_id, u, converged, base, level, bootstrap, 
                                        "--resample runs needs >= 2 runs in the group; "
                                        "resampled points instead"))
             how = "points"
+        elif how == "runs" and pd.unique(run_id).size < 5:
+            k = pd.unique(run_id).size
+            warnings.append(FitWarning("few_runs", f"--resample runs over only {k} runs: the "
+                                       "bootstrap sees few distinct resamples, so intervals are "
+                                       "coarse and tend to be too narrow; add seeds or use "
+                                       "--resample points"))
         block = 1
         if how == "points" and math.isfinite(rho) and rho > 0.2:
-            block = max(2, min(x.size // 4, math.ceil(infl)))
+            # 3x the AR(1) integrated autocorrelation time: shorter blocks under-cover (79% at
+            # rho = 0.7 with 1x, 91% with 3x; benchmarks/fit_coverage.py).
+            block = max(2, min(x.size // 4, math.ceil(3 * infl)))
         wts = unc.resample_weights(run_id, x, n=bootstrap, how=how, block=block, seed=seed)
         bdraws, conv_frac = unc.bootstrap(space, x, y, u, wts, huber=huber)
         samples_method = (f"bootstrap-{how}" if block == 1
@@ -193,39 +216,42 @@ def finish(*, space: Space, x, y, run_id, u, converged, base, level, bootstrap, 
     gof.update(rmse=math.sqrt(rss / n), r2=1 - rss / tss if tss > 0 else float("nan"),
                aic=n * math.log(max(rss, 1e-300) / n) + 2 * k,
                bic=n * math.log(max(rss, 1e-300) / n) + k * math.log(n), nfev=nfev)
-    gof.update(heldout(space, x, y, u, huber=huber))
+    if with_heldout:
+        gof.update(heldout(space, x, y, u, huber=huber))
     warnings.extend(check_fit(space, x, y, u, params, cov_u, converged=converged, rho=rho))
     return FitResult(params=params, samples=samples, samples_method=samples_method,
                      resid_sd=sd, resid_ar1=rho, gof=gof, warnings=warnings, ok=True, **base)
 
 
-def heldout(space: Space, x, y, u, *, huber, frac: float = 0.2) -> dict[str, Any]:
-    """Refit on the first (1 - frac) of the window (by x) and score the last ``frac``."""
-    order = np.argsort(x, kind="stable")
+def heldout_split(x: np.ndarray, n_free: int, frac: float = HELDOUT_FRAC
+                  ) -> tuple[np.ndarray, float] | None:
+    """Train mask (x below the cut) and the cut that leaves the last ``frac`` of points out;
+    None when either side would be too small to fit or score."""
     n_hold = max(2, int(round(frac * x.size)))
-    if x.size - n_hold < len(space.free) + 2:
-        return {"heldout_rmse": None, "heldout_n": 0}
-    cut = x[order[x.size - n_hold]]
+    if x.size - n_hold < n_free + 2:
+        return None
+    cut = float(np.sort(x, kind="stable")[x.size - n_hold])
     train = x < cut
-    if train.sum() < len(space.free) + 2 or (~train).sum() < 1:
-        return {"heldout_rmse": None, "heldout_n": 0}
-    w = train.astype(float)
-    starts = np.vstack([u[None, :], _starts(space.law, space, x[train], y[train],
-                                            space.law.bounds(x[train], y[train]))])
-    starts = np.clip(starts, space.lower, space.upper)
-    uu, cost, _ = solve(space, x, y, w, starts, huber=huber)
-    best = uu[int(np.argmin(cost))]
-    r = space.predict(x[~train], best[None, :])[0] - y[~train]
+    if train.sum() < n_free + 2 or (~train).sum() < 1:
+        return None
+    return train, cut
+
+
+def heldout_gof(space: Space, x, y, u_train, train, cut) -> dict[str, Any]:
+    r = space.predict(x[~train], u_train[None, :])[0] - y[~train]
     rmse = float(np.sqrt(np.mean(r**2)))
-    return {"heldout_rmse": rmse if math.isfinite(rmse) else None, "heldout_n": int((~train).sum()),
-            "heldout_from": float(cut)}
+    return {"heldout_rmse": rmse if math.isfinite(rmse) else None,
+            "heldout_n": int((~train).sum()), "heldout_from": cut}
 
 
-def spearman_up(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Spearman correlation of y with x and its one-sided p-value for 'increasing'."""
-    if np.ptp(y) == 0 or np.ptp(x) == 0:
-        return 0.0, 1.0
-    res = stats.spearmanr(x, y)
-    rho = float(res.statistic)
-    p = float(res.pvalue) / 2 if rho > 0 else 1 - float(res.pvalue) / 2
-    return rho, p
+def heldout(space: Space, x, y, u, *, huber) -> dict[str, Any]:
+    """Refit on the first 80% of the window (by x) and score the last 20%.
+
+    Warm-started at the full-window fit: the same basin, far fewer iterations than a fresh
+    multi-start; a law that cannot extrapolate from the shorter window still shows it."""
+    split = heldout_split(x, len(space.free))
+    if split is None:
+        return {"heldout_rmse": None, "heldout_n": 0}
+    train, cut = split
+    uu, cost, _ = solve(space, x, y, train.astype(float), u[None, :], huber=huber)
+    return heldout_gof(space, x, y, uu[0], train, cut)

@@ -37,6 +37,7 @@ class Space:
 
     def __post_init__(self) -> None:
         self._is_log = np.array([p in self.law.log_params for p in self.free], dtype=bool)
+        self._log_idx = np.flatnonzero(self._is_log)
 
     def is_log(self) -> np.ndarray:
         return self._is_log
@@ -47,9 +48,11 @@ class Space:
             return np.where(self.is_log(), np.log(np.where(self.is_log(), values, 1.0)), values)
 
     def to_natural(self, u: np.ndarray) -> np.ndarray:
-        u = np.asarray(u, dtype=float)
-        with np.errstate(over="ignore"):
-            return np.where(self.is_log(), np.exp(np.where(self.is_log(), u, 0.0)), u)
+        out = np.array(u, dtype=float)
+        if self._log_idx.size:
+            with np.errstate(over="ignore"):
+                out[..., self._log_idx] = np.exp(out[..., self._log_idx])
+        return out
 
     def vector(self, params: dict[str, float]) -> np.ndarray:
         return self.to_internal(np.array([params[p] for p in self.free], dtype=float))
@@ -70,6 +73,31 @@ class Space:
         return np.asarray(self.law.func(x, **params), dtype=float)
 
 
+    def jacobian(self, x: np.ndarray, u: np.ndarray, f0: np.ndarray,
+                 extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """d f / d u in internal space, shape (R, N, P): analytic when the law has ``grad``,
+        else forward differences (``f0`` = f at ``u``)."""
+        u = np.atleast_2d(u)
+        n_par = u.shape[1]
+        jac = np.empty(f0.shape + (n_par,))
+        if self.law.grad is not None:
+            params = self.params(u)
+            if extra:
+                params.update(extra)
+            grads = self.law.grad(x, **params)
+            nat = self.to_natural(u)
+            for j, name in enumerate(self.free):
+                col = grads[name] * nat[:, j:j + 1] if self._is_log[j] else grads[name]
+                jac[..., j] = col
+            return jac
+        h = 1e-6 * np.maximum(1.0, np.abs(u))
+        for j in range(n_par):
+            up = u.copy()
+            up[:, j] += h[:, j]
+            jac[..., j] = (self.predict(x, up, extra) - f0) / h[:, j:j + 1]
+        return jac
+
+
 def _huber(r: np.ndarray, k: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Per-point loss and IRLS weight (plain least squares when ``k`` is None)."""
     if k is None:
@@ -84,7 +112,7 @@ def _huber(r: np.ndarray, k: float | None) -> tuple[np.ndarray, np.ndarray]:
 def _cost(space: Space, x, y, w, u, k, extra=None):
     f = space.predict(x, u, extra)
     r = f - y
-    loss, _ = _huber(r, k)
+    loss = 0.5 * r * r if k is None else _huber(r, k)[0]
     cost = np.sum(np.where(w > 0, w * loss, 0.0), axis=-1)
     return np.where(np.isfinite(cost), cost, np.inf), r
 
@@ -97,46 +125,58 @@ def solve(space: Space, x: np.ndarray, y: np.ndarray, w: np.ndarray, u0: np.ndar
 
     Shapes: ``x`` (N,) or (R, N); ``y`` and ``w`` (N,) or (R, N); ``u0`` (R, P) internal;
     ``row_fixed`` maps held parameters to per-row values (R,) (the grid's A and C_mid cells).
+    ``space.lower``/``space.upper`` may be (P,) or per row (R, P) (many groups in one solve).
     Returns ``(u, cost, converged)`` with shapes (R, P), (R,), (R,).
     """
+    per_row = np.ndim(space.lower) == 2
     u = np.array(np.clip(np.atleast_2d(u0), space.lower, space.upper), dtype=float)
     n_rows, n_par = u.shape
     y = np.broadcast_to(y, np.broadcast_shapes(np.shape(y), (n_rows, np.shape(y)[-1])))
     w = np.broadcast_to(w, y.shape)
     ok_pts = w > 0
     y = np.where(ok_pts, y, 0.0)
+    sqrt_w = np.sqrt(np.where(ok_pts, w, 0.0))
     held = {k: np.asarray(v, dtype=float).reshape(-1, 1) for k, v in (row_fixed or {}).items()}
     cost, r = _cost(space, x, y, w, u, huber, held)
     lam = np.full(n_rows, 1e-3)
     active = np.isfinite(cost)
     converged = np.zeros(n_rows, dtype=bool)
     eye = np.eye(n_par)
+    # Normal equations are cached per row and rebuilt only where the last step was accepted:
+    # a rejected step changes only the damping.
+    jtj_c = np.zeros((n_rows, n_par, n_par))
+    g_c = np.zeros((n_rows, n_par))
+    stale = np.ones(n_rows, dtype=bool)
     for _ in range(max_iter):
         if not active.any():
             break
         idx = np.flatnonzero(active)
-        xa = x if np.ndim(x) == 1 else x[idx]
-        ua, ya, wa = u[idx], y[idx], w[idx]
-        ex = {k: v[idx] for k, v in held.items()}
-        f0 = space.predict(xa, ua, ex)
-        r0 = np.where(ok_pts[idx], f0 - ya, 0.0)
-        _, irls = _huber(r0, huber)
-        sw = np.sqrt(wa * irls)
-        h = 1e-6 * np.maximum(1.0, np.abs(ua))
-        jac = np.empty(r0.shape + (n_par,))
-        for j in range(n_par):
-            up = ua.copy()
-            up[:, j] += h[:, j]
-            jac[..., j] = (space.predict(xa, up, ex) - f0) / h[:, j:j + 1]
-        jac = np.where(ok_pts[idx][..., None], jac, 0.0) * sw[..., None]
-        jac = np.nan_to_num(jac, nan=0.0, posinf=0.0, neginf=0.0)
-        rw = np.nan_to_num(r0 * sw)
-        jtj = np.einsum("rnp,rnq->rpq", jac, jac)
-        g = np.einsum("rnp,rn->rp", jac, rw)
+        lo_a, hi_a = (space.lower[idx], space.upper[idx]) if per_row else (space.lower,
+                                                                             space.upper)
+        rebuild = idx[stale[idx]]
+        if rebuild.size:
+            xb = x if np.ndim(x) == 1 else x[rebuild]
+            ub, yb = u[rebuild], y[rebuild]
+            exb = {k: v[rebuild] for k, v in held.items()}
+            f0 = space.predict(xb, ub, exb)
+            r0 = np.where(ok_pts[rebuild], f0 - yb, 0.0)
+            if huber is None:
+                sw = sqrt_w[rebuild]
+            else:
+                sw = np.sqrt(w[rebuild] * _huber(r0, huber)[1])
+            jac = space.jacobian(xb, ub, f0, exb) * sw[..., None]
+            jac[~np.isfinite(jac)] = 0.0
+            rw = r0 * sw
+            rw[~np.isfinite(rw)] = 0.0
+            jtj_c[rebuild] = np.einsum("rnp,rnq->rpq", jac, jac)
+            g_c[rebuild] = np.einsum("rnp,rn->rp", jac, rw)
+            stale[rebuild] = False
+        ua = u[idx]
+        jtj, g = jtj_c[idx], g_c[idx]
         # Active set: a parameter on a bound whose descent direction points outside is held
         # for this step, so the others move freely instead of being dragged by the clip.
         tiny = 1e-12 * (1 + np.abs(ua))
-        held_b = ((ua <= space.lower + tiny) & (g > 0)) | ((ua >= space.upper - tiny) & (g < 0))
+        held_b = ((ua <= lo_a + tiny) & (g > 0)) | ((ua >= hi_a - tiny) & (g < 0))
         if held_b.any():
             keep = (~held_b).astype(float)
             jtj = jtj * keep[:, :, None] * keep[:, None, :] + np.einsum("rp,pq->rpq", 1 - keep, eye)
@@ -149,17 +189,24 @@ def solve(space: Space, x: np.ndarray, y: np.ndarray, w: np.ndarray, u0: np.ndar
         except np.linalg.LinAlgError:
             step = -np.stack([np.linalg.lstsq(m, gg, rcond=None)[0] for m, gg in zip(mat, g)])
         step = np.nan_to_num(step)
-        trial = np.clip(ua + step, space.lower, space.upper)
-        new_cost, _ = _cost(space, xa, ya, wa, trial, huber, ex)
-        better = new_cost < cost[idx]
+        trial = np.clip(ua + step, lo_a, hi_a)
+        xa = x if np.ndim(x) == 1 else x[idx]
+        ex = {k: v[idx] for k, v in held.items()}
+        new_cost, _ = _cost(space, xa, y[idx], w[idx], trial, huber, ex)
         old = cost[idx]
+        better = new_cost < old
         u[idx[better]] = trial[better]
         cost[idx[better]] = new_cost[better]
-        lam[idx] = np.where(better, np.maximum(lam[idx] / 3, 1e-12), lam[idx] * 4)
-        moved = np.max(np.abs(trial - ua) / (np.abs(ua) + 1e-8), axis=1)
-        small_df = better & ((old - new_cost) <= ftol * np.maximum(old, 1e-300))
+        stale[idx[better]] = True
+        lam[idx] = np.where(better, np.maximum(lam[idx] / 10, 1e-12), lam[idx] * 10)
+        d = trial - ua
+        # Gauss-Newton model's predicted decrease of 0.5 * RSS for this step (MINPACK's test).
+        pred = -np.einsum("rp,rp->r", d, g) - 0.5 * np.einsum("rp,rpq,rq->r", d, jtj, d)
+        moved = np.max(np.abs(d) / (np.abs(ua) + 1e-8), axis=1)
+        small_df = (better & ((old - new_cost) <= ftol * np.maximum(old, 1e-300))) | \
+            ((~better) & (pred <= ftol * np.maximum(old, 1e-300)))
         small_dx = moved <= xtol
         done = small_df | small_dx | (lam[idx] > 1e12) | (old <= 1e-300)
-        converged[idx[done]] = (small_df | small_dx | (old <= 1e-300))[done] | (lam[idx] > 1e12)[done]
+        converged[idx[done]] = True
         active[idx[done]] = False
     return u, cost, converged

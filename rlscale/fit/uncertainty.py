@@ -4,7 +4,7 @@ Residuals of training curves are autocorrelated (evaluations of one run share it
 so i.i.d. formulas are too narrow. We estimate the lag-1 autocorrelation rho of the residuals
 within each run (in compute order) and widen variances by the AR(1) factor (1 + rho) / (1 - rho),
 i.e. n_eff = n (1 - rho) / (1 + rho) (rho clipped to [0, 0.9]). The point bootstrap becomes a
-moving-block bootstrap with block length (1 + rho) / (1 - rho) when rho > 0.2; the run bootstrap
+moving-block bootstrap with block length 3 (1 + rho) / (1 - rho) when rho > 0.2; the run bootstrap
 resamples whole runs (seeds), which keeps each run's correlation intact.
 """
 
@@ -49,13 +49,8 @@ def covariance(space: Space, x: np.ndarray, y: np.ndarray, u: np.ndarray,
     n_par = u.size
     if n_par == 0:
         return np.zeros((0, 0))
-    f0 = space.predict(x, u[None, :])[0]
-    jac = np.empty((x.size, n_par))
-    for j in range(n_par):
-        h = 1e-6 * max(1.0, abs(u[j]))
-        up = u.copy()
-        up[j] += h
-        jac[:, j] = (space.predict(x, up[None, :])[0] - f0) / h
+    f0 = space.predict(x, u[None, :])
+    jac = space.jacobian(x, u[None, :], f0)[0]
     if not np.all(np.isfinite(jac)):
         return np.full((n_par, n_par), np.nan)
     jtj = jac.T @ jac

@@ -1,0 +1,124 @@
+"""Benchmark: a long CSV with a run_id column (default 10M rows = 1,000 runs x 10,000 points)
+ingested into a store, against a baseline measured in the same run on the same file.
+
+    python benchmarks/ingest.py                 # full size (~420 MB CSV in a temp dir)
+    python benchmarks/ingest.py --rows 1000000  # smaller
+
+Form: one file, columns run_id,step,metric,value,gpu_hours; each run logs 5,000 steps x 2 metrics
+(reward, loss), rows ordered by run then step as a logger would write them. rlscale reads it
+with ``rlscale ingest FILE --run-col run_id`` (all checks on, one atomic run directory per run).
+Baseline: ``pyarrow.csv.read_csv`` + ``pyarrow.parquet.write_table`` of the same file into one
+Parquet file (no checks, no per-run split). Each side runs in its own subprocess, so its peak
+memory (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) is its own, interpreter included.
+Imports are outside the timed region on both sides; with ``--repeat`` the sides alternate and
+each side's fastest run counts (the machine may be shared). Targets: rlscale rows/s >= 0.5x
+baseline, peak memory <= 2x baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_csv(path: Path, rows: int, runs: int) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    per_run = rows // runs
+    rng = np.random.default_rng(0)
+    with pacsv.CSVWriter(path, pa.schema([("run_id", pa.string()), ("step", pa.int64()),
+                                          ("metric", pa.string()), ("value", pa.float64()),
+                                          ("gpu_hours", pa.float64())])) as writer:
+        i = np.arange(per_run)
+        step = i // 2
+        metric = pa.array(np.where(i % 2 == 0, "reward", "loss"))
+        gpu = np.round(step * 0.1, 1)
+        for r in range(runs):
+            value = np.round(rng.random(per_run), 6)
+            writer.write_table(pa.table({
+                "run_id": pa.array([f"run-{r:04d}"] * per_run), "step": step, "metric": metric,
+                "value": value, "gpu_hours": gpu}))
+
+
+def worker(side: str, csv_path: str, out: str) -> None:
+    # imports happen before the clock starts, on both sides
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if side == "baseline":
+        t0 = time.perf_counter()
+        table = pacsv.read_csv(csv_path)
+        pq.write_table(table, out)
+        rows = table.num_rows
+    else:
+        sys.path.insert(0, str(ROOT))
+        from rlscale.ingest import ingest_path
+
+        t0 = time.perf_counter()
+        results = ingest_path(csv_path, out, run_col="run_id")
+        rows = sum(r.n_points for r in results)
+    seconds = time.perf_counter() - t0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"side": side, "rows": rows, "seconds": seconds, "peak_mb": peak_mb}))
+
+
+def run_side(side: str, csv_path: Path, out: Path) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--worker", side, str(csv_path), str(out)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"{side} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=10_000_000, help="total rows in the CSV")
+    ap.add_argument("--runs", type=int, default=1000, help="runs (distinct run_id values)")
+    ap.add_argument("--repeat", type=int, default=2, help="runs per side; the fastest counts")
+    ap.add_argument("--dir", default=None, help="work directory (default: a temp dir, removed)")
+    ap.add_argument("--worker", nargs=3, metavar=("SIDE", "CSV", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(*args.worker)
+        return
+    work = Path(args.dir or tempfile.mkdtemp(prefix="rlscale-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        csv_path = work / "points.csv"
+        t0 = time.perf_counter()
+        make_csv(csv_path, args.rows, args.runs)
+        print(f"CSV: {args.rows:,} rows, {args.runs:,} runs, "
+              f"{csv_path.stat().st_size / 1e6:.0f} MB (made in {time.perf_counter() - t0:.1f}s)")
+        base = ours = None
+        for _ in range(args.repeat):  # alternate sides; keep each side's fastest run
+            b = run_side("baseline", csv_path, work / "baseline.parquet")
+            shutil.rmtree(work / "store", ignore_errors=True)
+            o = run_side("rlscale", csv_path, work / "store")
+            base = b if base is None or b["seconds"] < base["seconds"] else base
+            ours = o if ours is None or o["seconds"] < ours["seconds"] else ours
+        assert ours["rows"] == base["rows"] == args.rows // args.runs * args.runs, (ours, base)
+        for r in (base, ours):
+            print(f"{r['side']:>9}: {r['rows'] / r['seconds']:>12,.0f} rows/s "
+                  f"({r['seconds']:.2f}s), peak memory {r['peak_mb']:,.0f} MB")
+        speed = (ours["rows"] / ours["seconds"]) / (base["rows"] / base["seconds"])
+        mem = ours["peak_mb"] / base["peak_mb"]
+        print(f"rlscale/baseline: speed {speed:.2f}x (target >= 0.5x), "
+              f"peak memory {mem:.2f}x (target <= 2x)")
+    finally:
+        if args.dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

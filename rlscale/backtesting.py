@@ -1,0 +1,154 @@
+"""Backtests: fit each group on the compute up to a cut, then score the forecast of the points past it.
+
+This is the honest check of a forecast: the truth past the cut was never shown to the fit. Per
+point it records the predicted mean and prediction interval at the point's compute, the absolute
+error and whether the interval covered the observed value; per group and overall it reports the
+mean and max absolute error and the coverage rate (which should sit near the nominal ``level``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from rlscale._jsonout import records
+from rlscale._fitview import curve, group_label
+from rlscale.errors import InputError
+
+POINT_COLUMNS = ("group", "run_id", "x", "y", "mean", "pred_lower", "pred_upper", "abs_error",
+                 "covered")
+SUMMARY_COLUMNS = ("group", "cut_x", "n_fit", "n_test", "mae", "max_abs_error", "coverage", "level",
+                   "fit_ok", "warnings")
+
+
+@dataclass
+class BacktestResult:
+    """What :func:`backtest` returns.
+
+    ``points``: one row per held-out point, columns :data:`POINT_COLUMNS` (``group`` is the group
+    label such as ``recipe=a``). ``summary``: one row per group plus a last row ``group="overall"``
+    pooling every held-out point, columns :data:`SUMMARY_COLUMNS`. ``fits``: the FitResults made
+    on the data before each cut (for plotting the fitted curves).
+    """
+
+    metric: str
+    x: str
+    level: float
+    points: pd.DataFrame
+    summary: pd.DataFrame
+    fits: list[Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: ``{"metric", "x", "level", "summary": [...], "points": [...]}``."""
+        return {"metric": self.metric, "x": self.x, "level": self.level,
+                "summary": records(self.summary), "points": records(self.points)}
+
+
+def backtest(points: pd.DataFrame, *, metric: str, x: str = "gpu_hours",
+             by: str | Sequence[str] | None = None, cut: float | None = None,
+             cut_x: float | None = None, level: float = 0.9, **fit_options: Any) -> BacktestResult:
+    """Fit each group on ``x <= cut`` and score the forecast of its points with ``x > cut``.
+
+    ``points``: long frame as from ``rlscale.load_points(store, with_meta=True)``. Exactly one of
+    ``cut`` (a fraction in (0, 1) of each group's largest compute, so ``0.5`` keeps the first half
+    of each group's compute range) or ``cut_x`` (one compute value for every group). Other
+    keyword arguments (``law``, ``burn_in``, ``r0``, ``bootstrap``, ``resample``, ``seed``, ...)
+    go to :func:`rlscale.fit.fit`; ``max_x`` is set by the cut.
+    """
+    from rlscale.fit import fit
+
+    if (cut is None) == (cut_x is None):
+        msg = "give exactly one of cut (a fraction of each group's compute) or cut_x (a compute value)"
+        raise InputError(msg)
+    if cut is not None and not 0 < cut < 1:
+        msg = f"cut must be a fraction strictly between 0 and 1 (e.g. 0.5), got {cut!r}"
+        raise InputError(msg)
+    if "max_x" in fit_options:
+        msg = "backtest sets max_x from the cut; do not pass max_x"
+        raise InputError(msg)
+    df = _metric_points(points, metric=metric, x=x)
+    by_cols = [b.strip() for b in by.split(",")] if isinstance(by, str) else list(by or [])
+    rows, summaries, fits = [], [], []
+    for group, gdf in _split(df, by_cols):
+        gx = gdf[x].to_numpy(dtype=float)
+        cut_g = float(cut_x) if cut_x is not None else float(cut) * float(np.nanmax(gx))
+        result = fit(gdf, metric=metric, x=x, by=by_cols or None, max_x=cut_g, level=level,
+                     **fit_options)
+        fitted = result[0] if isinstance(result, list) else result
+        fits.append(fitted)
+        test = gdf[gx > cut_g]
+        label = group_label(group)
+        pts = _score(fitted, test, x=x, level=level, label=label)
+        rows.append(pts)
+        summaries.append(_summary(pts, label=label, cut_x=cut_g, n_fit=int(fitted.n_points),
+                                  level=level, fit=fitted))
+    allpts = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=POINT_COLUMNS)
+    n_fit = int(sum(s["n_fit"] for s in summaries))
+    summaries.append(_summary(allpts, label="overall", cut_x=float("nan"), n_fit=n_fit,
+                              level=level, fit=None))
+    return BacktestResult(metric=metric, x=x, level=level, points=allpts,
+                          summary=pd.DataFrame(summaries, columns=list(SUMMARY_COLUMNS)), fits=fits)
+
+
+def _metric_points(points: pd.DataFrame, *, metric: str, x: str) -> pd.DataFrame:
+    for col in ("metric", "value", x):
+        if col not in points.columns:
+            msg = f"points have no column {col!r} (expected a frame from rlscale.load_points)"
+            raise InputError(msg)
+    df = points[points["metric"] == metric]
+    if df.empty:
+        found = sorted(points["metric"].dropna().astype(str).unique())
+        msg = f"no points for metric {metric!r}; the points hold {found}"
+        raise InputError(msg)
+    if "run_id" not in df.columns:
+        df = df.assign(run_id="run")
+    return df[np.isfinite(pd.to_numeric(df[x], errors="coerce").to_numpy(dtype=float))]
+
+
+def _split(df: pd.DataFrame, by_cols: list[str]) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+    """Groups as :func:`rlscale.fit.fit` forms them (runs without a recipe count as their own)."""
+    if not by_cols:
+        return [({}, df)]
+    df = df.copy()
+    for col in by_cols:
+        if col not in df.columns:
+            if col != "recipe":
+                msg = f"cannot group by {col!r}: the points have no such column"
+                raise InputError(msg)
+            df[col] = None
+        df[col] = df[col].astype(object).where(df[col].notna(), df["run_id"].astype(str))
+    out = []
+    for key, gdf in df.groupby(by_cols, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        out.append(({c: (v.item() if hasattr(v, "item") else v) for c, v in zip(by_cols, key)}, gdf))
+    return out
+
+
+def _score(fitted: Any, test: pd.DataFrame, *, x: str, level: float, label: str) -> pd.DataFrame:
+    if test.empty:
+        return pd.DataFrame(columns=list(POINT_COLUMNS))
+    xs = test[x].to_numpy(dtype=float)
+    ys = test["value"].to_numpy(dtype=float)
+    if fitted.ok:
+        pred = curve(fitted).predict(xs, level=level)
+        mean, lo, hi = pred["mean"], pred["pred_lower"], pred["pred_upper"]
+    else:
+        mean = lo = hi = np.full(xs.shape, np.nan)
+    return pd.DataFrame({"group": label, "run_id": test["run_id"].astype(str).to_numpy(), "x": xs,
+                         "y": ys, "mean": mean, "pred_lower": lo, "pred_upper": hi,
+                         "abs_error": np.abs(ys - mean), "covered": (ys >= lo) & (ys <= hi)})
+
+
+def _summary(pts: pd.DataFrame, *, label: str, cut_x: float, n_fit: int, level: float,
+             fit: Any) -> dict[str, Any]:
+    err = pts["abs_error"].to_numpy(dtype=float) if len(pts) else np.array([])
+    ok = err[np.isfinite(err)]
+    return {"group": label, "cut_x": cut_x, "n_fit": n_fit, "n_test": int(len(pts)),
+            "mae": float(ok.mean()) if ok.size else float("nan"),
+            "max_abs_error": float(ok.max()) if ok.size else float("nan"),
+            "coverage": float(pts["covered"].astype(bool).mean()) if len(pts) else float("nan"),
+            "level": level, "fit_ok": None if fit is None else bool(fit.ok),
+            "warnings": [] if fit is None else [w.code for w in fit.warnings]}

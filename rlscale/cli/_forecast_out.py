@@ -1,0 +1,132 @@
+"""How forecast and backtest results are printed: plain-text tables and JSON, plus cost columns."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rlscale._fitview import group_label
+from rlscale._jsonout import jsonable, records
+from rlscale.units import Pricing
+
+X_COLUMNS = ("x", "x_lower", "x_upper")
+
+
+def add_costs(df: pd.DataFrame, pricing: Pricing | None) -> pd.DataFrame:
+    """Add ``gpu_hours*`` (FLOP axis with a throughput) and ``usd*`` columns for every x column."""
+    if pricing is None or not pricing.active or df.empty:
+        return df
+    out = df.copy()
+    for col in (c for c in X_COLUMNS if c in out.columns):
+        suffix = col[1:]  # "", "_lower", "_upper"
+        values = out[col].to_numpy(dtype=float)
+        if pricing.axis == "flops" and pricing.flops_per_gpu_hour is not None:
+            out[f"gpu_hours{suffix}"] = pricing.gpu_hours(values)
+        if pricing.usd_per_gpu_hour is not None:
+            out[f"usd{suffix}"] = pricing.usd(values)
+    return out
+
+
+def to_json(payload: dict[str, Any]) -> str:
+    """``payload`` with DataFrames as lists of records, NaN/inf as null, indented."""
+    clean = {k: records(v) if isinstance(v, pd.DataFrame) else jsonable(v)
+             for k, v in payload.items()}
+    return json.dumps(clean, indent=2, allow_nan=False)
+
+
+def num(v: Any) -> str:
+    """4 significant digits; ``inf`` stays ``inf``; missing is ``-``."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return "inf" if math.isinf(v) else f"{v:.4g}"
+    return str(v)
+
+
+def span(lo: Any, hi: Any) -> str:
+    return f"[{num(lo)}, {num(hi)}]"
+
+
+def reward_table(df: pd.DataFrame) -> str:
+    rows = []
+    for r in df.to_dict("records"):
+        row = {"group": _label(r), "x": num(r["x"]), "mean": num(r["mean"]),
+               "mean interval": span(r["mean_lower"], r["mean_upper"]),
+               "new-run interval": span(r["pred_lower"], r["pred_upper"])}
+        row.update(_cost_cells(r, bounds=False))
+        row["warnings"] = _warn(r)
+        if "rank" in r:
+            row = {"rank": r["rank"], **row, "P(best)": num(r["p_best"])}
+        rows.append(row)
+    return _text(rows)
+
+
+def compute_table(df: pd.DataFrame) -> str:
+    rows = []
+    for r in df.to_dict("records"):
+        row = {"group": _label(r)}
+        if "fraction" in r:
+            row["fraction"] = num(r["fraction"])
+        x = {"never": "never", "uncertain": f">{num(r['x_lower'])}"}.get(r["status"], num(r["x"]))
+        row.update({"target": num(r["target"]), "x": x,
+                    "interval": "-" if r["status"] == "never" else span(r["x_lower"], r["x_upper"]),
+                    "P(reach)": num(r["p_reach"]), "status": r["status"]})
+        row.update(_cost_cells(r, bounds=True))
+        row["warnings"] = _warn(r)
+        rows.append(row)
+    return _text(rows)
+
+
+def crossover_table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "no crossovers in range"
+    rows = [{"overtaker": r["leader_after"], "overtaken": r["leader_before"], "at x": num(r["x"]),
+             "interval": span(r["x_lower"], r["x_upper"]), "P(cross in range)": num(r["p_cross"])}
+            for r in df.to_dict("records")]
+    return _text(rows)
+
+
+def backtest_table(df: pd.DataFrame) -> str:
+    rows = [{"group": r["group"], "cut": num(r["cut_x"]), "fit on": r["n_fit"],
+             "tested": r["n_test"], "mean |err|": num(r["mae"]), "max |err|": num(r["max_abs_error"]),
+             "coverage": num(r["coverage"]), "nominal": num(r["level"]),
+             "warnings": ",".join(dict.fromkeys(r["warnings"])) or "-"} for r in df.to_dict("records")]
+    return _text(rows)
+
+
+def _cost_cells(r: dict[str, Any], *, bounds: bool) -> dict[str, str]:
+    cells = {}
+    for unit in ("gpu_hours", "usd"):
+        if unit not in r:
+            continue
+        if bounds and r.get("status") == "uncertain":
+            cells[unit] = f">{num(r[unit + '_lower'])}"
+        elif bounds and r.get("status") != "never":
+            cells[unit] = f"{num(r[unit])} {span(r[unit + '_lower'], r[unit + '_upper'])}"
+        else:
+            cells[unit] = "never" if r.get("status") == "never" else num(r[unit])
+    return cells
+
+
+def _label(r: dict[str, Any]) -> str:
+    g = r["group"]
+    return group_label(g) if isinstance(g, dict) else str(g)
+
+
+def _warn(r: dict[str, Any]) -> str:
+    w = r.get("warnings")
+    return ",".join(dict.fromkeys(w)) if isinstance(w, list) and w else "-"
+
+
+def _text(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(nothing to show)"
+    return pd.DataFrame(rows).to_string(index=False)

@@ -1,0 +1,188 @@
+"""``rlscale forecast`` and ``rlscale backtest``: fit the store's curves, then answer with intervals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from rlscale.cli._common import store_option
+from rlscale.cli._fitopts import fit_kwargs, fit_options, load_store_points
+from rlscale.cli import _forecast_out as out
+
+MODES = ("budget", "target", "ceiling_frac", "rank_at")
+
+
+def _budgets(value: str | None) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        xs = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers "
+                                 "(e.g. 1e4,3e4)", param_hint="--budget") from None
+    if not xs or any(not x > 0 or x == float("inf") for x in xs):
+        raise click.BadParameter(f"{value!r}: budgets must be positive finite numbers",
+                                 param_hint="--budget")
+    return xs
+
+
+@click.command("forecast")
+@store_option
+@fit_options(defaults={"level": 0.9})
+@click.option("--budget", default=None, metavar="X[,X...]",
+              help="Compute budget(s) on the --x axis: the reward each group reaches there.")
+@click.option("--target", type=float, default=None,
+              help="Reward R: the compute each group needs to reach it ('never' if R is above "
+                   "the interval of the ceiling A).")
+@click.option("--ceiling-frac", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=None, help="Fraction F of each group's gain A - R0 (e.g. 0.9): the "
+                                 "compute to reach R0 + F (A - R0).")
+@click.option("--rank-at", type=float, default=None,
+              help="Compute budget X: rank groups by predicted reward there, with P(leader "
+                   "leads) and the budgets where one group overtakes another.")
+@click.option("--usd-budget", is_flag=True,
+              help="Read --budget and --rank-at values as dollars (needs --usd-per-gpu-hour).")
+@click.option("--usd-per-gpu-hour", type=float, default=None,
+              help="Price of one GPU-hour in dollars: adds usd columns.")
+@click.option("--flops-per-gpu-hour", type=float, default=None,
+              help="Throughput, FLOPs done per GPU-hour, to read a --x flops axis as GPU-hours.")
+@click.option("--peak-flops", type=float, default=None,
+              help="Peak FLOP/s of one GPU (e.g. 9.89e14 for H100 bf16); with --mfu it sets the "
+                   "throughput as peak x MFU x 3600.")
+@click.option("--mfu", type=float, default=None,
+              help="Model FLOPs utilisation in (0, 1] (e.g. 0.4), used with --peak-flops.")
+@click.option("--saved", is_flag=True,
+              help="Forecast from the fits `rlscale fit --save` stored (same --metric, --x, --law, "
+                   "--by) instead of refitting; the other fit options are then ignored.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {'forecasts': [...]} JSON (keys in docs/forecast.md), not a table.")
+def forecast_command(store: str | None, budget: str | None, target: float | None,
+                     ceiling_frac: float | None, rank_at: float | None, usd_budget: bool,
+                     usd_per_gpu_hour: float | None, flops_per_gpu_hour: float | None,
+                     peak_flops: float | None, mfu: float | None, saved: bool, as_json: bool,
+                     **fit_opts: Any) -> None:
+    """Forecast each group's reward at a budget, or the compute for a reward, with intervals.
+
+    Fits the law per group exactly as `rlscale fit` does (same options), then propagates the
+    fit's joint parameter draws to every number. Give exactly one of --budget, --target,
+    --ceiling-frac or --rank-at.
+
+    \b
+    Examples:
+        rlscale forecast --metric reward --budget 1e4,1e5
+        rlscale forecast --metric reward --target 0.65 --usd-per-gpu-hour 2.5
+        rlscale forecast --metric reward --ceiling-frac 0.9 --burn-in 200 --json
+        rlscale forecast --metric reward --rank-at 20000 --usd-budget --usd-per-gpu-hour 2.5
+        rlscale forecast --metric reward --x flops --budget 1e21 --peak-flops 9.89e14 --mfu 0.4
+    """
+    from rlscale.fit import fit
+    from rlscale.forecast import compute_for_fraction, compute_for_reward, reward_at
+    from rlscale.ranking import rank_at as rank
+    from rlscale.units import Pricing
+
+    chosen = [m for m, v in zip(MODES, (budget, target, ceiling_frac, rank_at)) if v is not None]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --budget, --target, --ceiling-frac, --rank-at"
+                               + (f" (got {', '.join('--' + m.replace('_', '-') for m in chosen)})"
+                                  if chosen else ""))
+    kw = fit_kwargs(fit_opts)
+    priced = any(v is not None for v in (usd_per_gpu_hour, flops_per_gpu_hour, peak_flops, mfu))
+    pricing = Pricing.create(axis=kw["x"], usd_per_gpu_hour=usd_per_gpu_hour,
+                             flops_per_gpu_hour=flops_per_gpu_hour, peak_flops=peak_flops,
+                             mfu=mfu) if priced or usd_budget else None
+    xs = _budgets(budget)
+    if usd_budget:
+        if chosen[0] not in ("budget", "rank_at"):
+            raise click.UsageError("--usd-budget applies to --budget and --rank-at only")
+        if xs is not None:
+            xs = [float(v) for v in pricing.x_from_usd(xs)]  # type: ignore[union-attr]
+        if rank_at is not None:
+            rank_at = float(pricing.x_from_usd(rank_at))  # type: ignore[union-attr]
+    fits = _saved_fits(store, fit_opts["metric"], kw) if saved else fit(
+        load_store_points(store, fit_opts["metric"]), metric=fit_opts["metric"], **kw)
+    fits = fits if isinstance(fits, list) else [fits]
+    level, seed = kw["level"], kw["seed"]
+    head = {"metric": fit_opts["metric"], "x_axis": kw["x"], "level": level, "mode": chosen[0]}
+    extra: dict[str, Any] = {}
+    if chosen[0] == "budget":
+        df, table = reward_at(fits, xs, level=level, seed=seed), out.reward_table
+    elif chosen[0] == "target":
+        df, table = compute_for_reward(fits, target, level=level, seed=seed), out.compute_table
+    elif chosen[0] == "ceiling_frac":
+        df, table = compute_for_fraction(fits, ceiling_frac, level=level, seed=seed), out.compute_table
+    else:
+        ranking = rank(fits, rank_at, level=level, seed=seed)
+        df, table = ranking.table, out.reward_table
+        extra = {"p_leader_leads": ranking.p_leader_leads, "crossovers": ranking.crossovers,
+                 "skipped": ranking.skipped}
+    df = out.add_costs(df, pricing)
+    if as_json:
+        click.echo(out.to_json({**head, "forecasts": df, **extra}))
+        return
+    what = {"budget": "reward at budget", "target": f"compute to reach {out.num(target)}",
+            "ceiling_frac": f"compute to reach {out.num(ceiling_frac)} of the gain",
+            "rank_at": f"ranking at {out.num(rank_at)}"}[chosen[0]]
+    click.echo(f"{fit_opts['metric']} vs {kw['x']}: {what}; {level:.0%} intervals, "
+               f"{kw['law']} law")
+    click.echo(table(df))
+    if extra:
+        click.echo(f"\nP(leader really leads at {out.num(rank_at)}) = {extra['p_leader_leads']:.3f}")
+        click.echo("crossovers:")
+        click.echo(out.crossover_table(extra["crossovers"]))
+        if extra["skipped"]:
+            click.echo(f"not ranked (fit failed): {', '.join(extra['skipped'])}")
+
+
+def _saved_fits(store: str | None, metric: str, kw: dict[str, Any]) -> list[Any]:
+    from rlscale.cli._common import store_path
+    from rlscale.fit import load_fits
+
+    root = store_path(store)
+    fits = load_fits(root, metric=metric, x=kw["x"], law=kw["law"], by=kw["by"])
+    if not fits:
+        raise click.UsageError(
+            f"no saved fits of {metric!r} vs {kw['x']} ({kw['law']}, by {','.join(kw['by'])}) in "
+            f"{str(root)!r}; run `rlscale fit --metric {metric} --save` first, or drop --saved")
+    return fits
+
+
+@click.command("backtest")
+@store_option
+@fit_options(exclude=("max_x",), defaults={"level": 0.9})
+@click.option("--cut", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Fit each group on compute up to FRAC x its largest compute (0.25: forecast "
+                   "4x past the data).")
+@click.option("--cut-x", type=click.FloatRange(0, min_open=True), default=None,
+              help="Fit every group on compute up to X (on the --x axis).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {'summary': [...], 'points': [...]} JSON, not a table.")
+def backtest_command(store: str | None, cut: float | None, cut_x: float | None, as_json: bool,
+                     **fit_opts: Any) -> None:
+    """Fit each group only up to a cut, forecast the points past it, and score the forecast.
+
+    Reports per group and overall: mean and max absolute error of the mean forecast, and how
+    often the prediction interval covered the observed value (compare with the nominal level).
+
+    \b
+    Examples:
+        rlscale backtest --metric reward --cut 0.25
+        rlscale backtest --metric reward --cut-x 5000 --bootstrap 200 --resample runs --json
+    """
+    from rlscale.backtesting import backtest
+
+    if (cut is None) == (cut_x is None):
+        raise click.UsageError("give exactly one of --cut FRAC or --cut-x X")
+    kw = fit_kwargs(fit_opts)
+    points = load_store_points(store, fit_opts["metric"])
+    result = backtest(points, metric=fit_opts["metric"], cut=cut, cut_x=cut_x, **kw)
+    if as_json:
+        click.echo(out.to_json(result.to_dict()))
+        return
+    what = f"cut at {cut:g} of each group's compute" if cut is not None else f"cut at {cut_x:g}"
+    click.echo(f"backtest of {result.metric} vs {result.x}, {what}, "
+               f"{result.level:.0%} prediction intervals")
+    click.echo(out.backtest_table(result.summary))
+
+
+COMMANDS = [forecast_command, backtest_command]

@@ -1,0 +1,259 @@
+"""Find logs, tell their format, read and validate them all, then write them to the store."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rlscale.errors import input_error
+from rlscale.ingest.options import IngestOptions, parse_set, sanitize_run_id
+from rlscale.ingest.points import RunSet, to_run_set
+from rlscale.ingest.source import sha256_of
+from rlscale.store import RunMeta, Store, WriteStatus, same_source
+
+TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".tab": "csv", ".jsonl": "jsonl",
+                  ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+_CHECKPOINT = re.compile(r"^checkpoint-\d+$")
+
+
+@dataclass
+class IngestResult:
+    """One run an ingest produced: where it came from and what happened to it in the store."""
+
+    run_id: str
+    path: str
+    format: str
+    n_points: int
+    metrics: list[str]
+    status: WriteStatus | None = None  # None until written (or in a dry run)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _is_tb_dir(path: Path) -> bool:
+    return path.is_dir() and any(p.is_file() for p in path.glob("events.out.tfevents.*"))
+
+
+def detect_format(path: Path) -> str:
+    """The format of one log: by name, then (for .json) by content. Raises InputError if unknown."""
+    name = path.name.lower()
+    if _is_tb_dir(path) or name.startswith("events.out.tfevents."):
+        return "tensorboard"
+    if name == "trainer_state.json":
+        return "trl"
+    suffix = path.suffix.lower()
+    if suffix in TABLE_SUFFIXES:
+        return TABLE_SUFFIXES[suffix]
+    if suffix == ".json":
+        try:
+            with open(path, encoding="utf-8-sig") as fh:
+                head = fh.read(1 << 16)
+        except (OSError, UnicodeDecodeError):
+            head = ""
+        return "trl" if '"log_history"' in head else "json"
+    raise input_error("cannot tell the format", path=path,
+                      expected="a .csv/.tsv/.jsonl/.json/.parquet file, trainer_state.json, a "
+                               "TensorBoard run directory, or --format")
+
+
+def _run_name(rel_parts: tuple[str, ...], fallback: str) -> str:
+    parts = [p for p in rel_parts if p and p != "."]
+    if parts and _CHECKPOINT.match(parts[-1]):
+        parts = parts[:-1]
+    return sanitize_run_id("-".join(parts) if parts else fallback)
+
+
+def discover(paths: list[Path], fmt: str = "auto") -> list[tuple[Path, str, str]]:
+    """``[(log, format, default_run_id)]`` for files and directories given on the command line.
+
+    A directory is searched recursively: every table file (.csv/.tsv/.jsonl/.ndjson/.parquet),
+    every ``trainer_state.json`` and every TensorBoard run directory becomes one run; hidden
+    entries are skipped. A plain ``.json`` history must be named explicitly.
+    """
+    found: list[tuple[Path, str, str]] = []
+    for path in paths:
+        if not path.exists():
+            raise input_error("no such file or directory", path=path)
+        if path.is_file() or _is_tb_dir(path):
+            kind = detect_format(path) if fmt in ("auto", "wandb") else fmt
+            if kind == "tensorboard" and path.is_file():
+                if not path.name.startswith("events.out.tfevents."):
+                    raise input_error("not a TensorBoard event file", path=path,
+                                      expected="events.out.tfevents.* or a run directory")
+                path = path.parent
+            if kind == "tensorboard":
+                name = path.resolve().name
+            elif kind == "trl" and path.name == "trainer_state.json":
+                parent = path.resolve().parent
+                name = parent.parent.name if _CHECKPOINT.match(parent.name) else parent.name
+            else:
+                name = path.name.split(".")[0] or path.stem
+            found.append((path, kind, sanitize_run_id(name)))
+            continue
+        found.extend(_walk(path, fmt))
+    if not found:
+        raise input_error("no logs found", path=", ".join(map(str, paths)),
+                          expected="table files, trainer_state.json or TensorBoard event files")
+    return found
+
+
+def _walk(root: Path, fmt: str) -> list[tuple[Path, str, str]]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        here = Path(dirpath)
+        rel = here.relative_to(root).parts
+        if any(f.startswith("events.out.tfevents.") for f in filenames):
+            if fmt in ("auto", "tensorboard"):
+                out.append((here, "tensorboard", _run_name(rel, root.resolve().name)))
+        for f in sorted(filenames):
+            if f.startswith("."):
+                continue
+            p = here / f
+            if f == "trainer_state.json":
+                kind = "trl"
+                name = _run_name(rel, root.resolve().name)
+            elif p.suffix.lower() in TABLE_SUFFIXES:
+                kind = TABLE_SUFFIXES[p.suffix.lower()]
+                name = _run_name((*rel, f.split(".")[0]), p.stem)
+            else:
+                continue
+            if fmt in ("auto", "wandb") or fmt == kind:
+                out.append((p, kind, name))
+    return out
+
+
+def _read(path: Path, kind: str, opts: IngestOptions, run_id: str) -> RunSet:
+    from rlscale.ingest import readers, table, tensorboard, trl
+
+    if kind == "tensorboard":
+        raw, src = tensorboard.read_tensorboard(path, opts)
+    else:
+        if kind == "trl":
+            tab, src = trl.read_trainer_state(path)
+        elif kind == "jsonl":
+            tab, src = readers.read_jsonl(path)
+        elif kind == "json":
+            tab, src = readers.read_json(path)
+        elif kind == "parquet":
+            tab, src = readers.read_parquet(path)
+        else:
+            tab, src = readers.read_csv(path, string_cols=(opts.run_col,))
+        raw = table.table_points(tab, src, opts)
+        del tab
+    holder = [raw]
+    del raw  # to_run_set reorders the arrays in place; keep no second reference alive
+    return to_run_set(holder.pop(), src, default_run_id=run_id, drop_nonfinite=opts.drop_nonfinite)
+
+
+def _meta(run_id: str, path: Path, kind: str, sha: str, opts: IngestOptions) -> RunMeta:
+    extra = dict(opts.set_values)
+    fields = {k: extra.pop(k) for k in ("seed", "task", "model", "recipe") if k in extra}
+    for k in ("task", "model", "recipe"):
+        if fields.get(k) is not None:
+            fields[k] = str(fields[k])
+    recipe = opts.recipe if opts.recipe is not None else fields.pop("recipe", None)
+    fields.pop("recipe", None)
+    options = {k: v for k, v in asdict(opts).items() if k not in ("replace", "set_values")}
+    options["metrics"] = list(options["metrics"])
+    options["meta"] = json.loads(json.dumps({"recipe": recipe, **fields, **extra}, sort_keys=True))
+    return RunMeta(run_id=run_id, recipe=recipe, metadata=extra, **fields,
+                   source={"path": str(path), "format": kind, "sha256": sha, "options": options})
+
+
+def read_source(path: str | os.PathLike[str],
+                **options: Any) -> list[tuple[RunMeta, pd.DataFrame]]:
+    """Read and validate every log under ``path`` into ``[(RunMeta, points), ...]`` (no writing).
+
+    ``options`` are :class:`IngestOptions` fields (``format``, ``run_id``, ``recipe``, ``set_values``
+    or ``set=["k=v"]``, ``step_col``, ``x_col``, ``x_unit``, ``metrics``, ``run_col``,
+    ``drop_nonfinite``). Points frames are what :func:`rlscale.load_points` would return for
+    those runs once written (columns :data:`rlscale.store.POINT_COLUMNS`).
+    """
+    items = _read_all([Path(path)], _options(options))
+    return [(meta, runs.table(k).to_pandas()) for meta, runs, k in items]
+
+
+def _options(options: dict[str, Any]) -> IngestOptions:
+    options = dict(options)
+    sets = options.pop("set", None)
+    if sets:
+        options["set_values"] = {**options.get("set_values", {}), **parse_set(list(sets))}
+    return IngestOptions(**options)
+
+
+def _read_all(paths: list[Path], opts: IngestOptions) -> list[tuple[RunMeta, RunSet, int]]:
+    logs = discover(paths, opts.format)
+    out: list[tuple[RunMeta, RunSet, int]] = []
+    seen: dict[str, Path] = {}
+    for path, kind, default_id in logs:
+        if opts.format == "wandb":
+            opts_here = opts
+        else:
+            opts_here = IngestOptions(**{**asdict(opts), "format": kind})
+        with ThreadPoolExecutor(1) as pool:  # hash while pyarrow parses (hashlib drops the GIL)
+            sha_future = pool.submit(sha256_of, path)
+            runs = _read(path, kind, opts_here, opts.run_id or default_id)
+            sha = sha_future.result()
+        n_runs = max(len(logs), len(runs.run_ids))
+        if opts.run_id is not None and n_runs > 1:
+            raise input_error(f"--run-id names one run but the input holds {n_runs}", path=path,
+                              expected="one log per command with --run-id, or no --run-id")
+        for k, run_id in enumerate(runs.run_ids):
+            if run_id in seen:
+                raise input_error(f"run_id {run_id!r} comes from two logs ({seen[run_id]} and "
+                                  f"{path})", path=path,
+                                  expected="distinct file names, or one log per --run-id")
+            seen[run_id] = path
+            out.append((_meta(run_id, path, kind, sha, opts), runs, k))
+    return out
+
+
+def ingest_paths(paths: list[str | os.PathLike[str]] | str | os.PathLike[str],
+                 store: Store | str | os.PathLike[str], *, dry_run: bool = False,
+                 **options: Any) -> list[IngestResult]:
+    """Ingest logs into ``store``; returns one :class:`IngestResult` per run.
+
+    All logs are read and validated, and every run is checked against the store, before anything
+    is written: a bad file anywhere in ``paths`` raises :class:`InputError` (or a conflicting run
+    :class:`StoreError`) and leaves the store byte-for-byte as it was. ``replace=True`` overwrites
+    runs that exist with a different source; the same source again is ``"unchanged"``.
+    """
+    st = store if isinstance(store, Store) else Store(store)
+    plist = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+    opts = _options(options)
+    items = _read_all(plist, opts)
+    plans = []
+    for meta, _, _ in items:
+        if st.has_run(meta.run_id) and same_source(st.read_meta(meta.run_id).source, meta.source):
+            plans.append("unchanged")
+        else:
+            plans.append(st.plan_write(meta, replace=opts.replace))
+    results = [IngestResult(meta.run_id, meta.source["path"], meta.source["format"],
+                            runs.n_points(k), runs.metrics(k)) for meta, runs, k in items]
+    if dry_run:
+        return results
+    todo = [((meta, partial(runs.table, k)), res)
+            for (meta, runs, k), res, plan in zip(items, results, plans) if plan != "unchanged"]
+    statuses = st.write_tables([item for item, _ in todo], replace=opts.replace)
+    for (_, res), status in zip(todo, statuses):
+        res.status = status
+    for res, plan in zip(results, plans):
+        if plan == "unchanged":
+            res.status = "unchanged"
+    return results
+
+
+def ingest_path(path: str | os.PathLike[str], store: Store | str | os.PathLike[str],
+                **options: Any) -> list[IngestResult]:
+    """:func:`ingest_paths` for one file or directory."""
+    return ingest_paths([path], store, **options)

@@ -1,0 +1,101 @@
+"""Which column is the step, which are compute axes, which are metrics; numeric coercion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rlscale.ingest.source import Source
+
+# Lower-cased names (after dropping a ``train/`` prefix) that mean a compute axis. Never guessed
+# beyond this list: a column not named here is a metric.
+COMPUTE_ALIASES: dict[str, str] = {
+    **dict.fromkeys(["gpu_hours", "gpu_hour", "gpuhours", "gpu-hours", "gpu hours", "gpu_h"],
+                    "gpu_hours"),
+    **dict.fromkeys(["flops", "flop", "total_flos", "total_flops", "flos"], "flops"),
+    **dict.fromkeys(["tokens", "num_tokens", "total_tokens", "num_input_tokens_seen",
+                     "tokens_seen"], "tokens"),
+    **dict.fromkeys(["wall_s", "_runtime", "runtime_s", "wall_time_s", "elapsed_s"], "wall_s"),
+}
+STEP_NAMES: tuple[str, ...] = ("step", "global_step", "train/global_step", "trainer/global_step",
+                               "iteration", "iter", "_step")
+
+
+def compute_axis(name: str) -> str | None:
+    low = name.strip().lower()
+    if low.startswith("train/"):
+        low = low[len("train/"):]
+    return COMPUTE_ALIASES.get(low)
+
+
+def find_step_column(names: list[str], src: Source, wanted: str | None) -> str:
+    """The step column: ``wanted`` (``--step-col``) or the first of :data:`STEP_NAMES` present."""
+    if wanted is not None:
+        if wanted not in names:
+            raise src.error(f"no column {wanted!r} (from --step-col)", field=wanted,
+                            expected=f"one of the columns {names}")
+        return wanted
+    lower = {n.lower(): n for n in reversed(names)}
+    for cand in STEP_NAMES:
+        if cand in lower:
+            return lower[cand]
+    raise src.error("no step column", field="step",
+                    expected=f"a column named one of {list(STEP_NAMES)} (any case), or --step-col COL;"
+                             f" columns are {names}")
+
+
+def is_step_like(name: str) -> bool:
+    return name.lower() in STEP_NAMES
+
+
+def numeric(col: pa.ChunkedArray | pa.Array, *, name: str, src: Source,
+            required: bool) -> np.ndarray | None:
+    """A column as float64 (null -> NaN), or None if it is not numeric at all.
+
+    A text column in which some cells are numbers and others are not is an error at the first
+    cell that is not (so is any non-number when ``required``); booleans are not numeric.
+    """
+    typ = col.type
+    if pa.types.is_dictionary(typ):
+        col = col.cast(typ.value_type)
+        typ = col.type
+    if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_null(typ):
+        arr = col.cast(pa.float64())
+        return _to_numpy(arr)
+    if pa.types.is_boolean(typ) and not required:
+        return None
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        try:
+            return _to_numpy(pc.cast(col, pa.float64()))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        ser = pd.Series(col.to_pylist(), dtype=object)
+        parsed = pd.to_numeric(ser.str.strip(), errors="coerce")
+        is_nan_text = ser.str.strip().str.lower().isin(["nan", "+nan", "-nan"])
+        bad = ser.notna() & parsed.isna() & ~is_nan_text
+        if not required and not (ser.notna() & ~bad).any():
+            return None
+        if not bad.any():  # pyarrow's parser is stricter than pandas' on a few spellings
+            return parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise src.error(f"cannot parse {ser.iloc[i]!r} as a number", row=i, field=name,
+                        expected="a number")
+    if not required:
+        return None
+    raise src.error(f"column holds {typ} values", field=name, expected="numbers")
+
+
+def _to_numpy(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def steps(col: pa.ChunkedArray | pa.Array, *, name: str, src: Source) -> np.ndarray:
+    """The step column as int64 when it is integer with no nulls, else float64 (NaN = empty)."""
+    typ = col.type
+    if pa.types.is_integer(typ) and col.null_count == 0:
+        return _to_numpy(col.cast(pa.int64()))
+    return numeric(col, name=name, src=src, required=True)

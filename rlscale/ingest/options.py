@@ -1,0 +1,106 @@
+"""Ingest options, ``--set KEY=VALUE`` parsing and run-id sanitising."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from rlscale.errors import input_error
+
+FORMATS: tuple[str, ...] = ("auto", "csv", "jsonl", "json", "parquet", "tensorboard", "wandb", "trl")
+X_UNITS: tuple[str, ...] = ("gpu_hours", "flops", "tokens", "wall_s", "steps")
+# RunMeta fields that --set may fill, with the type each must have.
+META_FIELDS: dict[str, type] = {"seed": int, "task": str, "model": str, "recipe": str}
+
+
+@dataclass
+class IngestOptions:
+    """How to read sources and where their points go. Every field has a CLI flag of the same name.
+
+    ``set_values`` holds ``--set`` metadata already parsed by :func:`parse_set`; ``metrics`` limits
+    which metric columns (wide tables) or metric names (long tables) are kept (empty: all numeric).
+    """
+
+    format: str = "auto"
+    run_id: str | None = None
+    recipe: str | None = None
+    set_values: dict[str, Any] = field(default_factory=dict)
+    step_col: str | None = None
+    x_col: str | None = None
+    x_unit: str | None = None
+    metrics: tuple[str, ...] = ()
+    run_col: str | None = None
+    replace: bool = False
+    drop_nonfinite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise input_error(f"unknown format {self.format!r}", expected=f"one of {list(FORMATS)}")
+        if (self.x_col is None) != (self.x_unit is None):
+            raise input_error("--x-col and --x-unit go together",
+                              expected="both (e.g. --x-col gpu_time --x-unit gpu_hours) or neither")
+        if self.x_unit is not None and self.x_unit not in X_UNITS:
+            raise input_error(f"unknown --x-unit {self.x_unit!r}", expected=f"one of {list(X_UNITS)}")
+        self.metrics = tuple(self.metrics)
+        for key, value in self.set_values.items():
+            check_meta_value(key, value)
+
+
+_BOOLS = {"true": True, "false": False, "yes": True, "no": False}
+
+
+def parse_value(text: str) -> Any:
+    """``"2e9"`` -> 2e9, ``"3"`` -> 3, ``"true"`` -> True, ``"null"`` -> None, else the string."""
+    low = text.strip().lower()
+    if low in _BOOLS:
+        return _BOOLS[low]
+    if low in ("null", "none"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return value if math.isfinite(value) else text
+
+
+def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Parse ``["pretrain_tokens=2e9", "seed=1"]`` into typed values (numbers, bools, strings)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise input_error(f"--set {item!r} is not KEY=VALUE", field="--set",
+                              expected="KEY=VALUE, e.g. --set pretrain_tokens=2e9")
+        value = parse_value(raw)
+        check_meta_value(key, value)
+        out[key] = value
+    return out
+
+
+def check_meta_value(key: str, value: Any) -> None:
+    """``seed`` must be an integer; any other key takes a JSON scalar (task/model/recipe are
+    stored as text)."""
+    want = META_FIELDS.get(key)
+    if want is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise input_error(f"--set {key}={value!r} is not an integer",
+                          expected=f"an integer, e.g. --set {key}=1")
+    if not isinstance(value, (str, int, float, bool, type(None))):
+        raise input_error(f"--set {key} has a {type(value).__name__} value",
+                          expected="a number, bool or string")
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
+
+
+def sanitize_run_id(name: str) -> str:
+    """Turn a file or directory name into a valid run id (``my run (2).csv`` -> ``my-run-2``)."""
+    rid = _UNSAFE.sub("-", name).strip("-._=+")
+    rid = re.sub(r"-{2,}", "-", rid)[:200].rstrip("-._=+")
+    return rid or "run"

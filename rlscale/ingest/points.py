@@ -1,0 +1,275 @@
+"""Vectorised validation: raw points from any reader -> one :data:`POINTS_SCHEMA` table per run.
+
+Every reader hands over a :class:`RawPoints` (numpy arrays, one entry per point, each carrying the
+index of the source record it came from). The checks here run on whole arrays, so a 10-million
+row table costs a few sorts and comparisons, and the first bad point is reported with the line
+(or label) of its record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from rlscale.ingest.source import Source
+from rlscale.store import COMPUTE_AXES, POINTS_SCHEMA, check_run_id
+
+
+@dataclass
+class RawPoints:
+    """One entry per point. ``step`` float64 or int64 (NaN = missing); ``metric`` int32 codes into
+    ``metric_names``; ``value`` float64; ``axes`` float64 per present compute axis (NaN = null);
+    ``row`` int64 0-based source record (None: the identity); ``run`` int32 codes into ``run_names`` or None (one run).
+    """
+
+    step: np.ndarray
+    metric: np.ndarray
+    metric_names: list[str]
+    value: np.ndarray
+    row: np.ndarray | None  # None: point i came from record i
+    axes: dict[str, np.ndarray] = field(default_factory=dict)
+    run: np.ndarray | None = None
+    run_names: list[str] = field(default_factory=list)
+    step_field: str = "step"
+    value_fields: list[str] | None = None  # per metric code, the source column (wide tables)
+    axis_fields: dict[str, str] = field(default_factory=dict)
+
+    def row_of(self, i: int) -> int:
+        """The 0-based source record of point ``i``."""
+        return int(i) if self.row is None else int(self.row[i])
+
+    def value_field(self, code: int) -> str:
+        return self.value_fields[code] if self.value_fields else "value"
+
+    def take(self, keep: np.ndarray) -> RawPoints:
+        """Keep (bool mask) or reorder (indices) the points, in place and one array at a time,
+        so a 10-million-point frame never holds two full copies of itself."""
+        self.step = self.step[keep]
+        self.metric = self.metric[keep]
+        self.value = self.value[keep]
+        if self.row is None:  # identity until the first reordering
+            self.row = np.flatnonzero(keep) if keep.dtype == bool else keep.astype(np.int64, copy=False)
+        else:
+            self.row = self.row[keep]
+        for k in list(self.axes):
+            self.axes[k] = self.axes[k][keep]
+        if self.run is not None:
+            self.run = self.run[keep]
+        return self
+
+
+def validate(raw: RawPoints, src: Source, *, drop_nonfinite: bool = False) -> RawPoints:
+    """Check values, steps, compute; return the points with steps as int64 (same order)."""
+    value = raw.value
+    bad = ~np.isfinite(value)
+    if bad.any():
+        if not drop_nonfinite:
+            i = int(np.flatnonzero(bad)[0])
+            raise src.error(
+                f"non-finite value {_n(value[i])} for metric {raw.metric_names[raw.metric[i]]!r}",
+                row=raw.row_of(i), field=raw.value_field(int(raw.metric[i])),
+                expected="a finite number (pass --drop-nonfinite to drop such points)",
+            )
+        raw.take(~bad)
+    raw.step = _check_steps(raw, src)
+    for axis, arr in raw.axes.items():
+        bad = np.isinf(arr) | (arr < 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise src.error(f"compute value {_n(arr[i])} at step {raw.step[i]}", row=raw.row_of(i),
+                            field=raw.axis_fields.get(axis, axis),
+                            expected="a finite, non-negative number")
+    return raw
+
+
+def _n(x: object) -> str:
+    """A number as a user wrote it: 0.5, nan, inf, 3 (never ``np.float64(0.5)``)."""
+    return repr(x.item()) if hasattr(x, "item") else repr(x)
+
+
+def _check_steps(raw: RawPoints, src: Source) -> np.ndarray:
+    step = raw.step
+    if step.dtype.kind in "iu":
+        bad = step < 0
+    else:
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(step) | (step < 0) | (step != np.floor(step)) | (step >= 2.0**63)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        shown = "an empty cell" if np.isnan(step[i]) else repr(step[i].item())
+        raise src.error(f"bad step {shown}", row=raw.row_of(i), field=raw.step_field,
+                        expected="a non-negative integer")
+    return step.astype(np.int64, copy=False)
+
+
+def _sort_order(raw: RawPoints) -> np.ndarray | None:
+    """Permutation ordering points by (run, metric, step, source row); None if already ordered."""
+    n_runs = max(len(raw.run_names), 1)
+    run = raw.run if raw.run is not None else np.zeros(len(raw.step), np.int32)
+    bits = [int(n_runs - 1).bit_length(), int(len(raw.metric_names) - 1).bit_length(),
+            int(raw.step.max(initial=0)).bit_length()]
+    if sum(bits) <= 62:
+        key = (run.astype(np.int64) << (bits[1] + bits[2])) | (
+            raw.metric.astype(np.int64) << bits[2]) | raw.step
+        if len(key) < 2 or bool((key[1:] >= key[:-1]).all()):
+            return None
+        return np.argsort(key, kind="stable")
+    row = np.arange(len(raw.step)) if raw.row is None else raw.row
+    return np.lexsort((row, raw.step, raw.metric, run))
+
+
+def to_run_tables(raw: RawPoints, src: Source, *, default_run_id: str,
+                  drop_nonfinite: bool = False) -> list[tuple[str, pa.Table]]:
+    """Validate and split into ``[(run_id, table), ...]``; each table sorted by (metric, step)."""
+    runs = to_run_set(raw, src, default_run_id=default_run_id, drop_nonfinite=drop_nonfinite)
+    return [(rid, runs.table(k)) for k, rid in enumerate(runs.run_ids)]
+
+
+class RunSet:
+    """Validated points of one source, sorted by (run, metric, step), split into runs lazily:
+    :meth:`table` builds one run's :data:`POINTS_SCHEMA` table when it is about to be written."""
+
+    def __init__(self, raw: RawPoints, default_run_id: str) -> None:
+        self.raw = raw
+        n = len(raw.step)
+        run = raw.run if raw.run is not None else np.zeros(n, np.int32)
+        starts = np.concatenate([[0], np.flatnonzero(run[1:] != run[:-1]) + 1, [n]]) if n else [0, 0]
+        self.bounds = [(int(s), int(e)) for s, e in zip(starts[:-1], starts[1:])]
+        self.run_ids = [raw.run_names[run[s]] if raw.run is not None else default_run_id
+                        for s, _ in self.bounds]
+
+    def n_points(self, k: int) -> int:
+        s, e = self.bounds[k]
+        return e - s
+
+    def metrics(self, k: int) -> list[str]:
+        s, e = self.bounds[k]
+        m = self.raw.metric[s:e]  # sorted within a run
+        firsts = np.concatenate([[0], np.flatnonzero(m[1:] != m[:-1]) + 1]) if e > s else []
+        return [self.raw.metric_names[m[i]] for i in firsts]
+
+    def table(self, k: int) -> pa.Table:
+        s, e = self.bounds[k]
+        return _table(self.raw, s, e, self.run_ids[k])
+
+
+def to_run_set(raw: RawPoints, src: Source, *, default_run_id: str,
+               drop_nonfinite: bool = False) -> RunSet:
+    """Validate ``raw`` (consumed: its arrays are reordered in place) into a :class:`RunSet`.
+
+    Identical duplicate (step, metric) points collapse to one; different ones are an error, as is
+    a compute axis that decreases as steps increase within a metric's series.
+    """
+    raw = validate(raw, src, drop_nonfinite=drop_nonfinite)
+    _sort_metric_names(raw)
+    if raw.run is not None:
+        for code, name in enumerate(raw.run_names):
+            try:
+                check_run_id(name)
+            except Exception as exc:  # noqa: BLE001 - re-raised with the row that named it
+                i = int(np.flatnonzero(raw.run == code)[0])
+                raise src.error(f"{exc}", row=raw.row_of(i), field="run_id") from None
+    if len(raw.step) == 0:
+        raise src.error("no points", expected="at least one metric value (every cell was empty"
+                        + (" or dropped as non-finite)" if drop_nonfinite else ")"))
+    order = _sort_order(raw)
+    if order is not None:
+        raw.take(order)
+        del order
+    _collapse_duplicates(raw, src, _same_series(raw) & (raw.step[1:] == raw.step[:-1]))
+    _check_monotone(raw, src, _same_series(raw))
+    return RunSet(raw, default_run_id)
+
+
+def _same_series(raw: RawPoints) -> np.ndarray:
+    same = raw.metric[1:] == raw.metric[:-1]
+    if raw.run is not None:
+        same &= raw.run[1:] == raw.run[:-1]
+    return same
+
+
+def _sort_metric_names(raw: RawPoints) -> None:
+    """Renumber metric codes so that code order is name order (tables come out name-sorted)."""
+    order = sorted(range(len(raw.metric_names)), key=lambda k: raw.metric_names[k])
+    if order == list(range(len(order))):
+        return
+    rank = np.empty(len(order), np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    raw.metric = rank[raw.metric]
+    raw.metric_names = [raw.metric_names[k] for k in order]
+    if raw.value_fields:
+        raw.value_fields = [raw.value_fields[k] for k in order]
+
+
+def _collapse_duplicates(raw: RawPoints, src: Source, dup: np.ndarray) -> None:
+    if not dup.any():
+        return
+    idx = np.flatnonzero(dup)
+    same = raw.value[idx] == raw.value[idx + 1]
+    for arr in raw.axes.values():
+        a, b = arr[idx], arr[idx + 1]
+        same &= (a == b) | (np.isnan(a) & np.isnan(b))
+    if not same.all():
+        j = int(idx[np.flatnonzero(~same)[0]])
+        first_line, first_label = src.locate(raw.row_of(j))
+        first = f"line {first_line}" if first_line is not None else first_label
+        raise src.error(
+            f"duplicate point for metric {raw.metric_names[raw.metric[j]]!r} at step "
+            f"{raw.step[j]}: {_n(raw.value[j + 1])} here, {_n(raw.value[j])} at {first}",
+            row=raw.row_of(j + 1), field=raw.value_field(int(raw.metric[j])),
+            expected="one value per (step, metric); identical repeats are merged",
+        )
+    keep = np.ones(len(raw.step), bool)
+    keep[idx + 1] = False
+    raw.take(keep)
+
+
+def _check_monotone(raw: RawPoints, src: Source, same_series: np.ndarray) -> None:
+    boundary = None
+    for axis, arr in raw.axes.items():
+        nan = np.isnan(arr)
+        if not nan.any():  # the common case: compare neighbours within a series directly
+            a = np.flatnonzero(same_series & (arr[1:] < arr[:-1]))
+            bad_pair = (int(a[0]), int(a[0]) + 1) if len(a) else None
+        else:
+            present = np.flatnonzero(~nan)
+            if len(present) < 2:
+                continue
+            if boundary is None:
+                boundary = np.concatenate([[0], np.cumsum(~same_series)])
+            a, b = present[:-1], present[1:]
+            bad = (boundary[a] == boundary[b]) & (arr[b] < arr[a])
+            k = np.flatnonzero(bad)
+            bad_pair = (int(a[k[0]]), int(b[k[0]])) if len(k) else None
+        if bad_pair is not None:
+            i, j = bad_pair
+            raise src.error(
+                f"{axis} decreases from {_n(arr[i])} (step {raw.step[i]}) to {_n(arr[j])} "
+                f"(step {raw.step[j]})", row=raw.row_of(j), field=raw.axis_fields.get(axis, axis),
+                expected="compute that never decreases as steps increase",
+            )
+
+
+def _table(raw: RawPoints, s: int, e: int, rid: str) -> pa.Table:
+    cols = {
+        "run_id": pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(e - s, np.int32)), pa.array([rid])).cast(pa.string()),
+        "step": pa.array(raw.step[s:e]),
+        "metric": pa.DictionaryArray.from_arrays(
+            pa.array(raw.metric[s:e].astype(np.int32, copy=False)),
+            pa.array(raw.metric_names, pa.string())).cast(pa.string()),
+        "value": pa.array(raw.value[s:e]),
+    }
+    for axis in COMPUTE_AXES:
+        typ = POINTS_SCHEMA.field(axis).type
+        if axis not in raw.axes:
+            cols[axis] = pa.nulls(e - s, typ)
+            continue
+        arr = raw.axes[axis][s:e]
+        mask = np.isnan(arr)
+        if axis == "tokens":
+            arr = np.round(np.where(mask, 0, arr)).astype(np.int64)
+        cols[axis] = pa.array(arr, type=typ, mask=mask if mask.any() else None)
+    return pa.table(cols, schema=POINTS_SCHEMA)

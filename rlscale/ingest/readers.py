@@ -1,0 +1,201 @@
+"""File readers for tables: each returns ``(pyarrow.Table, Source)`` with record locations.
+
+CSV/TSV go through ``pyarrow.csv`` (multi-threaded, so a 10-million-row file reads in seconds);
+JSONL and JSON are read record by record so every error names its line; Parquet via pyarrow.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from rlscale.errors import input_error
+from rlscale.ingest.source import Source, csv_line_locator, iter_csv_records
+
+
+def _delimiter(path: Path) -> str:
+    if path.suffix.lower() in (".tsv", ".tab"):
+        return "\t"
+    return ","
+
+
+def _header(path: Path, delimiter: str) -> list[str] | None:
+    for index, _, fields in iter_csv_records(path, delimiter):
+        return fields if index == -1 else None
+    return None
+
+
+def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...] = ()
+             ) -> tuple[pa.Table, Source]:
+    """Read a CSV/TSV with pyarrow; ``string_cols`` (e.g. metric, run_id) are dictionary-encoded."""
+    delim = _delimiter(path)
+    src = Source(path=path, format=fmt, locate=csv_line_locator(path, delim))
+    if path.stat().st_size == 0:
+        raise src.error("empty file", expected="a header line and rows of points")
+    header = _header(path, delim)
+    if not header:
+        raise src.error("no header line", expected="a header line naming the columns")
+    if "\t" in header[0] and len(header) == 1 and delim == ",":
+        delim = "\t"
+        src.locate = csv_line_locator(path, delim)
+        header = _header(path, delim) or header
+    wanted = {c for c in string_cols if c}
+    wanted |= {h for h in header if h.lower() in ("metric", "run_id", "run")}
+    types = {h: pa.dictionary(pa.int32(), pa.string()) for h in header if h in wanted}
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=1 << 24),
+            # Quoted values may hold newlines; allowing that slows pyarrow's parallel reader,
+            # so only files with a quote character pay for it.
+            parse_options=pacsv.ParseOptions(delimiter=delim,
+                                             newlines_in_values=_has_quote(path)),
+            convert_options=pacsv.ConvertOptions(
+                null_values=[""], strings_can_be_null=True, column_types=types),
+        )
+    except pa.ArrowInvalid as exc:
+        raise _csv_error(path, delim, src, exc) from None
+    return table, src
+
+
+def _has_quote(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 24), b""):
+            if b'"' in chunk:
+                return True
+    return False
+
+
+def _csv_error(path: Path, delim: str, src: Source, exc: Exception) -> Exception:
+    n_cols = None
+    for index, line, fields in iter_csv_records(path, delim):
+        if fields is None:
+            return src.error("unreadable CSV record", row=None, expected="well-formed CSV "
+                             f"(line {line})")
+        if index == -1:
+            n_cols = len(fields)
+        elif len(fields) != n_cols:
+            exc2 = src.error(f"{len(fields)} fields", row=index,
+                             expected=f"{n_cols} fields, as in the header")
+            return exc2
+    return src.error(f"cannot read as CSV: {str(exc).splitlines()[0]}",
+                     expected="UTF-8 comma- or tab-separated text")
+
+
+def read_parquet(path: Path, *, fmt: str = "parquet") -> tuple[pa.Table, Source]:
+    src = Source(path=path, format=fmt, locate=lambda row: (None, f"row {row + 1}"))
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise src.error(f"cannot read as Parquet: {exc}", expected="a Parquet file") from None
+    return table, src
+
+
+def read_jsonl(path: Path, *, fmt: str = "jsonl") -> tuple[pa.Table, Source]:
+    """One JSON object per line; blank lines are skipped (line numbers stay the editor's)."""
+    lines: list[int] = []
+    records: list[dict[str, Any]] = []
+    src = Source(path=path, format=fmt, locate=lambda row: (lines[row], None))
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        for number, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            try:
+                rec = json.loads(text)
+            except json.JSONDecodeError as exc:
+                lines.append(number)
+                raise src.error(f"not valid JSON ({exc.msg} at column {exc.colno})",
+                                row=len(lines) - 1, expected="one JSON object per line") from None
+            lines.append(number)
+            if not isinstance(rec, dict):
+                raise src.error(f"a JSON {type(rec).__name__}, not an object", row=len(lines) - 1,
+                                expected="one JSON object per line")
+            records.append(rec)
+    if not records:
+        raise src.error("empty file", expected="JSON objects, one per line")
+    return records_to_table(records, src), src
+
+
+def read_json(path: Path, *, fmt: str = "json") -> tuple[pa.Table, Source]:
+    """A JSON list of records, or a frame saved by pandas ``to_json`` (columns/split/records)."""
+    src = Source(path=path, format=fmt)
+    data = load_json(path, src)
+    labels: list[str] = []
+    if isinstance(data, list):
+        records = data
+    elif isinstance(data, dict) and {"columns", "data"} <= set(data):
+        records = [dict(zip(data["columns"], row)) for row in data["data"]]
+    elif isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
+        index = list(dict.fromkeys(k for col in data.values() for k in col))
+        records = [{c: data[c].get(i) for c in data} for i in index]
+        labels = [f"row with index {i!r}" for i in index]
+    elif isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
+        n = max(len(v) for v in data.values())
+        records = [{c: (v[i] if i < len(v) else None) for c, v in data.items()} for i in range(n)]
+    else:
+        raise src.error("unrecognised JSON layout", expected="a list of records or a pandas "
+                        "to_json frame (orient columns, split, records or list)")
+    if labels:
+        src.locate = lambda row: (None, labels[row])
+    bad = next((i for i, r in enumerate(records) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise src.error("record is not an object", row=bad, expected="JSON objects")
+    if not records:
+        raise src.error("no records", expected="at least one record")
+    return records_to_table(records, src), src
+
+
+def load_json(path: Path, src: Source) -> Any:
+    if path.stat().st_size == 0:
+        raise src.error("empty file", expected="JSON")
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise input_error(f"not valid JSON ({exc.msg} at column {exc.colno})", path=path,
+                          line=exc.lineno, expected="valid JSON") from None
+    except UnicodeDecodeError as exc:
+        raise src.error(f"not UTF-8 text ({exc.reason})", expected="UTF-8 JSON") from None
+
+
+def records_to_table(records: list[dict[str, Any]], src: Source) -> pa.Table:
+    """Records -> columns. A column is numeric when its first non-null cell is a number; a later
+    cell that is not a number is an error naming its record. Other columns are kept as text."""
+    names = list(dict.fromkeys(k for r in records for k in r))
+    cols = {}
+    for name in names:
+        values = [r.get(name) for r in records]
+        first = next((v for v in values if v is not None), None)
+        if _is_number(first):
+            for i, v in enumerate(values):
+                if v is not None and not _is_number(v):
+                    raise src.error(f"{json.dumps(v)[:40]} is not a number", row=i, field=name,
+                                    expected="a number (or null where not logged)")
+            ints = all(isinstance(v, int) or v is None for v in values)
+            try:
+                cols[name] = pa.array(values, pa.int64() if ints else pa.float64())
+            except (pa.ArrowInvalid, OverflowError):
+                cols[name] = pa.array([None if v is None else float(v) for v in values],
+                                      pa.float64())
+        else:
+            cols[name] = pa.array([None if v is None else _text(v) for v in values], pa.string())
+    return pa.table(cols)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return json.dumps(v)
+

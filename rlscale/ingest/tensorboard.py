@@ -1,0 +1,118 @@
+"""TensorBoard event files: scalars of one run directory, read with TensorBoard's EventAccumulator.
+
+A run is a directory holding ``events.out.tfevents.*`` files (several files, e.g. after a restart,
+are merged by the accumulator, which also drops points orphaned by a restart). Scalars written
+as ``simple_value`` (``torch.utils.tensorboard``, tensorboardX) and as scalar tensors
+(``tf.summary.scalar``) are both read. Tags named like a compute axis (``gpu_hours``,
+``train/num_tokens``, ...) become that axis at their step; ``wall_s`` is each event's wall time
+minus the run's first event's. Every event file is first read through TensorBoard's record
+reader with CRC checks, so a truncated or corrupt file is an error, not a silent short run.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from rlscale.ingest.columns import compute_axis
+from rlscale.ingest.options import IngestOptions
+from rlscale.ingest.points import RawPoints
+from rlscale.ingest.source import Source
+
+EVENT_GLOB = "events.out.tfevents.*"
+
+
+def event_files(run_dir: Path) -> list[Path]:
+    return sorted(p for p in run_dir.glob(EVENT_GLOB) if p.is_file())
+
+
+def _check_records(path: Path, src: Source) -> None:
+    from tensorboard.compat.tensorflow_stub import errors, pywrap_tensorflow
+
+    reader = pywrap_tensorflow.PyRecordReader_New(str(path).encode(), 0, None, None)
+    count = 0
+    while True:
+        try:
+            reader.GetNext()
+        except errors.OutOfRangeError:
+            break
+        except errors.DataLossError as exc:
+            raise src.error(f"{path.name}: event file is truncated or corrupt after {count} "
+                            f"records ({exc.message.split(' has ')[-1]})",
+                            expected="a complete TensorBoard event file") from None
+        count += 1
+    if count == 0:
+        raise src.error(f"{path.name}: empty event file", expected="TensorBoard events")
+
+
+def read_tensorboard(run_dir: Path, opts: IngestOptions, *, fmt: str = "tensorboard"
+                     ) -> tuple[RawPoints, Source]:
+    """Points of one TensorBoard run directory (or one event file's directory)."""
+    labels: list[str] = []
+    src = Source(path=run_dir, format=fmt, locate=lambda row: (None, labels[row]))
+    files = event_files(run_dir)
+    if not files:
+        raise src.error("no event files", expected=f"files named {EVENT_GLOB}")
+    for f in files:
+        _check_records(f, src)
+    events = _load_scalars(run_dir)
+    metric_tags = sorted(t for t in events if compute_axis(t) is None)
+    if opts.metrics:
+        missing = sorted(set(opts.metrics) - set(metric_tags))
+        if missing:
+            raise src.error(f"no scalar tag(s) {missing} (from --metric)", field=missing[0],
+                            expected=f"tags among {metric_tags}")
+        metric_tags = [t for t in metric_tags if t in opts.metrics]
+    if not metric_tags:
+        raise src.error("no scalar metrics", expected="scalar summaries (add_scalar)")
+    step, value, wall, metric = [], [], [], []
+    for code, tag in enumerate(metric_tags):
+        for k, (w, s, v) in enumerate(events[tag]):
+            labels.append(f"tag {tag!r} event {k + 1} (step {s})")
+            step.append(s), value.append(v), wall.append(w), metric.append(code)
+    step_arr = np.asarray(step, np.int64)
+    raw = RawPoints(
+        step=step_arr, metric=np.asarray(metric, np.int32), metric_names=metric_tags,
+        value=np.asarray(value, np.float64), row=np.arange(len(step), dtype=np.int64),
+        axis_fields={},
+    )
+    first_wall = min(w for evs in events.values() for w, _, _ in evs)
+    raw.axes["wall_s"] = np.asarray(wall, np.float64) - first_wall
+    raw.axis_fields["wall_s"] = "wall_time"
+    for tag in sorted(set(events) - set(metric_tags)):
+        axis = compute_axis(tag)
+        if axis is None:
+            continue
+        raw.axes[axis] = _axis_at_steps(events[tag], step_arr, src, tag)
+        raw.axis_fields[axis] = tag
+    return raw, src
+
+
+def _axis_at_steps(evs: list[tuple[float, int, float]], steps: np.ndarray, src: Source,
+                   tag: str) -> np.ndarray:
+    by_step: dict[int, float] = {}
+    for _, s, v in evs:
+        if s in by_step and by_step[s] != v:
+            raise src.error(f"tag {tag!r} has two values at step {s}: {by_step[s]} and {v}",
+                            field=tag, expected="one compute value per step")
+        by_step[s] = v
+    return np.array([by_step.get(int(s), np.nan) for s in steps], np.float64)
+
+
+def _load_scalars(run_dir: Path) -> dict[str, list[tuple[float, int, float]]]:
+    from tensorboard.backend.event_processing import event_accumulator as ea
+    from tensorboard.util import tensor_util
+
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)
+    acc = ea.EventAccumulator(str(run_dir), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
+    acc.Reload()
+    tags = acc.Tags()
+    out = {t: [(e.wall_time, e.step, e.value) for e in acc.Scalars(t)] for t in tags["scalars"]}
+    for tag in tags.get("tensors", []):
+        if acc.SummaryMetadata(tag).plugin_data.plugin_name != "scalars":
+            continue
+        out[tag] = [(e.wall_time, e.step, float(tensor_util.make_ndarray(e.tensor_proto)))
+                    for e in acc.Tensors(tag)]
+    return out

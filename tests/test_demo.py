@@ -1,0 +1,93 @@
+"""rlscale demo: the --quick configuration end to end, and a rerun that reuses every run."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("torch")
+pytest.importorskip("vl_convert")
+
+from rlscale.cli import main  # noqa: E402
+from rlscale.demo import level_key, run_demo, spec_path  # noqa: E402
+from rlscale.store import Store  # noqa: E402
+from rlscale.sweep import load_spec, resolve_jobs  # noqa: E402
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    """One --quick demo (pretraining its tiny bases into a private cache), run once per module."""
+    root = tmp_path_factory.mktemp("demo")
+    old = os.environ.get("RLSCALE_CACHE")
+    os.environ["RLSCALE_CACHE"] = str(root / "cache")  # spawned workers inherit it
+    try:
+        stream = io.StringIO()
+        res = run_demo(store=root / "store", out=root / "out", quick=True, workers=2,
+                       stream=stream, refresh_s=0.5)
+        yield root, res, stream.getvalue()
+    finally:
+        if old is None:
+            os.environ.pop("RLSCALE_CACHE", None)
+        else:
+            os.environ["RLSCALE_CACHE"] = old
+
+
+def test_quick_spec_shape():
+    spec = load_spec(spec_path(quick=True))
+    assert level_key(spec) == ("pretrain.tokens", "pretrain_tokens")
+    jobs = resolve_jobs(spec)
+    assert len({j.config["pretrain"]["tokens"] for j in jobs}) >= 3
+    assert len({j.config["rl"]["recipe"] for j in jobs}) >= 2
+    full = load_spec(spec_path())
+    assert level_key(full)[0].startswith("pretrain.")
+    full_jobs = resolve_jobs(full)
+    assert len({j.group for j in full_jobs}) >= 3
+    assert len({j.config["rl"]["recipe"] for j in full_jobs}) >= 2
+
+
+def test_quick_demo_writes_runs_report_and_charts(quick_demo):
+    root, res, text = quick_demo
+    expected = [j.job_id for j in resolve_jobs(load_spec(spec_path(quick=True)))]
+    assert res.run_ids == expected and sorted(res.ran) == sorted(expected)
+    runs = Store(root / "store").runs().set_index("run_id")
+    assert set(expected) <= set(runs.index)
+    assert (runs.loc[expected, "status"] == "complete").all()
+    for name in ("report", "levels", "curves", "params"):
+        path = res.files[name]
+        assert path.is_file() and path.stat().st_size > 1000, name
+    for name in ("levels", "curves", "params"):
+        assert res.files[name].read_bytes()[:8] == PNG
+    html = res.files["report"].read_text()
+    assert "<html" in html and "pretrain_tokens" in html and expected[0] in html
+    table = pd.read_csv(res.files["params_csv"])
+    assert len(table) == len(expected) * 4  # A, B, C_mid, R0 per (level, recipe)
+    assert sorted(table["level"].unique()) == [10_000, 20_000, 40_000]
+    assert "started" in text and "wrote" in text  # progress and outputs were shown
+
+
+def test_rerun_reuses_every_run(quick_demo):
+    root, first, _ = quick_demo
+    store = root / "store"
+    before = {p: p.stat().st_mtime_ns for p in store.glob("*/points.parquet")}
+    result = CliRunner().invoke(main, ["demo", "--quick", "--store", str(store),
+                                       "--out", str(root / "out2")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert f"{len(first.run_ids)} already complete" in result.output
+    assert "started" not in result.output
+    after = {p: p.stat().st_mtime_ns for p in store.glob("*/points.parquet")}
+    assert after == before  # no new run, no run touched
+    assert (root / "out2" / "levels.png").is_file()
+    a = pd.read_csv(first.files["params_csv"])
+    b = pd.read_csv(root / "out2" / "params.csv")
+    pd.testing.assert_frame_equal(a, b)  # same runs, same fits
+
+
+def test_demo_help_has_example():
+    result = CliRunner().invoke(main, ["demo", "--help"])
+    assert result.exit_code == 0 and "rlscale demo --quick" in result.output

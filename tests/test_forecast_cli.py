@@ -1,0 +1,166 @@
+"""`rlscale forecast` and `rlscale backtest` on a tiny simulated store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from rlscale.cli import main
+from rlscale.laws import sigmoid
+from rlscale.store import RunMeta, Store
+
+TRUE = {"a": dict(A=0.610, B=1.92, C_mid=2542.0), "c": dict(A=0.710, B=1.65, C_mid=4242.0)}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fstore") / "store"
+    st = Store(root)
+    rng = np.random.default_rng(5)
+    for recipe, p in TRUE.items():
+        for seed in range(2):
+            x = np.geomspace(100.0, 30000.0, 30)
+            y = sigmoid(x, R0=0.45, **p) + rng.normal(0, 0.006, x.size)
+            pts = pd.DataFrame({"step": np.arange(x.size), "metric": "reward", "value": y,
+                                "gpu_hours": x, "flops": x * 1.44e18})
+            st.write_run(RunMeta(run_id=f"{recipe}-{seed}", recipe=recipe, seed=seed), pts)
+    return str(root)
+
+
+def _run(*args: str, ok: bool = True):
+    res = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert (res.exit_code == 0) == ok, res.output
+    return res
+
+
+def _digest(root: str) -> str:
+    h = hashlib.sha256()
+    for path in sorted(Store(root).root.rglob("*")):
+        if path.is_file():
+            h.update(str(path).encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def test_budget_json_has_the_documented_keys(store):
+    res = _run("forecast", "--store", store, "--metric", "reward", "--budget", "1e3,2e4", "--json")
+    data = json.loads(res.output)
+    rows = data["forecasts"]
+    assert len(rows) == 4 and data["level"] == 0.9
+    for key in ("group", "x", "mean", "mean_lower", "mean_upper", "pred_lower", "pred_upper",
+                "level", "law", "method"):
+        assert key in rows[0]
+    c = [r for r in rows if r["group"] == {"recipe": "c"} and r["x"] == 2e4][0]
+    assert c["mean"] == pytest.approx(float(sigmoid(2e4, R0=0.45, **TRUE["c"])), abs=0.01)
+    assert c["pred_lower"] < c["mean_lower"] < c["mean"] < c["mean_upper"] < c["pred_upper"]
+
+
+def test_target_never_is_null_and_unreachable(store):
+    data = json.loads(_run("forecast", "--store", store, "--metric", "reward", "--target", "0.68",
+                           "--json").output)
+    by = {r["group"]["recipe"]: r for r in data["forecasts"]}
+    assert by["a"]["reachable"] is False and by["a"]["x"] is None and by["a"]["status"] == "never"
+    assert by["c"]["reachable"] is True and by["c"]["x_lower"] < by["c"]["x"] < by["c"]["x_upper"]
+    table = _run("forecast", "--store", store, "--metric", "reward", "--target", "0.68").output
+    assert "never" in table
+
+
+def test_ceiling_frac_with_dollars(store):
+    data = json.loads(_run("forecast", "--store", store, "--metric", "reward", "--ceiling-frac",
+                           "0.9", "--usd-per-gpu-hour", "2.5", "--json").output)
+    for r in data["forecasts"]:
+        assert r["usd"] == pytest.approx(2.5 * r["x"])
+        assert r["usd_lower"] == pytest.approx(2.5 * r["x_lower"])
+        p = TRUE[r["group"]["recipe"]]
+        assert r["x"] == pytest.approx(p["C_mid"] * 9 ** (1 / p["B"]), rel=0.25)
+
+
+def test_flops_axis_converts_through_the_stated_throughput(store):
+    gh = json.loads(_run("forecast", "--store", store, "--metric", "reward", "--budget", "5000",
+                         "--usd-per-gpu-hour", "2", "--json").output)["forecasts"]
+    fl = json.loads(_run("forecast", "--store", store, "--metric", "reward", "--x", "flops",
+                         "--budget", str(5000 * 1.44e18), "--peak-flops", "1e15", "--mfu", "0.4",
+                         "--usd-per-gpu-hour", "2", "--json").output)["forecasts"]
+    for a, b in zip(gh, fl):
+        assert b["gpu_hours"] == pytest.approx(5000.0) and b["usd"] == pytest.approx(10000.0)
+        assert a["usd"] == pytest.approx(10000.0)
+        assert b["mean"] == pytest.approx(a["mean"], abs=1e-3)  # the same curves, rescaled x
+
+
+def test_rank_at_in_dollars(store):
+    data = json.loads(_run("forecast", "--store", store, "--metric", "reward", "--rank-at", "50000",
+                           "--usd-budget", "--usd-per-gpu-hour", "2.5", "--json").output)
+    rows = data["forecasts"]
+    assert [r["group"]["recipe"] for r in rows] == ["c", "a"] and rows[0]["rank"] == 1
+    assert rows[0]["x"] == pytest.approx(20000.0) and rows[0]["usd"] == pytest.approx(50000.0)
+    assert data["p_leader_leads"] > 0.95
+    assert sum(r["p_best"] for r in rows) == pytest.approx(1.0)
+    assert isinstance(data["crossovers"], list)
+    text = _run("forecast", "--store", store, "--metric", "reward", "--rank-at", "20000").output
+    assert "P(leader really leads" in text and "crossovers:" in text
+
+
+def test_backtest_table_and_json(store):
+    before = _digest(store)
+    data = json.loads(_run("backtest", "--store", store, "--metric", "reward", "--cut", "0.3",
+                           "--json").output)
+    assert [s["group"] for s in data["summary"]] == ["recipe=a", "recipe=c", "overall"]
+    overall = data["summary"][-1]
+    assert overall["n_test"] == len(data["points"]) > 10 and 0 <= overall["coverage"] <= 1
+    assert {"group", "x", "y", "mean", "pred_lower", "pred_upper", "covered"} <= set(data["points"][0])
+    text = _run("backtest", "--store", store, "--metric", "reward", "--cut-x", "8000").output
+    assert "coverage" in text and "overall" in text
+    assert _digest(store) == before  # forecasts and backtests never write to the store
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--budget", "1e3", "--target", "0.6"], "exactly one of --budget"),
+    ([], "exactly one of --budget"),
+    (["--budget", "1e3,abc"], "comma-separated list of numbers"),
+    (["--budget", "0"], "positive finite"),
+    (["--budget", "1e3", "--x", "tokens", "--usd-per-gpu-hour", "2"], "cannot convert compute axis 'tokens'"),
+    (["--budget", "1e3", "--x", "flops", "--usd-per-gpu-hour", "2"], "state a throughput"),
+    (["--budget", "1e3", "--peak-flops", "1e15"], "both --peak-flops and --mfu"),
+    (["--target", "0.6", "--usd-budget", "--usd-per-gpu-hour", "2"], "--usd-budget applies"),
+    (["--budget", "1e3", "--law", "all"], "one law"),
+    (["--budget", "1e3", "--metric", "loss"], "no points for metric 'loss'"),
+])
+def test_bad_input_is_a_clear_error(store, args, message):
+    base = ["forecast", "--store", store] + ([] if "--metric" in args else ["--metric", "reward"])
+    res = CliRunner().invoke(main, base + args)
+    assert res.exit_code != 0
+    assert message in res.output
+
+
+def test_backtest_needs_one_cut(store):
+    res = CliRunner().invoke(main, ["backtest", "--store", store, "--metric", "reward"])
+    assert res.exit_code != 0 and "exactly one of --cut" in res.output
+
+
+def test_help_shows_shared_fit_options_and_examples():
+    for cmd in ("forecast", "backtest"):
+        text = _run(cmd, "--help").output
+        assert "--burn-in" in text and "--bootstrap" in text and "--resample" in text
+        assert "Example" in text
+    assert "--max-x" not in _run("backtest", "--help").output
+
+
+def test_saved_fits_give_the_same_forecast(store, tmp_path):
+    import shutil
+
+    copy = str(tmp_path / "store")
+    shutil.copytree(store, copy)
+    args = ["forecast", "--store", copy, "--metric", "reward", "--budget", "3000", "--json"]
+    res = CliRunner().invoke(main, args + ["--saved"])
+    assert res.exit_code != 0 and "rlscale fit --metric reward --save" in res.output
+    _run("fit", "--store", copy, "--metric", "reward", "--level", "0.9", "--save")
+    fresh = json.loads(_run(*args).output)["forecasts"]
+    reused = json.loads(_run(*args, "--saved").output)["forecasts"]
+    for a, b in zip(fresh, reused):
+        assert b["group"] == a["group"]
+        assert b["mean"] == pytest.approx(a["mean"], rel=1e-9)
+        assert b["mean_upper"] == pytest.approx(a["mean_upper"], rel=1e-9)

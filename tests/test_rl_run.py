@@ -1,0 +1,134 @@
+"""RL jobs end to end on tiny models: smoke, determinism, SIGKILL + resume, CLI (CPU, seconds)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from rlscale.rl.config import JobConfig
+from rlscale.store import Store
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+TINY = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.max_len=96",
+        "pretrain.tokens=30000", "pretrain.ops_max=2", "rl.steps=4", "rl.prompts_per_step=4",
+        "rl.group_size=4", "rl.max_new_tokens=40", "rl.ops_max=2", "eval.every=2",
+        "eval.problems=3", "eval.samples=4", "eval.ops_max=2", "device=cpu"]
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    root = tmp_path_factory.getbasetemp() / "rlcache"
+    monkeypatch.setenv("RLSCALE_CACHE", str(root))
+    return root
+
+
+def curve(store, run_id):
+    df = Store(store).read_points(runs=[run_id])
+    return df.sort_values(["metric", "step"]).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("recipe", ["grpo", "scalerl"])
+def test_two_rl_steps_change_parameters_with_finite_losses(tmp_path, recipe):
+    from rlscale.rl.pretrain import get_base
+    from rlscale.rl.recipes import resolve
+    from rlscale.rl.step import rl_step
+
+    config = JobConfig().with_overrides(TINY + [f"rl.recipe={recipe}", "rl.minibatches=2"])
+    rl = resolve(config.rl)
+    policy, _ = get_base(config, progress=False)
+    ref, _ = get_base(config, progress=False)
+    before = [p.detach().clone() for p in policy.parameters()]
+    opt = torch.optim.AdamW(policy.parameters(), lr=1e-3)
+    for step in range(2):
+        result = rl_step(policy, ref, opt, rl, config.task, seed=0, step=step)
+        assert result.flops > 0 and result.tokens > 0
+        if result.metrics["train/trained_prompts"]:
+            assert all(map(lambda v: v == v and abs(v) < 1e6, result.metrics.values()))
+    if recipe == "grpo":  # no zero-variance filter: the update always runs
+        assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters()))
+
+
+def test_same_seed_same_curve_and_points_schema(tmp_path):
+    from rlscale.rl.runner import run_job
+
+    config = JobConfig().with_overrides(TINY + ["rl.recipe=grpo"])
+    a = run_job(config.with_overrides(["run_id=a"]), store=tmp_path, progress=False)
+    b = run_job(config.with_overrides(["run_id=b"]), store=tmp_path, progress=False)
+    ca, cb = curve(tmp_path, a), curve(tmp_path, b)
+    assert ca[["step", "metric", "value", "flops", "tokens"]].equals(cb[["step", "metric", "value", "flops", "tokens"]])
+    metrics = set(ca["metric"])
+    assert {"eval/mean@4", "eval/pass@1", "eval/pass@4", "eval/ops=2/pass@1", "train/reward",
+            "train/kl", "train/entropy", "train/clip_frac", "train/format_share/worked"} <= metrics
+    assert sorted(ca[ca.metric == "eval/mean@4"].step) == [0, 2, 4]
+    assert (ca.groupby("step").flops.first().diff().dropna() > 0).all()
+    meta = Store(tmp_path).read_meta(a)
+    assert meta.status == "complete" and meta.recipe == "grpo" and meta.model == "d32-L2"
+    assert meta.metadata["pretrain_tokens"] == 30000 and meta.metadata["kl_coef"] == 0.04
+    assert JobConfig.from_dict(meta.config).rl.recipe == "grpo"
+    assert (tmp_path / "_ckpt" / a / "ckpt.pt").is_file() and Store(tmp_path).run_ids() == ["a", "b"]
+    c = run_job(config.with_overrides(["run_id=c", "seed=1"]), store=tmp_path, progress=False)
+    assert not curve(tmp_path, c)["value"].equals(ca["value"])
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys, torch
+    torch.set_num_threads(1)
+    from rlscale.rl import runner
+    from rlscale.rl.config import JobConfig
+    real = runner.rl_step
+    def dying(*args, step, **kw):
+        if step == 3:  # the 4th step: after the checkpoint at step 2, mid-interval
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*args, step=step, **kw)
+    runner.rl_step = dying
+    config = JobConfig.from_dict(__import__("json").loads(sys.argv[1]))
+    runner.run_job(config, store=sys.argv[2], progress=False)
+""")
+
+
+def test_sigkilled_run_resumes_to_the_same_curve(tmp_path, cache):
+    from rlscale.rl.runner import run_job
+
+    config = JobConfig().with_overrides(TINY + ["rl.recipe=dapo", "rl.steps=6", "run_id=k"])
+    whole = run_job(config.with_overrides(["run_id=whole"]), store=tmp_path / "a", progress=False)
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "RLSCALE_CACHE": str(cache)}
+    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, json.dumps(config.to_dict()),
+                           str(tmp_path / "b")], env=env, capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    st = Store(tmp_path / "b")
+    assert st.read_meta("k").status == "running"
+    assert curve(tmp_path / "b", "k").step.max() == 2  # the third step finished, unsaved: lost
+    saved = JobConfig.from_dict(st.read_meta("k").config)
+    run_job(saved, store=st, resume=True, progress=False)
+    assert st.read_meta("k").status == "complete"
+    cols = ["step", "metric", "value", "flops", "tokens"]
+    assert curve(tmp_path / "b", "k")[cols].equals(curve(tmp_path / "a", whole)[cols])
+
+
+def test_cli_run_dry_run_resume_errors_and_help(tmp_path):
+    from rlscale.cli import main
+
+    runner = CliRunner()
+    out = runner.invoke(main, ["run", "--dry-run", "--set", "rl.steps=10"], catch_exceptions=False)
+    assert out.exit_code == 0 and '"device_hours"' in out.output and '"steps": 10' in out.output
+    bad = runner.invoke(main, ["run", "--set", "rl.lr=fast", "--store", str(tmp_path)])
+    assert bad.exit_code != 0 and "rl.lr='fast'" in bad.output and "a number" in bad.output
+    assert not (tmp_path / "store").exists()
+    gone = runner.invoke(main, ["run", "--resume", "nope", "--store", str(tmp_path)])
+    assert gone.exit_code != 0 and "no run 'nope'" in gone.output
+    args = ["--no-progress", "--store", str(tmp_path)] + sum((["--set", s] for s in TINY), [])
+    ok = runner.invoke(main, ["run", *args, "--set", "rl.steps=2", "--set", "run_id=cli"],
+                       catch_exceptions=False)
+    assert ok.exit_code == 0 and "wrote run cli" in ok.output
+    again = runner.invoke(main, ["run", *args, "--set", "rl.steps=2", "--set", "run_id=cli"])
+    assert again.exit_code != 0 and "--resume cli" in again.output
+    for name in ("run", "pretrain"):
+        assert "Example" in runner.invoke(main, [name, "--help"]).output
