@@ -14,8 +14,9 @@ Input is a per-problem table of correct counts, one row per (problem, model eval
     c            of which verified correct (0 <= c <= n)
 
 pass@k is the unbiased estimator of Chen et al. (2021, "Evaluating Large Language Models Trained
-on Code", Eq. 1): 1 - C(n-c, k) / C(n, k), averaged over problems (:func:`pass_at_k_curve`). Intervals come from the
-bootstrap over problems (the problems, not the samples, are the unit the claim generalises over).
+on Code", Eq. 1): 1 - C(n-c, k) / C(n, k), averaged over problems (:func:`pass_at_k_curve`).
+Intervals come from the bootstrap over problems (the problems, not the samples, are the unit the
+claim generalises over).
 """
 
 from __future__ import annotations
@@ -222,8 +223,9 @@ def compare_passk(base: pd.DataFrame, rl: pd.DataFrame, *, k_max: int | None = N
     r = check_counts(rl, source=rl_source)
     common = sorted(set(b["difficulty"]) & set(r["difficulty"]), key=_sort_key)
     if not common:
-        raise input_error(f"no difficulty in common: base has {sorted(set(b['difficulty']), key=_sort_key)}, "
-                          f"RL has {sorted(set(r['difficulty']), key=_sort_key)}",
+        have_b = sorted(set(b["difficulty"]), key=_sort_key)
+        have_r = sorted(set(r["difficulty"]), key=_sort_key)
+        raise input_error(f"no difficulty in common: base has {have_b}, RL has {have_r}",
                           path=rl_source, field="difficulty", expected="the same held-out sets")
     notes = []
     only = sorted(set(b["difficulty"]) ^ set(r["difficulty"]), key=_sort_key)
@@ -252,7 +254,8 @@ def _compare_one(gb: pd.DataFrame, gr: pd.DataFrame, *, diff: Hashable, k_max: i
                  n_boot: int, level: float, rng: np.random.Generator) -> tuple[dict, list]:
     limit = int(min(gb["n"].min(), gr["n"].min()))
     if k_max is not None and not 1 <= k_max <= limit:
-        msg = f"k_max={k_max} for difficulty {diff!r}, but the fewest samples per problem there is {limit}"
+        msg = (f"k_max={k_max} for difficulty {diff!r}, but the fewest samples per problem there "
+               f"is {limit}")
         raise ValueError(msg)
     kk = limit if k_max is None else int(k_max)
     paired = set(gb["problem_id"]) == set(gr["problem_id"])

@@ -209,8 +209,8 @@ def load_state_dict(path: str | Path) -> dict[str, Any]:
     """Read a torch checkpoint file and return its parameter state dict (name -> tensor).
 
     Accepts a bare state dict, or a dict holding one under ``policy`` (rlscale RL checkpoints),
-    ``model``, ``state_dict``, ``model_state_dict``, ``model_state`` or ``params``. Loads with ``weights_only=True`` (no
-    arbitrary code from the file) onto the CPU.
+    ``model``, ``state_dict``, ``model_state_dict``, ``model_state`` or ``params``. Loads with
+    ``weights_only=True`` (no arbitrary code from the file) onto the CPU.
     """
     import torch
 
