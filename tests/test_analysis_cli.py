@@ -89,7 +89,26 @@ def test_sparsity_cli(tmp_path):
     assert res.exit_code == 1 and "x.pt: RL is neither a file, a directory, nor a run" in res.output
 
 
+def test_passk_from_counts_gives_verdicts_and_a_chart(tmp_path):
+    rows = [("base", i, 4, 16, 2) for i in range(40)]
+    rows += [("rl", i, 4, 16, 16 if i < 20 else 0) for i in range(40)]
+    rows += [("rl2", i, 4, 16, 8) for i in range(40)]
+    path = tmp_path / "counts.csv"
+    pd.DataFrame(rows, columns=["model", "problem_id", "difficulty", "n", "c"]).to_csv(path,
+                                                                                      index=False)
+    res = CliRunner().invoke(main, ["passk", "--from-counts", str(path), "base", "rl", "rl2",
+                                    "--n-boot", "200", "--out", str(tmp_path / "c.json")],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in res.output.splitlines() if "ops=4" in ln]
+    assert "sharpened (base above at large k)" in lines[0] and "pass@16 1.000 -> 0.500" in lines[0]
+    assert "sharpened" in lines[1] and "pass@1 0.125 -> 0.500" in lines[1]
+    assert json.loads((tmp_path / "c.json").read_text())["facet"]
+    res = CliRunner().invoke(main, ["passk", "--from-counts", str(path), "base", "rl3"])
+    assert res.exit_code == 1 and "column 'model': no model 'rl3'" in res.output
+
+
 def test_every_analysis_command_has_help_with_an_example():
-    for name in ("headroom", "sparsity"):
+    for name in ("headroom", "passk", "sparsity"):
         res = CliRunner().invoke(main, [name, "--help"])
         assert res.exit_code == 0 and "Example" in res.output

@@ -21,6 +21,7 @@ claim generalises over).
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Hashable
 
@@ -125,11 +126,11 @@ def passk_curves(table: pd.DataFrame, *, n_boot: int = 1000, level: float = 0.95
     """
     _check_boot(n_boot, level)
     df = check_counts(table, source=source)
-    rng = np.random.default_rng(seed)
     frames = []
     for diff, g in df.groupby("difficulty", sort=True):
         k_max = int(g["n"].min())
         mat = passk_matrix(g["n"].to_numpy(), g["c"].to_numpy(), k_max=k_max)
+        rng = _rng(seed, diff)
         lo, hi = _interval(_resample_weights(len(g), n_boot=n_boot, rng=rng) @ mat, level)
         frames.append(pd.DataFrame({
             "difficulty": diff, "k": np.arange(1, k_max + 1), "pass_at_k": mat.mean(axis=0),
@@ -231,11 +232,11 @@ def compare_passk(base: pd.DataFrame, rl: pd.DataFrame, *, k_max: int | None = N
     only = sorted(set(b["difficulty"]) ^ set(r["difficulty"]), key=_sort_key)
     if only:
         notes.append(f"difficulties in only one table were skipped: {only}")
-    rng = np.random.default_rng(seed)
     rows, curves = [], []
     for diff in common:
         gb, gr = b[b["difficulty"] == diff], r[r["difficulty"] == diff]
-        row, cur = _compare_one(gb, gr, diff=diff, k_max=k_max, n_boot=n_boot, level=level, rng=rng)
+        row, cur = _compare_one(gb, gr, diff=diff, k_max=k_max, n_boot=n_boot, level=level,
+                                rng=_rng(seed, diff))
         rows.append(row)
         curves.extend(cur)
         if row["n_problems"] < 10:
@@ -244,6 +245,17 @@ def compare_passk(base: pd.DataFrame, rl: pd.DataFrame, *, k_max: int | None = N
     return PasskComparison(curves=pd.concat(curves, ignore_index=True),
                            verdicts=pd.DataFrame(rows), level=level, n_boot=n_boot, seed=seed,
                            notes=notes)
+
+
+def _rng(seed: int, difficulty: Hashable) -> np.random.Generator:
+    """A generator per (seed, difficulty), so a difficulty's interval does not depend on which
+    other difficulties are in the table."""
+    key = zlib.crc32(repr(_plain(difficulty)).encode())
+    return np.random.default_rng([int(seed), key])
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _sort_key(value: Hashable) -> tuple[int, Any]:
