@@ -112,3 +112,18 @@ def test_every_analysis_command_has_help_with_an_example():
     for name in ("headroom", "passk", "sparsity"):
         res = CliRunner().invoke(main, [name, "--help"])
         assert res.exit_code == 0 and "Example" in res.output
+
+
+def test_headroom_leaves_out_a_level_that_cannot_be_fitted(headroom_store):
+    from rlscale.analysis.headroom import headroom
+    from rlscale.store import load_points
+
+    st = Store(headroom_store)
+    st.write_run(RunMeta(run_id="few", metadata={"pretrain_tokens": 3e10}),
+                 pd.DataFrame({"step": [0, 1], "metric": "reward", "value": [0.1, 0.2],
+                               "gpu_hours": [1.0, 2.0]}))
+    out = headroom(load_points(st, metric="reward", with_meta=True), metric="reward",
+                   by="pretrain_tokens", at=[1e11])
+    assert list(out.levels["level"]) == list(LEVELS)
+    assert any("3e+10" in n or "30000000000" in n for n in out.notes)
+    assert "too_few_points" in " ".join(out.notes)
