@@ -263,3 +263,20 @@ def test_progress_view_log_and_table(tmp_path, store_dir):
     drawn = tty.getvalue()
     assert drawn.count("\x1b[4F\x1b[J") == 1  # the second draw replaced the first in place
     assert "toy-lr=1-s0    skipped          5" in drawn and f"{last:.4g}" in drawn
+
+
+def test_progress_view_reports_running_jobs_periodically(store_dir):
+    import pandas as pd
+
+    from rlscale.store import RunMeta, RunWriter
+    from rlscale.sweep import JobState
+
+    writer = RunWriter.open(store_dir, RunMeta("a", seed=0))
+    writer.append(pd.DataFrame({"step": [0, 1, 1], "metric": ["reward", "reward", "loss"],
+                                "value": [0.25, 0.5, 3.0]}))
+    states = [JobState("a", 0, {}, state="running"), JobState("b", 0, {}, state="running")]
+    log = StringIO()
+    view = ProgressView(Store(store_dir), name="s", stream=log, tty=False, log_every_s=0)
+    view(states)
+    lines = log.getvalue().splitlines()
+    assert lines[-2:] == ["  running a: step 1, reward 0.5", "  running b: no points yet"]
