@@ -66,6 +66,10 @@ class Curve:
         adding half-widths, so it is as wide as the draws say and no wider.
         """
         xs = np.atleast_1d(np.asarray(x, dtype=float))
+        if self.n_draws == 0:
+            nan = np.full(xs.shape, np.nan)
+            return {"x": xs, "mean": self.mean(xs), "mean_lower": nan, "mean_upper": nan,
+                    "pred_lower": nan, "pred_upper": nan}
         alpha = (1.0 - level) / 2.0
         rng = np.random.default_rng(seed)
         out = {k: np.empty(xs.shape) for k in ("mean_lower", "mean_upper", "pred_lower", "pred_upper")}
@@ -142,7 +146,7 @@ def curve(fit: Any, *, seed: int = 0, max_draws: int = MAX_DRAWS) -> Curve:
         method = str(getattr(fit, "samples_method", None) or "samples")
     else:
         draws = _normal_draws(fit, point, law, seed=seed, n=1000)
-        method = "normal-approx"
+        method = "normal-approx" if len(draws[law.param_names[0]]) else "none"
     return Curve(fit=fit, law=law, point=point, draws=draws, noise_sd=noise_sd(fit),
                  method=method, group=dict(fit.group or {}), label=group_label(fit.group))
 
@@ -181,7 +185,10 @@ def _normal_draws(fit: Any, point: dict[str, float], law: Law, *, seed: int,
         est = fit.params[name]
         sd = getattr(est, "stderr", None)
         vary = getattr(est, "vary", True)
-        if not vary or sd is None or not np.isfinite(sd):
+        if vary and (sd is None or not np.isfinite(sd)):
+            # no usable uncertainty at all: no draws, so intervals come out NaN, never zero-width
+            return {k: np.empty(0) for k in law.param_names}
+        if not vary:
             out[name] = np.full(n, point[name])
             continue
         draw = rng.normal(point[name], sd, n)
@@ -200,6 +207,10 @@ def align_draws(curves: Iterable[Curve], *, seed: int = 0) -> list[dict[str, np.
     """
     curves = list(curves)
     n = max(c.n_draws for c in curves)
+    if any(c.n_draws == 0 for c in curves):
+        raise InputError("a fit has no parameter draws (its covariance could not be estimated), "
+                         "so groups cannot be compared; refit with --bootstrap N: "
+                         + ", ".join(c.label for c in curves if c.n_draws == 0))
     rng = np.random.default_rng(seed)
     out = []
     for c in curves:

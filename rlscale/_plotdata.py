@@ -92,17 +92,27 @@ def points_frame(points: pd.DataFrame, *, metric: str, x: str, by: Sequence[str]
     rows = select_points(points, metric=metric, x=x)
     by = list(by)
     check_columns(rows, by + ([facet] if facet else []), what="group by")
-    series = [group_label(dict(zip(by, v))) for v in rows[by].itertuples(index=False)]
+    series = _row_labels(rows, by)
     frame = pd.DataFrame({
-        "series": series if by else "all",
+        "series": series,
         "run_id": rows["run_id"].astype(str).to_numpy(),
         "step": rows["step"].to_numpy() if "step" in rows else np.nan,
         "x": rows[x].to_numpy(),
         "y": rows["value"].astype(float).to_numpy(),
     })
     if facet:
-        frame["facet"] = [facet_label(facet, v) for v in rows[facet]]
+        frame["facet"] = rows[facet].map(lambda v: facet_label(facet, v)).to_numpy()
     return frame
+
+
+def _row_labels(rows: pd.DataFrame, by: list[str]) -> np.ndarray:
+    """group_label of each row's ``by`` values, computed once per distinct combination."""
+    if not by:
+        return np.full(len(rows), "all", dtype=object)
+    keys = rows[by].astype(object).where(rows[by].notna(), None)
+    combos = keys.drop_duplicates()
+    labels = {tuple(c): group_label(dict(zip(by, c))) for c in combos.itertuples(index=False)}
+    return np.array([labels[tuple(c)] for c in keys.itertuples(index=False)], dtype=object)
 
 
 # -- fits --------------------------------------------------------------------------------------
@@ -122,6 +132,18 @@ def check_fits(fits: Sequence[Any], *, facet: str | None = None) -> list[Any]:
             raise input_error(f"fit group {lacking[0]} has no key {facet!r} to facet on",
                               field=facet, expected=f"{facet!r} among the fit's --by keys")
     return fits
+
+
+def successful(fits: Sequence[Any]) -> list[Any]:
+    """The fits with ``ok=True``; raises :class:`InputError` saying why when there is none."""
+    ok = [f for f in fits if f.ok]
+    if not ok:
+        why = "; ".join(f"{group_label(f.group)}: {', '.join(f.warning_codes) or 'failed'}"
+                        for f in fits[:5])
+        raise input_error(f"none of the {len(fits)} fits succeeded ({why})",
+                          expected="groups with enough points on the compute axis "
+                                   "(check them with `rlscale fit`)")
+    return ok
 
 
 def fit_labels(fit: Any, facet: str | None) -> dict[str, str]:
@@ -225,7 +247,8 @@ def fit_points_frame(fits: Sequence[Any], points: pd.DataFrame | None, *,
         if points is not None:
             mine = _group_rows(points, fit)
             keys = set(zip(used["run_id"], used["x"]))
-            other = mine[[k not in keys for k in zip(mine["run_id"], mine["x"])]]
+            seen = np.array([k in keys for k in zip(mine["run_id"], mine["x"])], dtype=bool)
+            other = mine[~seen] if len(mine) else mine
             rows.append(other[["run_id", "x", "y"]].assign(status="excluded"))
         frame = pd.concat(rows, ignore_index=True)
         for key, value in labels.items():
@@ -241,7 +264,9 @@ def _group_rows(points: pd.DataFrame, fit: Any) -> pd.DataFrame:
     for key, value in fit.group.items():
         if key not in points.columns:
             return points.iloc[0:0]
-        mask &= points[key].map(format_value).to_numpy() == format_value(value)
+        # as rlscale.fit groups them: a run without a value for the key is its own group
+        col = points[key].astype(object).where(points[key].notna(), points["run_id"])
+        mask &= col.map(format_value).to_numpy() == format_value(value)
     return points[mask]
 
 
@@ -252,10 +277,10 @@ def params_frame(fits: Sequence[Any], *, params: Sequence[str] | None = None,
     ``label`` is the full group (series plus facet value); rows come sorted by A (descending)
     where the law has one, so the best ceiling is on top.
     """
-    names = list(params) if params else [p for p in CURVE_PARAMS
-                                          if any(p in f.params for f in fits)]
-    if not names:
-        names = list(dict.fromkeys(p for f in fits for p in f.params))
+    every = list(dict.fromkeys(p for f in fits for p in f.params))
+    # the sigmoid's A, B, C_mid (R0 is the start, not the recipe); other laws: all parameters
+    names = list(params) if params else (
+        list(CURVE_PARAMS) if set(CURVE_PARAMS) <= set(every) else every)
     rows = []
     for fit in fits:
         labels = fit_labels(fit, facet)
@@ -283,8 +308,8 @@ def residual_frame(fits: Sequence[Any], *, facet: str | None = None) -> pd.DataF
     """Residuals (observed - fitted mean) of each fit's points: series, facet?, run_id, x, y,
     fitted, residual."""
     parts = []
-    for fit in fits:
-        if not fit.ok or not len(fit.data):
+    for fit in successful(fits):
+        if not len(fit.data):
             continue
         xs = np.asarray(fit.data["x"], float)
         fitted = fit.predict(xs)["mean"].to_numpy()
@@ -294,9 +319,6 @@ def residual_frame(fits: Sequence[Any], *, facet: str | None = None) -> pd.DataF
         for key, value in fit_labels(fit, facet).items():
             frame[key] = value
         parts.append(frame)
-    if not parts:
-        raise input_error("no successful fit to show residuals of", field="fits",
-                          expected="at least one fit with ok=True")
     return pd.concat(parts, ignore_index=True)
 
 

@@ -23,14 +23,6 @@ CurveFunc = Callable[..., np.ndarray]
 LOG_X_RANGE: tuple[float, float] = (-30.0, 60.0)
 
 
-def sigmoid(x: np.ndarray | float, *, A: np.ndarray | float, B: np.ndarray | float,
-            C_mid: np.ndarray | float, R0: np.ndarray | float) -> np.ndarray:
-    """ScaleRL Eq. 1, ``R0 + (A - R0) / (1 + (C_mid / x)**B)``, broadcast over every argument."""
-    x = np.asarray(x, dtype=float)
-    with np.errstate(over="ignore", divide="ignore"):
-        return R0 + (np.asarray(A) - R0) / (1.0 + (np.asarray(C_mid) / x) ** B)
-
-
 def sigmoid_inverse(y: np.ndarray | float, *, A: np.ndarray | float, B: np.ndarray | float,
                     C_mid: np.ndarray | float, R0: np.ndarray | float) -> np.ndarray:
     """Compute at which the sigmoid reaches reward ``y``: ``C_mid * ((y-R0)/(A-y))**(1/B)``.

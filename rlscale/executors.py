@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 import traceback
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -94,7 +95,7 @@ def execute_task(task: Task) -> Outcome:
             if task.threads is not None and "torch" in sys.modules:
                 sys.modules["torch"].set_num_threads(task.threads)
             result = fn(task.config, store=task.store, resume=task.resume)
-        except Exception as exc:  # a failed job is data, reported by the sweep
+        except (Exception, SystemExit) as exc:  # a failed job is data, reported by the sweep
             tb = traceback.format_exc()
             print(tb, file=sys.stderr)
             return Outcome(task.job_id, False, time.perf_counter() - t0,
@@ -192,10 +193,13 @@ class LocalExecutor:
             task = self._futures.pop(fut)
             try:
                 outcomes.append(fut.result())
-            except Exception as exc:  # the worker process died (killed, out of memory, segfault)
+            except BrokenProcessPool as exc:  # the worker died (killed, out of memory, segfault)
                 broken = True
                 outcomes.append(Outcome(task.job_id, False, 0.0,
                                         error=f"worker process died: {type(exc).__name__}: {exc}"))
+            except Exception as exc:  # e.g. a result that would not pickle
+                outcomes.append(Outcome(task.job_id, False, 0.0,
+                                        error=f"{type(exc).__name__}: {exc}"))
         if broken and self._pool is not None:  # a broken pool fails all its tasks; the rest
             for fut, task in list(self._futures.items()):  # go to a fresh pool
                 outcomes.append(Outcome(task.job_id, False, 0.0,

@@ -125,6 +125,10 @@ def compute_for_fraction(fits: Any, fraction: float, *, level: float | None = No
 
 
 def _compute_interval(x_hat: float, x_draws: np.ndarray, level: float) -> dict[str, Any]:
+    if x_draws.size == 0:  # no parameter draws: the point estimate only, no interval
+        return {"x": x_hat, "x_lower": float("nan"), "x_upper": float("nan"),
+                "reachable": bool(np.isfinite(x_hat)), "p_reach": float("nan"),
+                "status": "reached" if np.isfinite(x_hat) else "never"}
     finite = np.isfinite(x_draws)
     p_reach = float(np.mean(finite)) if x_draws.size else float("nan")
     lo, hi = interval(x_draws, level)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rlscale._fitview import Curve, align_draws, as_fit_list, curve
+from rlscale._fitview import Curve, align_draws, as_fit_list, curve, group_label
 from rlscale.curves import check_level, crossing_points, grid_roots, interval
 from rlscale.errors import InputError
 from rlscale.forecast import reward_at
@@ -37,12 +37,14 @@ class Ranking:
     table: pd.DataFrame
     p_leader_leads: float
     crossovers: pd.DataFrame
+    skipped: list[str]  # labels of groups whose fit failed (ok=False), left out of the ranking
 
     def to_dict(self) -> dict[str, Any]:
         from rlscale._jsonout import records
 
         return {"x": self.x, "level": self.level, "p_leader_leads": self.p_leader_leads,
-                "ranking": records(self.table), "crossovers": records(self.crossovers)}
+                "ranking": records(self.table), "crossovers": records(self.crossovers),
+                "skipped": list(self.skipped)}
 
 
 def rank_at(fits: Any, x: float, *, level: float | None = None, higher_is_better: bool = True,
@@ -53,9 +55,12 @@ def rank_at(fits: Any, x: float, *, level: float | None = None, higher_is_better
     joint draws across groups) and the crossovers between every pair within ``x_range``
     (default: see :func:`crossovers`). Needs at least two fitted groups.
     """
-    items = [f for f in as_fit_list(fits) if f.ok]
+    all_fits = as_fit_list(fits)
+    items = [f for f in all_fits if f.ok]
+    skipped = [group_label(f.group) for f in all_fits if not f.ok]
     if len(items) < 2:
-        msg = f"ranking needs at least two fitted groups, got {len(items)}; add --by recipe"
+        msg = (f"ranking needs at least two fitted groups, got {len(items)}"
+               + (f" (not fitted: {', '.join(skipped)})" if skipped else "") + "; group with --by")
         raise InputError(msg)
     _same_axis(items)
     lvl = check_level(items[0].level if level is None else level)
@@ -70,13 +75,14 @@ def rank_at(fits: Any, x: float, *, level: float | None = None, higher_is_better
     table = table.sort_values("mean", ascending=not higher_is_better, kind="stable")
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     table = table.reset_index(drop=True)
-    cross = crossovers(items, level=lvl, x_range=x_range, seed=seed)
-    return Ranking(x=float(x), level=lvl, table=table,
-                   p_leader_leads=float(table["p_best"].iloc[0]), crossovers=cross)
+    cross = crossovers(items, level=lvl, x_range=x_range, higher_is_better=higher_is_better,
+                       seed=seed)
+    return Ranking(x=float(x), level=lvl, table=table, p_leader_leads=float(table["p_best"].iloc[0]),
+                   crossovers=cross, skipped=skipped)
 
 
 def crossovers(fits: Any, *, level: float | None = None, x_range: tuple[float, float] | None = None,
-               grid: int = 400, seed: int = 0) -> pd.DataFrame:
+               higher_is_better: bool = True, grid: int = 400, seed: int = 0) -> pd.DataFrame:
     """Budgets where one group's mean curve overtakes another's, for every pair of groups.
 
     ``x_range``: where to look (default: from the smallest fitted x / 10 to the largest x * 1000,
@@ -110,9 +116,10 @@ def crossovers(fits: Any, *, level: float | None = None, x_range: tuple[float, f
         for x0 in points:
             after = float(a.mean(x0 * 1.01)) - float(b.mean(x0 * 1.01))
             x_lo, x_hi = _crossing_interval(d_draws, mask, roots, np.log10(x0), after, lvl)
+            a_after = (after > 0) == higher_is_better
             rows.append({"group_a": a.label, "group_b": b.label, "x": x0, "x_lower": x_lo,
-                         "x_upper": x_hi, "leader_before": b.label if after > 0 else a.label,
-                         "leader_after": a.label if after > 0 else b.label, "p_cross": p_cross})
+                         "x_upper": x_hi, "leader_before": b.label if a_after else a.label,
+                         "leader_after": a.label if a_after else b.label, "p_cross": p_cross})
     return pd.DataFrame(rows, columns=list(CROSSOVER_COLUMNS))
 
 

@@ -169,20 +169,31 @@ def _backtest_section(backtest: Any | None) -> str:
                      numeric=(1, 2, 3, 4, 5, 6)))
 
 
+def _setting(value: Any) -> str:
+    if value is None or value == {} or value == []:
+        return "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return D.format_value(value)
+
+
 def _data_section(fits: Sequence[Any], runs: pd.DataFrame | None, store: str | None) -> str:
     f0 = fits[0]
     opts = dict(f0.options)
     settings = [("store", store or "(not given)"), ("metric", f0.metric),
                 ("compute axis", f0.x), ("law", f0.law), ("fit method", f0.method),
                 ("interval method", f0.samples_method), ("level", f"{100 * f0.level:g}%"),
-                *[(k, "" if v is None else v) for k, v in opts.items()]]
+                *[(k, _setting(v)) for k, v in opts.items()]]
     out = [_table(["setting", "value"], settings)]
     if runs is not None and len(runs):
         keep = ["run_id", "recipe", "seed", "task", "model", "status", "n_points"]
         meta = [c for c in runs.columns if c not in keep and c not in
                 ("metrics", "max_step", "source_path", "source_format")
-                and not c.startswith("max_")]
-        cols = [c for c in keep if c in runs.columns] + meta + ["source"]
+                and not c.startswith(("max_", "min_"))]
+        cols = [c for c in keep + meta if c in runs.columns and runs[c].notna().any()]
+        cols.append("source")
         rows = []
         for _, r in runs.iterrows():
             src = " ".join(str(v) for v in (r.get("source_format"), r.get("source_path"))

@@ -5,10 +5,11 @@ Layout (see docs/store.md)::
     <store>/<run_id>/run.json        RunMeta as JSON
     <store>/<run_id>/points.parquet  long table, one row per (step, metric)
 
-A run directory is built under a hidden temporary name (``.tmp-*``) and renamed into place, so
-readers and concurrent writers never see half a run; a process killed mid-write leaves only a
-hidden directory that readers skip and :meth:`Store.clean` removes. Points files are plain
-Parquet: ``pandas.read_parquet('<store>/*/points.parquet')`` works without rlscale.
+A run directory is built one level down in a hidden scratch directory
+(``<store>/.tmp-<uuid>/<run_id>/``) and renamed into place, so readers and concurrent writers
+never see half a run, and the glob ``<store>/*/points.parquet`` (DuckDB, polars, pandas) never
+matches a run in flight; a process killed mid-write leaves only a hidden directory that readers
+skip and :meth:`Store.clean` removes.
 """
 
 from __future__ import annotations
@@ -165,24 +166,32 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_json(path: Path, data: dict[str, Any], *, sync: bool = True) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+def _write_json(path: Path, data: dict[str, Any], *, sync: bool = True,
+                direct: bool = False) -> None:
+    tmp = path if direct else path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, sort_keys=True, default=_json_default)
         fh.write("\n")
         fh.flush()
         if sync:
             os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    if not direct:
+        os.replace(tmp, path)
 
 
-def _write_parquet(path: Path, table: pa.Table, *, sync: bool = True) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    pq.write_table(table, tmp)
+def _write_parquet(path: Path, table: pa.Table, *, sync: bool = True,
+                   direct: bool = False) -> None:
+    """Write ``table`` to ``path`` (via a temporary name and a rename unless ``direct``)."""
+    tmp = path if direct else path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    # Dictionary-encode the text columns only: trying it on 10k distinct floats costs time and
+    # bytes (the encoder falls back to plain anyway).
+    with pa.OSFile(str(tmp), "wb") as sink:
+        pq.write_table(table, sink, use_dictionary=["run_id", "metric"])
     if sync:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    if not direct:
+        os.replace(tmp, path)
 
 
 def _json_default(obj: Any) -> Any:
@@ -258,7 +267,8 @@ class Store:
         return table.to_pandas()
 
     def runs(self) -> pd.DataFrame:
-        """One row per run: identity, metadata keys as columns, metrics, point count, compute range."""
+        """One row per run: identity, metadata keys as columns, metrics, point count, compute range
+        (``min_<axis>``/``max_<axis>``, None where the run has no such axis)."""
         rows = []
         for run_id in self.run_ids():
             meta = self.read_meta(run_id)
@@ -277,6 +287,7 @@ class Store:
                 "max_step": _max_or_none(pts["step"]),
             }
             for axis in COMPUTE_AXES:
+                row[f"min_{axis}"] = _max_or_none(pts[axis], "min")
                 row[f"max_{axis}"] = _max_or_none(pts[axis])
             for key, value in meta.metadata.items():
                 row.setdefault(key, value)
@@ -306,7 +317,8 @@ class Store:
             return "unchanged"
         if not replace:
             was = (old.source or {}).get("path") or "an rlscale job"
-            if (old.source or {}).get("sha256") == (meta.source or {}).get("sha256"):
+            sha = (meta.source or {}).get("sha256")
+            if sha is not None and (old.source or {}).get("sha256") == sha:
                 was += ", the same file but other ingest options or metadata"
             msg = (
                 f"run {meta.run_id!r} already exists in {str(self.root)!r} (from {was}); "
@@ -343,17 +355,16 @@ class Store:
             return table
 
         plans = [self.plan_write(meta, replace=replace) for meta, _ in items]
-        staged: list[Path] = []
-        batch = len(items) > 1 and hasattr(os, "sync")
         todo = [item for item, plan in zip(items, plans) if plan != "unchanged"]
-
-        def stage(item: tuple[RunMeta, Any]) -> Path:
-            path = self._stage(item[0], checked(*item), sync=not batch)
-            staged.append(path)
-            return path
-
+        if not todo:
+            return plans
+        batch = len(todo) > 1 and hasattr(os, "sync")
         self.root.mkdir(parents=True, exist_ok=True)
+        scratch = self._scratch(".tmp-")
         try:
+            def stage(item: tuple[RunMeta, Any]) -> Path:
+                return self._stage(item[0], checked(*item), scratch, sync=not batch)
+
             if batch:
                 # Parquet encoding and file creation release the GIL: overlap a few runs.
                 from concurrent.futures import ThreadPoolExecutor
@@ -363,16 +374,13 @@ class Store:
                 os.sync()  # one flush for the whole batch instead of fsync per file
             else:
                 paths = [stage(item) for item in todo]
-        except BaseException:
-            for tmp in staged:
-                shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        tmps = iter(paths)
-        for (meta, _), plan in zip(items, plans):
-            if plan != "unchanged":
-                self._commit(meta.run_id, next(tmps), plan)
-        if staged:
-            _fsync_dir(self.root)
+            tmps = iter(paths)
+            for (meta, _), plan in zip(items, plans):
+                if plan != "unchanged":
+                    self._commit(meta.run_id, next(tmps), plan)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)  # empty unless something failed
+        _fsync_dir(self.root)
         return plans
 
     def _commit(self, run_id: str, tmp: Path, plan: WriteStatus) -> None:
@@ -381,26 +389,28 @@ class Store:
             try:
                 os.rename(tmp, final)
             except OSError as exc:
-                shutil.rmtree(tmp, ignore_errors=True)
                 msg = f"run {run_id!r} was created by another writer at the same time"
                 raise StoreError(msg) from exc
             return
-        trash = self.root / f".trash-{run_id}-{uuid.uuid4().hex}"
+        trash = self._scratch(".trash-") / run_id
         os.rename(final, trash)
         os.rename(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(trash.parent, ignore_errors=True)
 
-    def _stage(self, meta: RunMeta, table: pa.Table, *, sync: bool = True) -> Path:
-        tmp = self.root / f".tmp-{meta.run_id}-{uuid.uuid4().hex}"
+    def _scratch(self, prefix: str) -> Path:
+        """A new hidden directory directly under the root (runs go one level below it)."""
+        path = self.root / f"{prefix}{uuid.uuid4().hex}"
+        path.mkdir()
+        return path
+
+    def _stage(self, meta: RunMeta, table: pa.Table, scratch: Path, *, sync: bool = True) -> Path:
+        """Write a run's files under ``scratch/<run_id>/`` (hidden, so no temp names needed)."""
+        tmp = scratch / meta.run_id
         tmp.mkdir()
-        try:
-            _write_parquet(tmp / POINTS_FILE, table, sync=sync)
-            _write_json(tmp / RUN_FILE, meta.to_dict(), sync=sync)
-            if sync:
-                _fsync_dir(tmp)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        _write_parquet(tmp / POINTS_FILE, table, sync=sync, direct=True)
+        _write_json(tmp / RUN_FILE, meta.to_dict(), sync=sync, direct=True)
+        if sync:
+            _fsync_dir(tmp)
         return tmp
 
     def delete_run(self, run_id: str) -> None:
@@ -408,9 +418,9 @@ class Store:
         if not final.is_dir():
             msg = f"no run {run_id!r} in store {str(self.root)!r}"
             raise StoreError(msg)
-        trash = self.root / f".trash-{run_id}-{uuid.uuid4().hex}"
+        trash = self._scratch(".trash-") / run_id
         os.rename(final, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(trash.parent, ignore_errors=True)
 
     def clean(self) -> list[str]:
         """Remove leftovers of killed writers (hidden ``.tmp-*``/``.trash-*`` entries)."""
@@ -431,10 +441,10 @@ def same_source(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
     return old.get("sha256") == new.get("sha256") and old.get("options") == new.get("options")
 
 
-def _max_or_none(column: pa.ChunkedArray) -> float | int | None:
+def _max_or_none(column: pa.ChunkedArray, how: str = "max") -> float | int | None:
     import pyarrow.compute as pc
 
-    value = pc.max(column).as_py()
+    value = getattr(pc, how)(column).as_py()
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return value
@@ -514,7 +524,7 @@ def load_points(
         return points
     meta = load_runs(st).drop(
         columns=["n_points", "metrics", "max_step", "source_path", "source_format", "status"]
-        + [f"max_{a}" for a in COMPUTE_AXES],
+        + [f"{m}_{a}" for a in COMPUTE_AXES for m in ("min", "max")],
         errors="ignore",
     )
     return points.merge(meta, on="run_id", how="left")

@@ -181,6 +181,8 @@ def run_sweep(
     Without ``resume`` the sweep refuses to touch runs that already exist; with it, complete runs
     are skipped and the others resumed. ``on_update`` is called with every job's state after each
     change and at least every ``refresh_s`` seconds (the CLI draws its progress view from it).
+    ``executor`` may also be a function that returns one: it is called only once the spec and the
+    store have been checked, so a bad spec never starts workers or connects to a cluster.
     The executor is closed on return. Failed jobs are in the result, never raised.
     """
     store = store if isinstance(store, Store) else Store(store)
@@ -193,6 +195,8 @@ def run_sweep(
                "finished runs and resume the others")
         raise StoreError(msg)
     _claim(store, spec.name)
+    if not hasattr(executor, "start"):
+        executor = executor()
     states = {p.job.job_id: JobState(p.job.job_id, p.job.seed, p.job.varied,
                                      state="skipped" if p.action == "skip" else "pending")
               for p in plan}

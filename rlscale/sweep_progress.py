@@ -118,6 +118,9 @@ class ProgressView:
             self._last_log = now
             running = [r for r in self.rows(states) if r["state"].startswith("running")]
             for r in running:
+                if r["step"] is None:  # e.g. an RL job still pretraining its base
+                    self.stream.write(f"  running {r['run_id']}: no points yet\n")
+                    continue
                 self.stream.write(f"  running {r['run_id']}: step {_cell(r['step'])}, "
                                   f"{self.metric} {_cell(r[self.metric])}\n")
         self.stream.flush()

@@ -166,8 +166,8 @@ def open_page(url: str, *, expression: str, until: str | None = None,
         except (RuntimeError, TimeoutError):
             pass
     finally:
-        try:
-            proc.wait(timeout=10)
+        try:  # after Browser.close it exits by itself; on any failure, do not wait for it
+            proc.wait(timeout=10 if result.value is not None else 0.1)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

@@ -28,3 +28,9 @@ def sigmoid_points():
     return pd.DataFrame(
         {"step": np.arange(c.size) * 10, "metric": "reward", "value": y, "gpu_hours": c}
     )
+
+# Property-based tests are deterministic too: the same examples on every run and machine.
+from hypothesis import settings as _hyp_settings  # noqa: E402
+
+_hyp_settings.register_profile("rlscale", derandomize=True, deadline=None)
+_hyp_settings.load_profile("rlscale")

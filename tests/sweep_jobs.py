@@ -20,7 +20,7 @@ import pandas as pd
 from rlscale.store import RunMeta, RunWriter, Store
 
 BASE = {"recipe": "toy", "lr": 1.0, "steps": 6, "sleep_s": 0.0, "fail_at": -1, "crash_at": -1,
-        "markers": ""}
+        "exit_at": -1, "markers": ""}
 
 
 def value_at(config: dict[str, Any], step: int) -> float:
@@ -48,6 +48,8 @@ def curve_job(config: dict[str, Any], *, store: str, resume: bool) -> str:
             raise RuntimeError(f"injected failure at step {step}")
         if step == config["crash_at"]:
             os._exit(3)  # the process dies as if killed or out of memory
+        if step == config["exit_at"]:
+            raise SystemExit(f"job called exit at step {step}")
         time.sleep(config["sleep_s"])
         writer.append(pd.DataFrame({"step": [step], "metric": ["reward"],
                                     "value": [value_at(config, step)],

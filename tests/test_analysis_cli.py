@@ -58,7 +58,7 @@ def test_headroom_cli_text_and_errors(headroom_store):
     res = run(main, ["headroom", "--store", str(headroom_store), "--metric", "reward", "--by",
                      "pretrain_tokens", "--cap", "0.85", "--at", "1e11"])
     assert res.exit_code == 0, res.output
-    assert "A_max = 0.85 (no interval) (fixed)" in res.output and "forecast RL ceiling" in res.output
+    assert "A_max = 0.85 (fixed)" in res.output and "forecast RL ceiling" in res.output
     res = run(main, ["headroom", "--store", str(headroom_store), "--metric", "reward", "--by",
                      "lr"])
     assert res.exit_code == 1 and "no metadata key 'lr'" in res.output
@@ -89,7 +89,41 @@ def test_sparsity_cli(tmp_path):
     assert res.exit_code == 1 and "x.pt: RL is neither a file, a directory, nor a run" in res.output
 
 
+def test_passk_from_counts_gives_verdicts_and_a_chart(tmp_path):
+    rows = [("base", i, 4, 16, 2) for i in range(40)]
+    rows += [("rl", i, 4, 16, 16 if i < 20 else 0) for i in range(40)]
+    rows += [("rl2", i, 4, 16, 8) for i in range(40)]
+    path = tmp_path / "counts.csv"
+    pd.DataFrame(rows, columns=["model", "problem_id", "difficulty", "n", "c"]).to_csv(path,
+                                                                                      index=False)
+    res = CliRunner().invoke(main, ["passk", "--from-counts", str(path), "base", "rl", "rl2",
+                                    "--n-boot", "200", "--out", str(tmp_path / "c.json")],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in res.output.splitlines() if "ops=4" in ln]
+    assert "sharpened (base above at large k)" in lines[0] and "pass@16 1.000 -> 0.500" in lines[0]
+    assert "sharpened" in lines[1] and "pass@1 0.125 -> 0.500" in lines[1]
+    assert json.loads((tmp_path / "c.json").read_text())["facet"]
+    res = CliRunner().invoke(main, ["passk", "--from-counts", str(path), "base", "rl3"])
+    assert res.exit_code == 1 and "column 'model': no model 'rl3'" in res.output
+
+
 def test_every_analysis_command_has_help_with_an_example():
-    for name in ("headroom", "sparsity"):
+    for name in ("headroom", "passk", "sparsity"):
         res = CliRunner().invoke(main, [name, "--help"])
         assert res.exit_code == 0 and "Example" in res.output
+
+
+def test_headroom_leaves_out_a_level_that_cannot_be_fitted(headroom_store):
+    from rlscale.analysis.headroom import headroom
+    from rlscale.store import load_points
+
+    st = Store(headroom_store)
+    st.write_run(RunMeta(run_id="few", metadata={"pretrain_tokens": 3e10}),
+                 pd.DataFrame({"step": [0, 1], "metric": "reward", "value": [0.1, 0.2],
+                               "gpu_hours": [1.0, 2.0]}))
+    out = headroom(load_points(st, metric="reward", with_meta=True), metric="reward",
+                   by="pretrain_tokens", at=[1e11])
+    assert list(out.levels["level"]) == list(LEVELS)
+    assert any("3e+10" in n or "30000000000" in n for n in out.notes)
+    assert "too_few_points" in " ".join(out.notes)

@@ -161,3 +161,16 @@ def test_verdict_table_is_exhaustive():
 def test_no_common_difficulty_is_an_input_error():
     with pytest.raises(InputError, match="no difficulty in common"):
         compare_passk(_table([1], n=2, difficulty=1), _table([1], n=2, difficulty=2))
+
+
+def test_a_difficultys_interval_does_not_depend_on_the_others():
+    base = pd.concat([_table([2] * 30, n=8, difficulty=1), _table([3] * 30, n=8, difficulty=2)])
+    rng = np.random.default_rng(7)
+    rl = base.assign(c=np.clip(base["c"] + rng.integers(-2, 3, len(base)), 0, 8))
+    both = compare_passk(base, rl, n_boot=200, seed=3).verdicts.set_index("difficulty")
+    one = compare_passk(base[base["difficulty"] == 2], rl[rl["difficulty"] == 2], n_boot=200,
+                        seed=3).verdicts.set_index("difficulty")
+    assert both.loc[2, "d_pass1_lower"] == one.loc[2, "d_pass1_lower"]
+    assert both.loc[2, "d_passk_upper"] == one.loc[2, "d_passk_upper"]
+    other_seed = compare_passk(base, rl, n_boot=200, seed=4).verdicts.set_index("difficulty")
+    assert other_seed.loc[2, "d_pass1_lower"] != both.loc[2, "d_pass1_lower"]

@@ -67,6 +67,10 @@ def test_passk_samples_both_models_on_the_same_problems(tiny_run, tmp_path):
     assert len(table) == 2 * 2 * 6 and table["c"].between(0, 8).all()
     per_model = table.groupby("model")["problem_id"].apply(lambda s: sorted(s))
     assert per_model.iloc[0] == per_model.iloc[1]  # the same held-out problems
+    # re-analysing the saved counts gives the same verdicts without sampling
+    again = CliRunner().invoke(main, ["passk", "--from-counts", str(counts), "base of r1", "r1",
+                                      "--n-boot", "50", "--json"], catch_exceptions=False)
+    assert json.loads(again.output)["comparisons"][0]["verdicts"] == verdicts
 
 
 def test_passk_text_from_paths_and_chart(tiny_run, tmp_path):

@@ -34,6 +34,11 @@ def test_known_sparse_mask_is_counted_exactly():
     total = 50 * 16 + 64 * 48 + 16 + 48 * 64
     assert rep.total["frac_changed"] == pytest.approx(mask.sum() / total)
     assert rep.atol == 0 and rep.rtol == pytest.approx(np.finfo(np.float32).eps)
+    # norms aggregate over every tensor, unchanged ones included
+    w0 = np.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2)) for v in base.values()))
+    dw = np.linalg.norm(mask * np.float64(0.01))
+    assert rep.total["rel_delta_fro"] == pytest.approx(dw / w0, rel=1e-4)
+    assert lay.loc["emb", "rel_delta_fro"] == 0 and lay.loc["emb", "base_fro"] > 0
 
 
 def test_one_ulp_noise_is_not_a_change_by_default_but_is_bitwise():

@@ -51,7 +51,8 @@ def test_ingest_examples_then_runs_and_show(store_dir):
     assert by_id["scalerl_seed0"]["pretrain_tokens"] == 2e9
     assert by_id["scalerl_seed0"]["n_points"] == 320 and by_id["scalerl_seed0"]["max_gpu_hours"] == 16000
     text = run("runs", "--store", store_dir)
-    assert "scalerl_seed1  recipe=scalerl  points=320" in text
+    assert "scalerl_seed1  recipe=scalerl  points=320  steps<=1600  gpu_hours 100..1.6e+04" in text
+    assert "pretrain_tokens=2e+09" in text
     shown = json.loads(run("show", "scalerl_seed0", "--store", store_dir, "--json"))
     reward = next(m for m in shown["metrics"] if m["metric"] == "reward")
     assert reward["n"] == 160 and reward["max_gpu_hours"] == 16000
@@ -87,7 +88,7 @@ def test_reingest_noop_conflict_and_replace(tmp_path, store_dir):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--set", "seed=abc"], "column 'seed': --set seed='abc' is not an integer"),
+    (["--set", "seed=abc"], "--set seed='abc' is not an integer"),
     (["--set", "novalue"], "is not KEY=VALUE"),
     (["--format", "excel"], "Invalid value for '--format'"),
     (["--x-col", "step"], "--x-col and --x-unit go together"),

@@ -67,7 +67,7 @@ def test_agrees_with_scipy_curve_fit(truth):
             ours.params[name].stderr >= se * 0.999
 
 
-def test_grid_search_matches_brute_force_scipy_per_cell():
+def test_grid_search_matches_brute_force_scipy_per_cell(monkeypatch):
     truth = TABLE1[0]
     df = curve(*truth, rng=np.random.default_rng(4))
     x, y = df["gpu_hours"].to_numpy(), df["value"].to_numpy()
@@ -85,6 +85,14 @@ def test_grid_search_matches_brute_force_scipy_per_cell():
     np.testing.assert_allclose(table, brute, rtol=1e-5)
     i, j = np.unravel_index(np.argmin(brute), brute.shape)
     assert best["A"] == a_grid[i] and best["C_mid"] == c_grid[j]
+    # Large grids polish only cells near the best after the B scan: same winner, same loss.
+    import rlscale.fit.grid as grid_mod
+
+    monkeypatch.setattr(grid_mod, "POLISH_ALL", 0)
+    near_best, near_table = grid_search(space, x, y, a_grid, c_grid)
+    assert near_best == pytest.approx(best, rel=1e-6)
+    assert near_table.min() == pytest.approx(brute.min(), rel=1e-6)
+    assert np.all(near_table >= brute * (1 - 1e-6))  # unpolished cells: upper bounds
 
 
 def test_scalerl_grid_method_recovers_A_on_its_grid():
@@ -94,6 +102,12 @@ def test_scalerl_grid_method_recovers_A_on_its_grid():
     assert abs(f.params["A"].value - A) < 0.01
     assert round(f.params["A"].value / 0.005) * 0.005 == pytest.approx(f.params["A"].value)
     assert abs(f.params["B"].value / B - 1) < 0.15
+    off_grid = curve(A, B, C_mid, R0, rng=np.random.default_rng(6)).assign(
+        value=lambda d: d.value - 0.2)  # A = 0.51, R0 = 0.28: A on the grid, R0 below it
+    assert fit(off_grid, method="scalerl-grid").params["A"].value == pytest.approx(0.51, abs=0.01)
+    low = curve(A, B, C_mid, R0, rng=np.random.default_rng(6)).assign(value=lambda d: d.value / 3)
+    g = fit(low, method="scalerl-grid")  # A = 0.24, below the grid
+    assert g.params["A"].value == 0.45 and "edge of the ScaleRL grid" in g.warnings[0].message
 
 
 def test_bootstrap_over_runs_pools_seeds():
@@ -199,3 +213,35 @@ def test_many_groups_in_one_batched_solve_match_one_by_one():
         if alone.ok:
             assert f.gof["heldout_rmse"] == pytest.approx(alone.gof["heldout_rmse"], rel=1e-4)
     assert not batched[-1].ok
+
+
+def test_step_axis_and_multi_key_groups():
+    rng = np.random.default_rng(15)
+    df = pd.concat([curve(*TABLE1[0], rng=rng, run_id=f"r{i}", recipe="a").assign(seed=i % 2)
+                    for i in range(4)])
+    f = fit(df[df.run_id == "r0"], x="step")
+    assert f.ok and f.x == "step" and f.data["x"].max() == df["step"].max()
+    groups = fit(df, by="recipe,seed")
+    assert [g.group for g in groups] == [{"recipe": "a", "seed": 0}, {"recipe": "a", "seed": 1}]
+    assert [g.n_points for g in groups] == [150, 150]
+
+
+def test_predict_is_nan_where_the_law_is_undefined():
+    f = fit(curve(*TABLE1[0], rng=np.random.default_rng(16)), law="loglinear")
+    p = f.predict([0.0, 100.0])
+    assert np.isnan(p.mean_lower[0]) and np.isfinite(p.mean_lower[1])
+
+
+def test_profile_intervals_match_bootstrap_and_bend_when_A_is_weak():
+    df = curve(*TABLE1[0], rng=np.random.default_rng(3))
+    prof = fit(df, interval="profile")
+    boot = fit(df, bootstrap=400)
+    assert prof.params["A"].method == "profile"
+    for name in ("A", "B", "C_mid", "R0"):
+        p, b = prof.params[name], boot.params[name]
+        width = b.upper - b.lower
+        assert abs(p.lower - b.lower) < 0.25 * width and abs(p.upper - b.upper) < 0.25 * width
+    early = curve(*TABLE1[0], rng=np.random.default_rng(3), hi=1.0)  # stops at C_mid
+    wald, prof = fit(early), fit(early, interval="profile")
+    assert wald.params["A"].lower == 0.0  # Wald is useless here: the whole [0, 1] range
+    assert 0.5 < prof.params["A"].lower < 0.61 and prof.params["A"].upper == 1.0

@@ -136,3 +136,20 @@ def test_two_metrics_need_a_choice():
     with pytest.raises(InputError, match=r"metrics \['pass@8', 'reward'\]; choose one"):
         fit(df2)
     assert fit(df2, metric="pass@8").metric == "pass@8"
+
+
+def test_random_messy_inputs_never_raise(recwarn):
+    rng = np.random.default_rng(123)
+    for _ in range(15):
+        n = int(rng.integers(1, 30))
+        x = np.round(rng.uniform(0, 5, n)) * 10 ** rng.uniform(-3, 6)
+        y = rng.normal(0, 10 ** rng.uniform(-6, 3), n) if rng.random() < 0.5 else \
+            rng.uniform(0, 1, n)
+        df = pd.DataFrame({"run_id": rng.choice(["a", "b"], n), "step": np.arange(n),
+                           "metric": "m", "value": y, "gpu_hours": x})
+        out = fit(df, law="all", by=str(rng.choice(["run_id", "metric"])),
+                  bootstrap=int(rng.choice([0, 10])), r0=str(rng.choice(["fit", "first"])))
+        for f in out:
+            check(f)
+            f.predict([1.0, 10.0])
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

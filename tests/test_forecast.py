@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from rlscale.backtesting import backtest
-from rlscale.curves import crossing_points, sigmoid, sigmoid_inverse
+from rlscale.curves import crossing_points, sigmoid_inverse
+from rlscale.laws import sigmoid
 from rlscale.fit import FitResult, ParamEstimate, fit
 from rlscale.forecast import compute_for_fraction, compute_for_reward, reward_at
 from rlscale.ranking import crossovers, rank_at
@@ -209,3 +210,42 @@ def test_draws_of_different_groups_are_independent(fits):
     at = [np.asarray(c.law.func(np.array(2000.0), **dd)) for c, dd in zip(cs, d)]
     # fits made with the same seed share their normal stream; aligned draws must not
     assert abs(np.corrcoef(at[0], at[1])[0, 1]) < 0.15
+
+
+def test_lower_is_better_flips_the_order_and_the_leaders():
+    p1 = dict(A=0.7, B=1.0, C_mid=1000.0, R0=0.4)
+    p2 = dict(A=0.7, B=2.0, C_mid=3000.0, R0=0.4)
+    fits2 = [_exact("slow", p1), _exact("steep", p2)]
+    up = rank_at(fits2, 10.0)
+    down = rank_at(fits2, 10.0, higher_is_better=False)
+    assert list(up.table["group"]) == list(down.table["group"])[::-1]
+    assert up.crossovers["leader_after"].iloc[0] == down.crossovers["leader_before"].iloc[0]
+    assert up.skipped == []
+
+
+def test_a_fit_without_draws_gives_unknown_intervals_not_zero_width():
+    p = dict(A=0.7, B=1.5, C_mid=1000.0, R0=0.4)
+    f = _exact("x", p)
+    f.samples = f.samples.iloc[0:0]
+    f.params = {k: ParamEstimate(v, float("nan"), float("nan"), float("nan")) for k, v in p.items()}
+    row = reward_at(f, [500.0]).iloc[0]
+    assert np.isfinite(row["mean"]) and np.isnan(row["mean_lower"]) and np.isnan(row["pred_upper"])
+    assert row["method"] == "none"
+    c = compute_for_reward(f, 0.6).iloc[0]
+    assert c["x"] == pytest.approx(float(sigmoid_inverse(0.6, **p))) and np.isnan(c["x_upper"])
+    with pytest.raises(ValueError, match="no parameter draws"):
+        rank_at([f, _exact("y", p)], 100.0)
+
+
+def test_never_is_exactly_above_the_interval_of_the_ceiling(fits):
+    from rlscale._fitview import curve
+    from rlscale.curves import interval
+
+    f = fits[0]
+    _, a_hi = interval(curve(f).draws["A"], 0.9)
+    assert f.values["A"] < a_hi
+    above = compute_for_reward(f, float(a_hi) + 1e-3).iloc[0]
+    inside = compute_for_reward(f, (f.values["A"] + float(a_hi)) / 2).iloc[0]
+    assert above["status"] == "never" and not above["reachable"]
+    assert inside["status"] == "uncertain" and inside["reachable"] and np.isinf(inside["x"])
+    assert np.isfinite(inside["x_lower"]) and np.isinf(inside["x_upper"])

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from rlscale.cli import main
-from rlscale.curves import sigmoid
+from rlscale.laws import sigmoid
 from rlscale.store import RunMeta, Store
 
 TRUE = {"a": dict(A=0.610, B=1.92, C_mid=2542.0), "c": dict(A=0.710, B=1.65, C_mid=4242.0)}
@@ -164,3 +164,14 @@ def test_saved_fits_give_the_same_forecast(store, tmp_path):
         assert b["group"] == a["group"]
         assert b["mean"] == pytest.approx(a["mean"], rel=1e-9)
         assert b["mean_upper"] == pytest.approx(a["mean_upper"], rel=1e-9)
+
+
+def test_fit_options_reach_the_fit_including_interval():
+    from rlscale.cli._fitopts import fit_kwargs
+
+    opts = {"x": "gpu_hours", "by": "recipe,seed", "law": "sigmoid", "burn_in": None, "r0": "fit",
+            "loss": "linear", "bootstrap": 0, "resample": "points", "method": "lmfit",
+            "level": 0.9, "seed": 0, "drop_nan": False, "interval": "profile"}
+    kw = fit_kwargs(opts)
+    assert kw["interval"] == "profile" and kw["by"] == ["recipe", "seed"]
+    assert "max_x" not in kw  # backtest drops --max-x; it must not be invented

@@ -10,11 +10,11 @@ from rlscale.curves import (
     interval,
     numeric_inverse,
     numeric_inverse_draws,
-    sigmoid,
     sigmoid_fraction_compute,
     sigmoid_inverse,
 )
 from rlscale.errors import InputError
+from rlscale.laws import get_law, sigmoid
 from rlscale.units import Pricing, flops_per_gpu_hour
 
 P = {"A": 0.61, "B": 1.92, "C_mid": 2542.0, "R0": 0.45}
@@ -113,3 +113,13 @@ def test_units_refuse_what_cannot_be_priced():
         Pricing.create(axis="flops", peak_flops=1e15)
     with pytest.raises(InputError, match="MFU"):
         flops_per_gpu_hour(peak_flops=1e15, mfu=1.5)
+
+
+def test_law_inverse_agrees_inside_its_range_and_marks_the_outside():
+    law = get_law("sigmoid")
+    ys = np.array([0.3, 0.45, 0.5, 0.6, 0.61, 0.7])
+    mine, theirs = sigmoid_inverse(ys, **P), law.inverse(ys, **P)
+    inside = (ys > P["R0"]) & (ys < P["A"])
+    np.testing.assert_allclose(mine[inside], theirs[inside], rtol=1e-12)
+    assert np.isnan(theirs[~inside]).all()  # the law says "no"; the forecast says 0 or inf
+    assert list(mine[~inside]) == [0.0, 0.0, np.inf, np.inf]

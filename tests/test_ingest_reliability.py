@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import random
 import signal
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +22,7 @@ from hypothesis import strategies as st
 from rlscale.cli import main
 from rlscale.errors import InputError, StoreError
 from rlscale.ingest import ingest_paths
-from rlscale.store import Store, load_points
+from rlscale.store import RunMeta, Store, load_points, normalize_points
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,7 +123,7 @@ def test_eight_processes_ingest_into_one_store(tmp_path):
 
 
 WRITER = textwrap.dedent("""
-    import sys
+    import os, sys
     import numpy as np, pandas as pd
     from rlscale.store import RunMeta, Store
     n = int(sys.argv[2])
@@ -130,20 +132,26 @@ WRITER = textwrap.dedent("""
                        "gpu_hours": np.arange(n) * 0.1})
     print("ready", flush=True)
     for k in range(1000):
-        st.write_run(RunMeta(run_id=f"big{k}"), df)
+        st.write_run(RunMeta(run_id=f"big{os.getpid()}-{k}"), df)
 """)
 
 
 @pytest.mark.slow
 def test_sigkill_mid_write_leaves_no_partial_run(tmp_path):
     rng = random.Random(0)
-    n = 400_000
+    n = 200_000
     store = tmp_path / "store"
+    store.mkdir()
     for _ in range(3):
         p = subprocess.Popen([sys.executable, "-c", WRITER, str(store), str(n)], cwd=ROOT,
                              stdout=subprocess.PIPE)
         assert p.stdout.readline().strip() == b"ready"
-        time.sleep(rng.uniform(0.05, 1.0))
+        time.sleep(rng.uniform(0.0, 0.3))
+        deadline = time.time() + 20
+        while not any(q.name.startswith(".tmp-") for q in store.iterdir()):  # a write under way
+            assert time.time() < deadline and p.poll() is None
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0.0, 0.02))
         p.send_signal(signal.SIGKILL)
         p.wait()
         st_ = Store(store)
@@ -151,5 +159,47 @@ def test_sigkill_mid_write_leaves_no_partial_run(tmp_path):
             table = st_.read_points_table(run_id)
             assert table.num_rows == n and st_.read_meta(run_id).status == "complete"
         assert len(load_points(store)) == n * len(st_.run_ids())
+        # what a plain reader globs (DuckDB/polars read_parquet('<store>/*/points.parquet'))
+        globbed = sorted(store.glob("*/points.parquet"))
+        assert [g.parent.name for g in globbed] == st_.run_ids()
         st_.clean()
         assert not [q for q in store.iterdir() if q.name.startswith(".")]
+
+
+def test_run_in_flight_is_invisible_to_readers_and_globs(tmp_path):
+    store = Store(tmp_path / "store")
+    store.write_run(RunMeta(run_id="done"), pd.DataFrame({"step": [1], "metric": "r", "value": 1.0}))
+    table = normalize_points(pd.DataFrame({"step": [1], "metric": "r", "value": 2.0}), "wip")
+    store.root.mkdir(exist_ok=True)
+    staged = store._stage(RunMeta(run_id="wip"), table, store._scratch(".tmp-"))  # killed writer
+    assert (staged / "points.parquet").is_file()
+    assert store.run_ids() == ["done"]
+    assert [p.parent.name for p in store.root.glob("*/points.parquet")] == ["done"]
+    assert load_points(store.root)["run_id"].tolist() == ["done"]
+    assert store.clean() and not [p for p in store.root.iterdir() if p.name.startswith(".")]
+
+
+json_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 10**20),
+                        st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(["x", "1"]),
+                        st.lists(st.integers(), max_size=2))
+entries = st.dictionaries(st.sampled_from(["step", "reward", "loss", "num_tokens", "total_flos",
+                                           "eval_reward", "epoch"]), json_values, max_size=5)
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=st.one_of(st.lists(entries, max_size=6), json_values))
+def test_malformed_trainer_state_fails_cleanly(tmp_path, history):
+    path = tmp_path / "out" / "trainer_state.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"global_step": 1, "log_history": history}))
+    store = tmp_path / "trlstore"
+    before = snapshot(store)
+    try:
+        ingest_paths([path], store, replace=True)
+    except InputError as exc:
+        assert str(path) in str(exc)
+        assert snapshot(store) == before
+        return
+    pts = load_points(store)
+    assert np.isfinite(pts["value"]).all()

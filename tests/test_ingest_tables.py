@@ -54,12 +54,12 @@ def test_aliases_x_col_step_col_and_metric_filter(tmp_path, store_dir):
     f = write(tmp_path / "h.csv", "iteration,num_tokens,total_flos,gpu_time,acc,lr\n"
               "1,10,1e9,0.5,0.1,1e-6\n2,20,2e9,1.0,0.2,1e-6\n")
     [(meta, table)] = read_source(f, x_col="gpu_time", x_unit="gpu_hours", metrics=["acc"])
-    df = table.to_pandas()
+    df = table
     assert df["metric"].unique().tolist() == ["acc"]
     assert df["tokens"].tolist() == [10, 20] and df["flops"].tolist() == [1e9, 2e9]
     assert df["gpu_hours"].tolist() == [0.5, 1.0] and df["step"].tolist() == [1, 2]
     [(_, t2)] = read_source(f, x_col="iteration", x_unit="steps")
-    assert sorted(set(t2.to_pandas()["metric"])) == ["acc", "gpu_time", "lr"]
+    assert sorted(set(t2["metric"])) == ["acc", "gpu_time", "lr"]
 
 
 def test_wandb_chart_export_one_and_two_runs(tmp_path, store_dir):
@@ -69,13 +69,13 @@ def test_wandb_chart_export_one_and_two_runs(tmp_path, store_dir):
                 '"grpo-7b - train/reward__MAX"\n"1","0.1","0.1","0.1"\n"2","0.3","0.2","0.4"\n')
     [(meta, table)] = read_source(one)
     assert meta.run_id == "wandb_export_2025"
-    assert table.to_pandas()["metric"].unique().tolist() == ["train/reward"]
-    assert table.to_pandas()["value"].tolist() == [0.1, 0.3]
+    assert table["metric"].unique().tolist() == ["train/reward"]
+    assert table["value"].tolist() == [0.1, 0.3]
     two = write(tmp_path / "two.csv", '"Step","run a - reward","run a - reward__MIN",'
                 '"run a - reward__MAX","b - reward","b - reward__MIN","b - reward__MAX"\n'
                 '"1","0.1","0.1","0.1","0.5","0.5","0.5"\n"2","0.2","0.2","0.2","","",""\n')
     runs = read_source(two)
-    assert [(m.run_id, t.num_rows) for m, t in runs] == [("b", 1), ("run-a", 2)]
+    assert [(m.run_id, len(t)) for m, t in runs] == [("b", 1), ("run-a", 2)]
 
 
 def _history():
@@ -94,7 +94,7 @@ def test_wandb_history_saved_by_pandas(tmp_path, kind):
      "jsonl": lambda: df.to_json(path, orient="records", lines=True),
      "parquet": lambda: df.to_parquet(path)}[kind]()
     [(meta, table)] = read_source(path)
-    got = table.to_pandas()
+    got = table
     assert sorted(set(got["metric"])) == ["eval/reward", "train/reward"]
     assert len(got) == 5  # NaN cells are "not logged", not errors
     ev = got[got.metric == "eval/reward"]
@@ -105,7 +105,7 @@ def test_jsonl_long_records(tmp_path):
     f = write(tmp_path / "log.jsonl", '{"step": 1, "metric": "reward", "value": 0.5}\n\n'
               '{"step": 2, "metric": "reward", "value": 0.6, "gpu_hours": 1}\n')
     [(_, t)] = read_source(f)
-    assert t.to_pandas()["value"].tolist() == [0.5, 0.6]
+    assert t["value"].tolist() == [0.5, 0.6]
 
 
 def test_parquet_in_store_reads_with_pyarrow_alone(tmp_path, store_dir):
@@ -124,6 +124,11 @@ BAD = [
     ("step,metric,value\n1,reward,0.5\n1,reward,0.6\n", 3, "value", "duplicate point"),
     ("step,gpu_hours,reward\n1,5,0.5\n2,4,0.6\n", 3, "gpu_hours", "gpu_hours decreases"),
     ("step,gpu_hours,reward\n1,-5,0.5\n", 2, "gpu_hours", "compute value -5.0"),
+    # rows out of step order: the error names the line of the later step, found after sorting
+    ("step,gpu_hours,reward\n30,9,0.1\n20,2,0.5\n10,3,0.6\n", 3, "gpu_hours",
+     "gpu_hours decreases from 3.0 (step 10) to 2.0 (step 20)"),
+    ("step,metric,value\n2,a,1\n1,b,1\n1,a,1\n2,b,1\n1,a,2\n", 6, "value",
+     "2.0 here, 1.0 at line 4"),
     ("step,reward\n1.5,0.5\n", 2, "step", "bad step 1.5"),
     ("step,reward\n-1,0.5\n", 2, "step", "bad step -1"),
     ("step,reward\n1,0.5\n,0.6\n", 3, "step", "bad step an empty cell"),
@@ -152,7 +157,7 @@ def test_bad_tables_name_file_line_column_and_leave_store(tmp_path, store_dir, t
 def test_drop_nonfinite(tmp_path):
     f = write(tmp_path / "n.csv", "step,reward\n1,0.5\n2,nan\n3,inf\n4,0.7\n")
     [(_, t)] = read_source(f, drop_nonfinite=True)
-    assert t.to_pandas()["step"].tolist() == [1, 4]
+    assert t["step"].tolist() == [1, 4]
 
 
 def test_multiline_quoted_field_keeps_editor_line(tmp_path):

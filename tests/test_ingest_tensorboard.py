@@ -58,7 +58,7 @@ def test_restart_in_a_second_file_merges(tmp_path):
     write_run(run, n=10, gpu=False)
     write_run(run, n=10, start=10, gpu=False)
     [(_, table)] = read_source(run)
-    assert table.to_pandas()["step"].tolist() == list(range(20))
+    assert table["step"].tolist() == list(range(20))
 
 
 def test_nan_scalar_needs_drop_nonfinite(tmp_path):
@@ -67,4 +67,4 @@ def test_nan_scalar_needs_drop_nonfinite(tmp_path):
     with pytest.raises(InputError, match=r"tag 'eval/reward' event 2 \(step 1\).*non-finite"):
         read_source(run)
     [(_, table)] = read_source(run, drop_nonfinite=True)
-    assert table.to_pandas()["step"].tolist() == [0, 2]
+    assert table["step"].tolist() == [0, 2]

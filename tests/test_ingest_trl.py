@@ -40,7 +40,7 @@ def test_grpo_trainer_state(tmp_path):
     path = save_state(tmp_path / "out" / "checkpoint-20" / "trainer_state.json", GRPO)
     [(meta, table)] = read_source(path)
     assert meta.run_id == "out" and meta.source["format"] == "trl"
-    df = table.to_pandas()
+    df = table
     reward = df[df.metric == "reward"]
     assert reward["value"].tolist() == [0.25, 0.35] and reward["tokens"].tolist() == [4096, 8192]
     ev = df[df.metric == "eval_reward"]

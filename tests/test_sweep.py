@@ -45,6 +45,17 @@ def test_inprocess_sweep_then_resume_skips_complete(tmp_path, store_dir):
     assert starts(tmp_path) == {"toy-lr=0.5-s0": [False], "toy-lr=1-s0": [False]}
 
 
+def test_extending_a_sweep_runs_only_the_new_jobs(tmp_path, store_dir):
+    run_sweep(load_spec(write_spec(tmp_path, grid="lr = [0.5]")), store=store_dir,
+              executor=InProcessExecutor())
+    spec_path = write_spec(tmp_path, grid="lr = [0.5, 1.0]")
+    result = run_sweep(load_spec(spec_path), store=store_dir, executor=InProcessExecutor(),
+                       resume=True)
+    assert [(j.job_id, j.state) for j in result.jobs] == [
+        ("toy-lr=0.5-s0", "skipped"), ("toy-lr=1-s0", "complete")]
+    assert_whole(Store(store_dir), spec_path)
+
+
 def test_failing_job_is_reported_and_others_finish(tmp_path, store_dir):
     spec_path = write_spec(tmp_path, grid="lr = [0.5]",
                            points="[[points]]\nfail_at = -1\n[[points]]\nfail_at = 2\n"
@@ -106,6 +117,14 @@ def test_local_pool_survives_a_crashing_worker(tmp_path, store_dir):
     assert Store(store_dir).read_meta(crashed.job_id).status == "running"  # resumable
 
 
+def test_a_job_calling_exit_fails_alone(tmp_path, store_dir):
+    spec_path = write_spec(tmp_path, grid="exit_at = [1, -1]")
+    result = run_sweep(load_spec(spec_path), store=store_dir, executor=LocalExecutor(workers=1),
+                       refresh_s=0.05)
+    assert [(j.state, j.error) for j in result.jobs] == [
+        ("failed", "SystemExit: job called exit at step 1"), ("complete", None)]
+
+
 def test_local_pool_splits_threads():
     pool = LocalExecutor(cores=8)
     assert (pool.capacity, pool.threads) == (8, 1)
@@ -120,8 +139,14 @@ def test_changed_spec_under_same_name_is_refused(tmp_path, store_dir):
     spec_path = write_spec(tmp_path)
     run_sweep(load_spec(spec_path), store=store_dir, executor=InProcessExecutor())
     spec_path = write_spec(tmp_path, extra="[set]\nsteps = 9")
+    before = sorted(p.read_bytes() for p in store_dir.rglob("*") if p.is_file())
+
+    def never() -> None:
+        pytest.fail("an executor was built for a sweep that cannot run")
+
     with pytest.raises(StoreError, match="different config.*steps: stored 6 vs spec 9"):
-        run_sweep(load_spec(spec_path), store=store_dir, executor=InProcessExecutor(), resume=True)
+        run_sweep(load_spec(spec_path), store=store_dir, executor=never, resume=True)
+    assert sorted(p.read_bytes() for p in store_dir.rglob("*") if p.is_file()) == before
 
 
 def test_sigkilled_sweep_restarts_without_rerunning(tmp_path, store_dir):
@@ -164,6 +189,20 @@ def test_sigkilled_sweep_restarts_without_rerunning(tmp_path, store_dir):
     assert "resumed" in out.output and "1 skipped" in out.output
     assert_whole(store, spec_path)
     assert starts(tmp_path) == {first: [False], second: [False, True], "toy-steps=4-s0": [False]}
+
+
+def test_a_sweep_running_elsewhere_on_this_host_is_not_started_twice(tmp_path, store_dir):
+    import socket
+
+    spec_path = write_spec(tmp_path)
+    state = store_dir / "_sweeps" / "toy.json"
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"driver": {"host": socket.gethostname(), "pid": os.getppid()}}))
+    with pytest.raises(StoreError, match=f"already being run by process {os.getppid()}"):
+        run_sweep(load_spec(spec_path), store=store_dir, executor=InProcessExecutor())
+    state.write_text(json.dumps({"driver": {"host": socket.gethostname(), "pid": 2**22 + 7}}))
+    result = run_sweep(load_spec(spec_path), store=store_dir, executor=InProcessExecutor())
+    assert result.counts() == {"complete": 2}  # a dead driver's claim does not count
 
 
 def test_cli_dry_run_prints_jobs_and_compute_and_writes_nothing(tmp_path, store_dir):
@@ -224,3 +263,20 @@ def test_progress_view_log_and_table(tmp_path, store_dir):
     drawn = tty.getvalue()
     assert drawn.count("\x1b[4F\x1b[J") == 1  # the second draw replaced the first in place
     assert "toy-lr=1-s0    skipped          5" in drawn and f"{last:.4g}" in drawn
+
+
+def test_progress_view_reports_running_jobs_periodically(store_dir):
+    import pandas as pd
+
+    from rlscale.store import RunMeta, RunWriter
+    from rlscale.sweep import JobState
+
+    writer = RunWriter.open(store_dir, RunMeta("a", seed=0))
+    writer.append(pd.DataFrame({"step": [0, 1, 1], "metric": ["reward", "reward", "loss"],
+                                "value": [0.25, 0.5, 3.0]}))
+    states = [JobState("a", 0, {}, state="running"), JobState("b", 0, {}, state="running")]
+    log = StringIO()
+    view = ProgressView(Store(store_dir), name="s", stream=log, tty=False, log_every_s=0)
+    view(states)
+    lines = log.getvalue().splitlines()
+    assert lines[-2:] == ["  running a: step 1, reward 0.5", "  running b: no points yet"]

@@ -105,3 +105,13 @@ def test_rl_spec_errors_name_the_spec_and_key(tmp_path):
     spec = load_spec(spec_file(tmp_path, grid='"rl.lrate" = [1e-4, 3e-4]'))
     with pytest.raises(InputError, match=r"'rl.lrate' is not a setting.*'lr'"):
         resolve_jobs(spec)
+
+
+@pytest.mark.parametrize("name", ["pretrain_study", "recipe_ablation", "smoke"])
+def test_reference_specs_expand(name):
+    from pathlib import Path
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "runs" / f"{name}.toml")
+    jobs = resolve_jobs(spec)
+    assert len({j.job_id for j in jobs}) == len(jobs) >= 2
+    assert all(j.job_id.startswith(spec.name + "-") for j in jobs)

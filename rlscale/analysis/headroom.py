@@ -211,8 +211,9 @@ def headroom(points: pd.DataFrame, *, metric: str | None, by: str, x: str = "gpu
         raise input_error(f"law {law_obj.name!r} has no ceiling parameter", field="law",
                           expected="a saturating law such as sigmoid, power or exp")
     if by not in points.columns:
+        keys = sorted(c for c in points.columns if c not in _POINT_COLS)
         raise input_error(f"no metadata key {by!r} in the runs", field="by",
-                          expected=f"one of {sorted(c for c in points.columns if c not in _POINT_COLS)}")
+                          expected=f"one of {keys}")
     results = fit(points, metric=metric, x=x, law=law_obj, by=by, burn_in=burn_in, max_x=max_x,
                   bootstrap=bootstrap, resample=resample, level=level, seed=seed)
     results = results if isinstance(results, list) else [results]

@@ -14,12 +14,14 @@ Input is a per-problem table of correct counts, one row per (problem, model eval
     c            of which verified correct (0 <= c <= n)
 
 pass@k is the unbiased estimator of Chen et al. (2021, "Evaluating Large Language Models Trained
-on Code", Eq. 1): 1 - C(n-c, k) / C(n, k), averaged over problems (:func:`pass_at_k_curve`). Intervals come from the
-bootstrap over problems (the problems, not the samples, are the unit the claim generalises over).
+on Code", Eq. 1): 1 - C(n-c, k) / C(n, k), averaged over problems (:func:`pass_at_k_curve`).
+Intervals come from the bootstrap over problems (the problems, not the samples, are the unit the
+claim generalises over).
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Hashable
 
@@ -124,11 +126,11 @@ def passk_curves(table: pd.DataFrame, *, n_boot: int = 1000, level: float = 0.95
     """
     _check_boot(n_boot, level)
     df = check_counts(table, source=source)
-    rng = np.random.default_rng(seed)
     frames = []
     for diff, g in df.groupby("difficulty", sort=True):
         k_max = int(g["n"].min())
         mat = passk_matrix(g["n"].to_numpy(), g["c"].to_numpy(), k_max=k_max)
+        rng = _rng(seed, diff)
         lo, hi = _interval(_resample_weights(len(g), n_boot=n_boot, rng=rng) @ mat, level)
         frames.append(pd.DataFrame({
             "difficulty": diff, "k": np.arange(1, k_max + 1), "pass_at_k": mat.mean(axis=0),
@@ -222,18 +224,19 @@ def compare_passk(base: pd.DataFrame, rl: pd.DataFrame, *, k_max: int | None = N
     r = check_counts(rl, source=rl_source)
     common = sorted(set(b["difficulty"]) & set(r["difficulty"]), key=_sort_key)
     if not common:
-        raise input_error(f"no difficulty in common: base has {sorted(set(b['difficulty']), key=_sort_key)}, "
-                          f"RL has {sorted(set(r['difficulty']), key=_sort_key)}",
+        have_b = sorted(set(b["difficulty"]), key=_sort_key)
+        have_r = sorted(set(r["difficulty"]), key=_sort_key)
+        raise input_error(f"no difficulty in common: base has {have_b}, RL has {have_r}",
                           path=rl_source, field="difficulty", expected="the same held-out sets")
     notes = []
     only = sorted(set(b["difficulty"]) ^ set(r["difficulty"]), key=_sort_key)
     if only:
         notes.append(f"difficulties in only one table were skipped: {only}")
-    rng = np.random.default_rng(seed)
     rows, curves = [], []
     for diff in common:
         gb, gr = b[b["difficulty"] == diff], r[r["difficulty"] == diff]
-        row, cur = _compare_one(gb, gr, diff=diff, k_max=k_max, n_boot=n_boot, level=level, rng=rng)
+        row, cur = _compare_one(gb, gr, diff=diff, k_max=k_max, n_boot=n_boot, level=level,
+                                rng=_rng(seed, diff))
         rows.append(row)
         curves.extend(cur)
         if row["n_problems"] < 10:
@@ -244,6 +247,17 @@ def compare_passk(base: pd.DataFrame, rl: pd.DataFrame, *, k_max: int | None = N
                            notes=notes)
 
 
+def _rng(seed: int, difficulty: Hashable) -> np.random.Generator:
+    """A generator per (seed, difficulty), so a difficulty's interval does not depend on which
+    other difficulties are in the table."""
+    key = zlib.crc32(repr(_plain(difficulty)).encode())
+    return np.random.default_rng([int(seed), key])
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _sort_key(value: Hashable) -> tuple[int, Any]:
     return (0, value) if isinstance(value, (int, float, np.integer, np.floating)) else (1, str(value))
 
@@ -252,7 +266,8 @@ def _compare_one(gb: pd.DataFrame, gr: pd.DataFrame, *, diff: Hashable, k_max: i
                  n_boot: int, level: float, rng: np.random.Generator) -> tuple[dict, list]:
     limit = int(min(gb["n"].min(), gr["n"].min()))
     if k_max is not None and not 1 <= k_max <= limit:
-        msg = f"k_max={k_max} for difficulty {diff!r}, but the fewest samples per problem there is {limit}"
+        msg = (f"k_max={k_max} for difficulty {diff!r}, but the fewest samples per problem there "
+               f"is {limit}")
         raise ValueError(msg)
     kk = limit if k_max is None else int(k_max)
     paired = set(gb["problem_id"]) == set(gr["problem_id"])

@@ -44,9 +44,10 @@ class SparsityReport:
     """Result of :func:`update_sparsity`.
 
     ``matrices``: one row per tensor: ``name, layer, shape, dtype, numel, n_changed, frac_changed,
-    delta_fro, rel_delta_fro, max_rank, rank, rank_energy, stable_rank`` (rank columns are
-    null for tensors with fewer than two dimensions). ``layers``: ``layer, n_tensors, numel,
-    n_changed, frac_changed, delta_fro, rel_delta_fro``. ``total``: the same for the whole model.
+    base_fro, delta_fro, rel_delta_fro, max_rank, rank, rank_energy, stable_rank`` (Frobenius
+    norms of W_base and dW; rank columns are null for tensors with fewer than two dimensions).
+    ``layers``: ``layer, n_tensors, numel, n_changed, frac_changed, base_fro, delta_fro,
+    rel_delta_fro``. ``total``: the same for the whole model.
     """
 
     matrices: pd.DataFrame
@@ -157,7 +158,8 @@ def update_sparsity(base: Mapping[str, Any], rl: Mapping[str, Any], *, atol: flo
             "name": name, "layer": layer_of(name), "shape": tuple(int(d) for d in wb.shape),
             "dtype": dr if dr == db else f"{db}->{dr}", "numel": int(wb.size),
             "n_changed": n_changed, "frac_changed": n_changed / wb.size if wb.size else 0.0,
-            "delta_fro": delta_fro, "rel_delta_fro": delta_fro / base_fro if base_fro else np.nan,
+            "base_fro": base_fro, "delta_fro": delta_fro,
+            "rel_delta_fro": delta_fro / base_fro if base_fro else np.nan,
             "max_rank": None, "rank": None, "rank_energy": None, "stable_rank": None,
         }
         if ranks and wb.ndim >= 2 and wb.size:
@@ -194,13 +196,14 @@ def _as_dtype(value: Any) -> str:
 
 
 def _aggregate(matrices: pd.DataFrame, *, by: str) -> pd.DataFrame:
-    g = matrices.assign(base_sq=(matrices["delta_fro"] / matrices["rel_delta_fro"]) ** 2,
+    g = matrices.assign(base_sq=matrices["base_fro"] ** 2,
                         delta_sq=matrices["delta_fro"] ** 2).groupby(by, sort=False)
     out = g.agg(n_tensors=("name", "size"), numel=("numel", "sum"), n_changed=("n_changed", "sum"),
                 delta_sq=("delta_sq", "sum"), base_sq=("base_sq", "sum")).reset_index()
     out["frac_changed"] = out["n_changed"] / out["numel"].where(out["numel"] > 0)
+    out["base_fro"] = np.sqrt(out["base_sq"])
     out["delta_fro"] = np.sqrt(out["delta_sq"])
-    out["rel_delta_fro"] = out["delta_fro"] / np.sqrt(out["base_sq"]).where(out["base_sq"] > 0)
+    out["rel_delta_fro"] = out["delta_fro"] / out["base_fro"].where(out["base_sq"] > 0)
     return out.drop(columns=["delta_sq", "base_sq"])
 
 
@@ -209,8 +212,8 @@ def load_state_dict(path: str | Path) -> dict[str, Any]:
     """Read a torch checkpoint file and return its parameter state dict (name -> tensor).
 
     Accepts a bare state dict, or a dict holding one under ``policy`` (rlscale RL checkpoints),
-    ``model``, ``state_dict``, ``model_state_dict``, ``model_state`` or ``params``. Loads with ``weights_only=True`` (no
-    arbitrary code from the file) onto the CPU.
+    ``model``, ``state_dict``, ``model_state_dict``, ``model_state`` or ``params``. Loads with
+    ``weights_only=True`` (no arbitrary code from the file) onto the CPU.
     """
     import torch
 

@@ -55,8 +55,9 @@ def fit_kwargs(options: dict[str, Any]) -> dict[str, Any]:
            "resample": options["resample"], "method": options["method"],
            "level": options["level"], "seed": options["seed"],
            "nan": "drop" if options.get("drop_nan") else "error"}
-    if "max_x" in options:
-        out["max_x"] = options["max_x"]
+    for optional in ("max_x", "interval"):
+        if optional in options:
+            out[optional] = options[optional]
     return out
 
 

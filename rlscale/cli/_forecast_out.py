@@ -107,7 +107,9 @@ def _cost_cells(r: dict[str, Any], *, bounds: bool) -> dict[str, str]:
     for unit in ("gpu_hours", "usd"):
         if unit not in r:
             continue
-        if bounds and r.get("status") != "never":
+        if bounds and r.get("status") == "uncertain":
+            cells[unit] = f">{num(r[unit + '_lower'])}"
+        elif bounds and r.get("status") != "never":
             cells[unit] = f"{num(r[unit])} {span(r[unit + '_lower'], r[unit + '_upper'])}"
         else:
             cells[unit] = "never" if r.get("status") == "never" else num(r[unit])

@@ -131,9 +131,8 @@ def format_headroom(out: Any) -> str:
     lines += ["", f"headroom law: {out.headroom_law}, {form}, P_ref = {_g(out.p_ref)} "
                   f"(dof = {out.dof}{chi}; {out.n_draws} joint draws)"]
     for name, p in out.params.items():
-        tag = " (fixed)" if p.get("fixed") else ""
-        lines.append(f"  {name:>5} = {_g(p['value'])} {_interval(p.get('lower'), p.get('upper'))}"
-                     f"{tag}")
+        ci = "(fixed)" if p.get("fixed") else _interval(p.get("lower"), p.get("upper"))
+        lines.append(f"  {name:>5} = {_g(p['value'])} {ci}")
     if len(out.forecast):
         lines += ["", f"forecast RL ceiling ({pct}):"]
         for r in out.forecast.to_dict(orient="records"):
@@ -262,13 +261,16 @@ def _ints(value: str | None, *, name: str) -> list[int] | None:
 @click.option("--counts", "counts_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the per-problem correct counts (model, problem_id, difficulty, n, "
                    "c) to this CSV.")
+@click.option("--from-counts", "from_counts", type=click.Path(dir_okay=False, exists=True),
+              default=None, help="Compare models from a CSV written by --counts (BASE and RL are "
+                                 "its model names) instead of sampling.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="Save the pass@k curves chart (.png, .svg, .html, .json by suffix).")
 @click.option("--json", "as_json", is_flag=True, help="Print verdicts and curves as JSON.")
 def passk_command(store: str | None, base: str, rl: tuple[str, ...], difficulties: str | None,
                   problems: int | None, samples: int, temperature: float, device: str,
                   n_boot: int, level: float, seed: int, counts_path: str | None,
-                  out_path: str | None, as_json: bool) -> None:
+                  from_counts: str | None, out_path: str | None, as_json: bool) -> None:
     """Does RL expand what the model can solve, or only sharpen it? pass@k, base vs RL.
 
     BASE and RL are run ids in the store (BASE = the pretrained base that run started from;
@@ -276,17 +278,79 @@ def passk_command(store: str | None, base: str, rl: tuple[str, ...], difficultie
     files. Each model samples --samples completions of every held-out problem; the verifier
     scores them; pass@k curves per difficulty get bootstrap-over-problems intervals, and each
     difficulty a verdict: expanded, sharpened, regressed or no_change (see docs/analysis.md).
+    With --from-counts, BASE and RL are model names in a CSV written by --counts, and nothing
+    is sampled.
 
     \b
     Examples:
-        rlscale passk RUN_ID RUN_ID --samples 64            # a run's base vs its final policy
+        rlscale passk RUN_ID RUN_ID --samples 64 --counts c.csv   # a run's base vs its policy
         rlscale passk RUN_A RUN_A RUN_B --difficulties 2,4,6 --out passk.png
         rlscale passk ~/.cache/rlscale/bases/HASH runs/store/_ckpt/RUN/ckpt.pt --json
+        rlscale passk --from-counts c.csv "base of RUN_ID" RUN_ID --level 0.9
     """
     import pandas as pd
 
-    from rlscale.analysis.checkpoints import build_model, resolve
     from rlscale.analysis.passk import compare_passk
+
+    if from_counts:
+        counts, sources, info = _read_counts(from_counts, base, rl)
+        diffs = _ints(difficulties, name="--difficulties")
+        if diffs:
+            counts = {m: c[c["difficulty"].isin(diffs)] for m, c in counts.items()}
+        base_label = base
+    else:
+        counts, sources, info = _sample_counts(store, base, rl, difficulties=difficulties,
+                                               problems=problems, samples=samples,
+                                               temperature=temperature, device=device, seed=seed)
+        base_label = next(iter(counts))
+    comparisons = []
+    for label in [m for m in counts if m != base_label] or [base_label]:
+        comparisons.append((label, compare_passk(counts[base_label], counts[label], n_boot=n_boot,
+                                                 level=level, seed=seed,
+                                                 base_source=sources[base_label],
+                                                 rl_source=sources[label])))
+    if counts_path:
+        pd.concat([c.assign(model=m) for m, c in counts.items()], ignore_index=True)[
+            ["model", "problem_id", "difficulty", "n", "c"]].to_csv(counts_path, index=False)
+    if out_path:
+        _save_passk_chart(comparisons, base_label=base_label, path=out_path)
+    if as_json:
+        click.echo(json.dumps({"base": base_label, **info, "comparisons": [
+            {"rl": label, **cmp.to_dict()} for label, cmp in comparisons]}, indent=2))
+        return
+    for label, cmp in comparisons:
+        click.echo(format_passk(cmp, base=base_label, rl=label))
+
+
+def _read_counts(path: str, base: str, rl: tuple[str, ...]) -> tuple[dict, dict, dict]:
+    """Counts per model from a --counts CSV; BASE first. Errors name the file and the column."""
+    import pandas as pd
+
+    from rlscale.errors import input_error
+
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise input_error(f"cannot read counts ({exc})", path=path,
+                          expected="a CSV written by rlscale passk --counts") from exc
+    if "model" not in table.columns:
+        raise input_error("missing column 'model'", path=path, field="model",
+                          expected="columns model, problem_id, difficulty, n, c")
+    models = list(dict.fromkeys(table["model"].astype(str)))
+    counts = {}
+    for name in (base, *rl):
+        if name not in models:
+            raise input_error(f"no model {name!r}", path=path, field="model",
+                              expected=f"one of {models}")
+        counts[name] = table[table["model"].astype(str) == name].drop(columns="model")
+    return counts, {m: f"{path} (model {m!r})" for m in counts}, {"counts": path}
+
+
+def _sample_counts(store: str | None, base: str, rl: tuple[str, ...], *,
+                   difficulties: str | None, problems: int | None, samples: int,
+                   temperature: float, device: str, seed: int) -> tuple[dict, dict, dict]:
+    """Resolve BASE and RL, sample and verify; counts per model label (BASE first)."""
+    from rlscale.analysis.checkpoints import build_model, resolve
     from rlscale.analysis.passk_eval import count_correct
     from rlscale.rl.runner import pick_device
     from rlscale.store import Store
@@ -308,25 +372,12 @@ def passk_command(store: str | None, base: str, rl: tuple[str, ...], difficultie
             "seed": seed, "temperature": temperature}
     click.echo(f"sampling {samples} completions x {opts['problems']} problems x "
                f"{len(diffs)} difficulties per model on {dev}", err=True)
-    counts = {base_res.label: count_correct(build_model(base_res, device=dev), cfg, **opts)}
-    comparisons = []
-    for r in rl_res:
-        counts.setdefault(r.label, count_correct(build_model(r, device=dev), cfg, **opts))
-        comparisons.append((r.label, compare_passk(counts[base_res.label], counts[r.label],
-                                                   n_boot=n_boot, level=level, seed=seed,
-                                                   base_source=base_res.source,
-                                                   rl_source=r.source)))
-    if counts_path:
-        pd.concat([c.assign(model=m) for m, c in counts.items()], ignore_index=True)[
-            ["model", "problem_id", "difficulty", "n", "c"]].to_csv(counts_path, index=False)
-    if out_path:
-        _save_passk_chart(comparisons, base_label=base_res.label, path=out_path)
-    if as_json:
-        click.echo(json.dumps({"base": base_res.label, **opts, "comparisons": [
-            {"rl": label, **cmp.to_dict()} for label, cmp in comparisons]}, indent=2))
-        return
-    for label, cmp in comparisons:
-        click.echo(format_passk(cmp, base=base_res.label, rl=label))
+    counts, sources = {}, {}
+    for res in (base_res, *rl_res):
+        if res.label not in counts:
+            counts[res.label] = count_correct(build_model(res, device=dev), cfg, **opts)
+            sources[res.label] = res.source
+    return counts, sources, opts
 
 
 def _save_passk_chart(comparisons: list, *, base_label: str, path: str) -> None:

@@ -87,6 +87,10 @@ def format_table(fits: list) -> str:
               show_default=True, help="Least squares, or Huber loss against outlier points.")
 @click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
               help="Number of bootstrap refits for intervals (0: Wald intervals, AR(1)-widened).")
+@click.option("--interval", type=click.Choice(["wald", "profile"]), default="wald",
+              show_default=True, help="Interval without --bootstrap: Wald (AR(1)-widened; fast) "
+                                      "or profile likelihood (slower; honest when A is weakly "
+                                      "identified).")
 @click.option("--resample", type=click.Choice(["points", "runs"]), default="points",
               show_default=True, help="Bootstrap unit: points (block bootstrap if residuals are "
                                       "autocorrelated) or whole runs (seeds).")
@@ -101,7 +105,7 @@ def format_table(fits: list) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print {'fits': [...]} JSON, not a table.")
 def fit_command(store: str | None, metric: str, x: str, by: str, law: str,
                 burn_in: float | None, max_x: float | None, r0: str, loss: str,
-                bootstrap: int, resample: str, method: str, level: float, seed: int,
+                bootstrap: int, interval: str, resample: str, method: str, level: float, seed: int,
                 drop_nan: bool, save: bool, as_json: bool) -> None:
     """Fit a compute-performance law per group of runs.
 
@@ -111,6 +115,7 @@ def fit_command(store: str | None, metric: str, x: str, by: str, law: str,
         rlscale fit --metric reward --burn-in 1500 --bootstrap 1000 --resample runs --save
         rlscale fit --metric reward --law all --json
         rlscale fit --metric reward --method scalerl-grid --r0 first
+        rlscale fit --metric reward --max-x 3000 --interval profile
     """
     from rlscale.errors import StoreError
     from rlscale.fit import fit, save_fits
@@ -129,7 +134,7 @@ def fit_command(store: str | None, metric: str, x: str, by: str, law: str,
     by_cols = [b.strip() for b in by.split(",") if b.strip()]
     fits = fit(points, metric=metric, x=x, law=law, by=by_cols, burn_in=burn_in, max_x=max_x,
                r0=_r0(r0), loss=loss, bootstrap=bootstrap, resample=resample, method=method,
-               level=level, seed=seed, nan="drop" if drop_nan else "error")
+               level=level, seed=seed, nan="drop" if drop_nan else "error", interval=interval)
     if as_json:
         click.echo(json.dumps({"fits": [f.summary() for f in fits]}, indent=2, allow_nan=False))
     else:

@@ -114,7 +114,8 @@ def forecast_command(store: str | None, budget: str | None, target: float | None
     else:
         ranking = rank(fits, rank_at, level=level, seed=seed)
         df, table = ranking.table, out.reward_table
-        extra = {"p_leader_leads": ranking.p_leader_leads, "crossovers": ranking.crossovers}
+        extra = {"p_leader_leads": ranking.p_leader_leads, "crossovers": ranking.crossovers,
+                 "skipped": ranking.skipped}
     df = out.add_costs(df, pricing)
     if as_json:
         click.echo(out.to_json({**head, "forecasts": df, **extra}))
@@ -129,6 +130,8 @@ def forecast_command(store: str | None, budget: str | None, target: float | None
         click.echo(f"\nP(leader really leads at {out.num(rank_at)}) = {extra['p_leader_leads']:.3f}")
         click.echo("crossovers:")
         click.echo(out.crossover_table(extra["crossovers"]))
+        if extra["skipped"]:
+            click.echo(f"not ranked (fit failed): {', '.join(extra['skipped'])}")
 
 
 def _saved_fits(store: str | None, metric: str, kw: dict[str, Any]) -> list[Any]:

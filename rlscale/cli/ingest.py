@@ -48,9 +48,9 @@ def ingest_cmd(paths: tuple[str, ...], store: str | None, fmt: str, run_id: str 
 
     \b
     Examples:
-        rlscale ingest examples/grpo_seed0.csv --recipe grpo --set seed=0
+        rlscale ingest examples/scalerl_seed0.csv --recipe scalerl --set seed=0
         rlscale ingest examples/ --store runs/store
-        rlscale ingest history.csv --format wandb --x-col _runtime --x-unit wall_s
+        rlscale ingest history.csv --format wandb --x-col gpu_time --x-unit gpu_hours
         rlscale ingest all_runs.csv --run-col run_id --metric reward
     """
     from rlscale.ingest.api import ingest_paths
@@ -96,18 +96,27 @@ def runs_cmd(store: str | None, as_json: bool) -> None:
 
     runs = Store(store_path(store)).runs()
     rows = [{k: _clean(v) for k, v in row.items()} for row in runs.to_dict("records")]
+    for row in rows:  # pandas turns an int column with gaps into floats
+        if isinstance(row.get("seed"), float) and row["seed"].is_integer():
+            row["seed"] = int(row["seed"])
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
     if not rows:
         click.echo(f"no runs in {store_path(store)}")
         return
+    fixed = {"run_id", "recipe", "seed", "task", "model", "status", "source_path",
+             "source_format", "n_points", "metrics", "max_step"}
     for row in rows:
-        compute = ", ".join(f"{a} <= {_fmt(row[f'max_{a}'])}" for a in
-                            ("gpu_hours", "flops", "tokens", "wall_s") if row.get(f"max_{a}") is not None)
+        compute = ", ".join(
+            f"{a} {_fmt(row[f'min_{a}'])}..{_fmt(row[f'max_{a}'])}"
+            for a in ("gpu_hours", "flops", "tokens", "wall_s") if row.get(f"max_{a}") is not None)
+        meta = [f"{k}={row[k]}" for k in ("seed", "task", "model") if row.get(k) is not None]
+        meta += [f"{k}={_fmt(v)}" for k, v in row.items() if k not in fixed and not
+                 k.startswith(("min_", "max_")) and v is not None]
         click.echo(f"{row['run_id']}  recipe={row['recipe']}  points={row['n_points']}  "
                    f"steps<={row['max_step']}  {compute or 'no compute axis'}  "
-                   f"metrics={','.join(row['metrics'])}")
+                   f"metrics={','.join(row['metrics'])}" + (f"  {' '.join(meta)}" if meta else ""))
 
 
 def _fmt(x: Any) -> str:
@@ -123,8 +132,8 @@ def show_cmd(run_id: str, store: str | None, as_json: bool) -> None:
 
     \b
     Examples:
-        rlscale show grpo_seed0
-        rlscale show grpo_seed0 --json
+        rlscale show scalerl_seed0
+        rlscale show scalerl_seed0 --json
     """
     from rlscale.store import Store
 

@@ -62,6 +62,15 @@ def _fit_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _warn_unfitted(fits: list[Any]) -> None:
+    from rlscale._plotdata import group_label
+
+    for f in fits:
+        if not f.ok:
+            codes = ", ".join(f.warning_codes) or "failed"
+            click.echo(f"warning: {group_label(f.group)} not fitted ({codes})", err=True)
+
+
 @click.command("plot")
 @chart_options
 @click.option("--kind", type=click.Choice(KINDS), default="curves", show_default=True,
@@ -107,11 +116,12 @@ def plot_command(out: str, kind: str, band: str, cut: float, scale: float,
         from rlscale.fit import fit
 
         fits = fit(points, metric=metric, x=x, **fit_kw)
+        _warn_unfitted(fits)
         if kind == "curves":
             chart = plot.curves_chart(fits, points=points, facet=facet,
                                       extrapolate_to=kw["extrapolate_to"], band=band)
         elif kind == "params":
-            chart = plot.params_chart([f for f in fits if f.ok], facet=facet)
+            chart = plot.params_chart(fits, facet=facet)
         else:
             chart = plot.residuals_chart(fits, facet=facet)
     path = plot.save(chart, out, scale=scale)
@@ -121,7 +131,7 @@ def plot_command(out: str, kind: str, band: str, cut: float, scale: float,
 @click.command("report")
 @chart_options
 @click.option("--budget", "budgets", multiple=True, callback=_budgets,
-              help="Compute budget(s) to forecast the reward at: X[,X...] (repeatable).")
+              help="Compute budget(s), in --x units, to forecast the reward at: X[,X...] (repeatable).")
 @click.option("--cut", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
               show_default=True, help="Backtest: fit on this fraction of each group's compute.")
 @click.option("--no-backtest", is_flag=True, help="Leave the backtest out.")

@@ -53,10 +53,10 @@ def sweep(spec_path: str, store: str | None, executor: str, workers: int | None,
     if dry_run:
         _print_plan(spec, st)
         return
-    runner = make_executor(executor, workers=workers, address=address)
     view = ProgressView(st, name=spec.name, metric=spec.metric)
-    result = sw.run_sweep(spec, store=st, executor=runner, resume=resume, refresh_s=refresh,
-                          on_update=view)
+    result = sw.run_sweep(spec, store=st, resume=resume, refresh_s=refresh, on_update=view,
+                          executor=lambda: make_executor(executor, workers=workers,
+                                                         address=address))
     counts = result.counts()
     click.echo(f"sweep {spec.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                + f"; state in {sw.sweep_state_path(st, spec.name)}")
@@ -84,8 +84,8 @@ def _print_plan(spec: Any, store: Store) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
     todo = [(p, e) for p, e in zip(plan, estimates) if p.action != "skip"]
     n = {a: sum(p.action == a for p in plan) for a in ("start", "resume", "skip")}
-    line = (f"{len(plan)} jobs: {n['start']} to start, {n['resume']} to resume, "
-            f"{n['skip']} complete")
+    jobs = "1 job" if len(plan) == 1 else f"{len(plan)} jobs"
+    line = f"{jobs}: {n['start']} to start, {n['resume']} to resume, {n['skip']} complete"
     if todo and all(e is not None for _, e in todo):
         flops, hours = _total(todo)
         line += f"; estimated compute to run: {flops:.3g} FLOPs, {hours:.3g} device-hours"

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from rlscale.errors import input_error
+from rlscale.errors import RLScaleError, input_error
 from rlscale.fit.batch import heldout_many, multistart_many
 from rlscale.fit.core import failed, fit_curve, starts_for
 from rlscale.fit.result import FitResult, FitWarning
@@ -19,6 +19,7 @@ LOSSES = ("linear", "huber")
 RESAMPLES = ("points", "runs")
 METHODS = ("lmfit", "scalerl-grid")
 NAN_POLICIES = ("error", "drop")
+INTERVALS = ("wald", "profile")
 BATCH_MIN_GROUPS = 4  # from this many groups on, their multi-starts share one batched solve
 
 
@@ -56,7 +57,7 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
         burn_in: float | None = None, max_x: float | None = None, r0: str | float = "fit",
         loss: str = "linear", bootstrap: int = 0, resample: str = "points",
         method: str = "lmfit", level: float = 0.95, seed: int = 0,
-        nan: str = "error") -> FitResult | list[FitResult]:
+        nan: str = "error", interval: str = "wald") -> FitResult | list[FitResult]:
     """Fit a compute-performance law to reward curves.
 
     ``points``: long frame as from ``rlscale.load_points(store, with_meta=True)`` (columns
@@ -67,7 +68,8 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
     mean first value of the group's runs) or a number. ``law="all"`` fits every law in
     :data:`rlscale.laws.LAWS` and ranks them (gof ``rank_heldout``, ``rank_aic``, ``rank_bic``).
     ``bootstrap`` > 0 refits that many resamples (of ``resample`` = points or runs) for the
-    intervals. ``nan="drop"`` drops NaN values (with a warning) instead of raising.
+    intervals (else ``interval`` = ``"wald"``, AR(1)-widened, or ``"profile"``, profile
+    likelihood). ``nan="drop"`` drops NaN values (with a warning) instead of raising.
 
     Returns one :class:`FitResult`, or a list of them (one per group and law) when ``by`` is
     given or ``law="all"``. Groups that cannot be fitted come back with ``ok=False``.
@@ -77,6 +79,7 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
     _choice("resample", resample, RESAMPLES)
     _choice("method", method, METHODS)
     _choice("nan", nan, NAN_POLICIES)
+    _choice("interval", interval, INTERVALS)
     laws = list(LAWS.values()) if law == "all" else [get_law(law)]
     if not 0 < level < 1:
         raise input_error(f"level={level!r} is outside (0, 1)", field="level",
@@ -88,11 +91,12 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
     if method == "scalerl-grid" and any(lw.name != "sigmoid" for lw in laws):
         raise input_error("method 'scalerl-grid' fits only the sigmoid", field="method",
                           expected="--law sigmoid with --method scalerl-grid")
-    df, metric = _select(points, metric=metric, x=x, nan=nan)
     by_cols = _by_columns(by)
-    groups = _groups(df, by_cols)
+    df, metric = _select(points, metric=metric, x=x, nan=nan, keep=by_cols)
+    groups = _groups(df, by_cols, known=list(points.columns))
     opts = {"burn_in": burn_in, "max_x": max_x, "r0": r0v, "loss": loss,
-            "bootstrap": int(bootstrap), "resample": resample, "by": by_cols}
+            "bootstrap": int(bootstrap), "resample": resample, "by": by_cols,
+            "interval": interval}
     fits_by_law = []
     for lw in laws:
         prepared = [_window(gdf, key, lw, metric=metric, x=x, burn_in=burn_in, max_x=max_x,
@@ -107,10 +111,9 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
             for i, sol in zip(live, solved):
                 presolved[i] = sol
         fits = [p if isinstance(p, FitResult) else
-                fit_curve(p[0], p[1], p[2], law=lw, fixed=p[3], base=p[4], loss=loss,
-                          method=method, level=level, bootstrap=int(bootstrap),
-                          resample=resample, seed=seed, warnings=p[5], presolved=presolved[i],
-                          with_heldout=not batched)
+                _guarded(lw, p, loss=loss, method=method, level=level,
+                         bootstrap=int(bootstrap), resample=resample, seed=seed,
+                         presolved=presolved[i], with_heldout=not batched, interval=interval)
                 for i, p in enumerate(prepared)]
         if batched:
             heldout_many(lw, fits)
@@ -125,8 +128,10 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
     return results
 
 
-def _select(points: pd.DataFrame, *, metric: str | None, x: str,
-            nan: str) -> tuple[pd.DataFrame, str]:
+def _select(points: pd.DataFrame, *, metric: str | None, x: str, nan: str,
+            keep: list[str]) -> tuple[pd.DataFrame, str]:
+    """The rows of one metric, with only the columns the fit reads (x, value, run_id, step and
+    the grouping columns ``keep``) plus float copies ``_x`` and ``_y``."""
     if not isinstance(points, pd.DataFrame):
         raise input_error(f"points is a {type(points).__name__}", field="points",
                           expected="a pandas DataFrame as from rlscale.load_points")
@@ -148,7 +153,9 @@ def _select(points: pd.DataFrame, *, metric: str | None, x: str,
         df = df[df["metric"] == metric]
     elif metric is None:
         metric = "value"
-    df = df.copy()
+    cols = list(dict.fromkeys(c for c in ("run_id", "step", "value", x, *keep)
+                              if c in df.columns))
+    df = df[cols].copy()
     if "run_id" not in df.columns:
         df["run_id"] = "run"
     df["_y"] = pd.to_numeric(df["value"], errors="coerce").astype(float)
@@ -163,7 +170,8 @@ def _select(points: pd.DataFrame, *, metric: str | None, x: str,
     return df, metric
 
 
-def _groups(df: pd.DataFrame, by_cols: list[str]) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+def _groups(df: pd.DataFrame, by_cols: list[str], *, known: list[str]
+            ) -> list[tuple[dict[str, Any], pd.DataFrame]]:
     if not by_cols:
         return [({}, df)]
     cols = []
@@ -172,9 +180,8 @@ def _groups(df: pd.DataFrame, by_cols: list[str]) -> list[tuple[dict[str, Any], 
             if col == "recipe":  # runs without a recipe are fitted one by one
                 df = df.assign(recipe=df["run_id"].astype(str))
             else:
-                known = sorted(c for c in df.columns if not c.startswith("_"))
                 raise input_error(f"cannot group by {col!r}: no such column", field="by",
-                                  expected=f"columns among {known}")
+                                  expected=f"columns among {sorted(known)}")
         elif df[col].isna().any():
             df = df.assign(**{col: df[col].astype(object).where(df[col].notna(),
                                                                  df["run_id"].astype(str))})
@@ -229,6 +236,20 @@ def _window(gdf: pd.DataFrame, key: dict[str, Any], law: Law, *, metric: str, x:
         return failed(law=law, base=base, code="too_few_points", extra=warnings,
                       message=f"no points with a finite {x} and value inside the window")
     return xk, yk, rk, fixed, base, warnings
+
+
+def _guarded(law: Law, prepared: tuple, **kwargs: Any) -> FitResult:
+    """Fit one group; a numerical failure fails that group (ok=False), never the whole call."""
+    x, y, run_id, fixed, base, warnings = prepared
+    try:
+        return fit_curve(x, y, run_id, law=law, fixed=fixed, base=base, warnings=warnings,
+                         **kwargs)
+    except RLScaleError:
+        raise
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
+        return failed(law=law, base=base, code="did_not_converge", extra=warnings,
+                      message=f"numerical failure ({type(exc).__name__}: {exc}); try a narrower "
+                              "window, --r0 first or --loss huber")
 
 
 def _rank(fits: list[FitResult]) -> None:

@@ -77,7 +77,8 @@ def _asymptote(name: str, x: np.ndarray, y: np.ndarray,
     if not reasons:
         return []
     return [FitWarning("asymptote_not_identified", "; ".join(reasons) + ": collect compute past "
-                       "C_mid, fix R0 (--r0 first) or compare laws (--law all)")]
+                       "C_mid, fix R0 (--r0 first), compare laws (--law all); read A's interval "
+                       "from --interval profile or --bootstrap, not Wald")]
 
 
 def spearman_up(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -129,33 +129,41 @@ class FitResult:
     def predict(self, x: Any, *, level: float | None = None) -> pd.DataFrame:
         """Mean curve and intervals at compute ``x`` (array-like, units of ``self.x``).
 
-        Columns: x, mean (best fit), mean_lower/mean_upper (quantiles of the law over
-        ``samples``: the uncertainty of the curve), pred_lower/pred_upper (a new observation:
-        curve uncertainty plus residual noise ``resid_sd``, combined as independent normals).
+        Columns: x, mean (best fit), mean_lower/mean_upper (equal-tailed quantiles of the law
+        over ``samples``: the uncertainty of the mean curve), pred_lower/pred_upper (one new
+        evaluation: each sample's curve plus a normal residual of sd ``resid_sd``, seeded, so
+        the interval is as asymmetric as the draws). NaN where the law is undefined (e.g. the
+        power law at x = 0) or the fit is not ok.
         """
         xs = np.atleast_1d(np.asarray(x, dtype=float))
         lvl = self.level if level is None else float(level)
+        nan = np.full(xs.shape, np.nan)
         if not self.ok:
-            nan = np.full(xs.shape, np.nan)
             return pd.DataFrame({"x": xs, "mean": nan, "mean_lower": nan, "mean_upper": nan,
                                  "pred_lower": nan, "pred_upper": nan})
         law = self.law_obj
-        mean = law.func(xs, **self.values)
+        with np.errstate(all="ignore"):
+            mean = law.func(xs, **self.values)
         alpha = (1 - lvl) / 2
-        if len(self.samples):
-            cols = {p: self.samples[p].to_numpy()[:, None] for p in law.param_names}
-            curves = law.func(xs[None, :], **cols)
-            curves = np.where(np.isfinite(curves), curves, np.nan)
-            lo = np.nanquantile(curves, alpha, axis=0)
-            hi = np.nanquantile(curves, 1 - alpha, axis=0)
-        else:
-            lo = hi = mean
-        z = stats.norm.ppf(1 - alpha)
-        half = np.maximum(hi - mean, mean - lo)
         sd = self.resid_sd if math.isfinite(self.resid_sd) else 0.0
-        pred_half = np.sqrt(half**2 + (z * sd) ** 2)
-        return pd.DataFrame({"x": xs, "mean": mean, "mean_lower": lo, "mean_upper": hi,
-                             "pred_lower": mean - pred_half, "pred_upper": mean + pred_half})
+        if not len(self.samples):  # no draws: the residual noise alone
+            z = stats.norm.ppf(1 - alpha)
+            return pd.DataFrame({"x": xs, "mean": mean, "mean_lower": nan, "mean_upper": nan,
+                                 "pred_lower": mean - z * sd, "pred_upper": mean + z * sd})
+        cols = {p: self.samples[p].to_numpy()[:, None] for p in law.param_names}
+        with np.errstate(all="ignore"):
+            curves = law.func(xs[None, :], **cols)
+        curves = np.where(np.isfinite(curves), curves, np.nan)
+        rng = np.random.default_rng(int(self.options.get("seed", 0) or 0))
+        noisy = curves + sd * rng.standard_normal(curves.shape)
+        out = {"mean_lower": nan.copy(), "mean_upper": nan.copy(), "pred_lower": nan.copy(),
+               "pred_upper": nan.copy()}
+        some = np.isfinite(curves).any(axis=0)
+        if some.any():
+            for key, arr in (("mean", curves), ("pred", noisy)):
+                qs = np.nanquantile(arr[:, some], [alpha, 1 - alpha], axis=0)
+                out[f"{key}_lower"][some], out[f"{key}_upper"][some] = qs[0], qs[1]
+        return pd.DataFrame({"x": xs, "mean": mean, **out})
 
     # -- summaries ----------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

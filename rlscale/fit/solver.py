@@ -142,28 +142,37 @@ def solve(space: Space, x: np.ndarray, y: np.ndarray, w: np.ndarray, u0: np.ndar
     active = np.isfinite(cost)
     converged = np.zeros(n_rows, dtype=bool)
     eye = np.eye(n_par)
+    # Normal equations are cached per row and rebuilt only where the last step was accepted:
+    # a rejected step changes only the damping.
+    jtj_c = np.zeros((n_rows, n_par, n_par))
+    g_c = np.zeros((n_rows, n_par))
+    stale = np.ones(n_rows, dtype=bool)
     for _ in range(max_iter):
         if not active.any():
             break
         idx = np.flatnonzero(active)
-        xa = x if np.ndim(x) == 1 else x[idx]
-        ua, ya, wa = u[idx], y[idx], w[idx]
-        ex = {k: v[idx] for k, v in held.items()}
         lo_a, hi_a = (space.lower[idx], space.upper[idx]) if per_row else (space.lower,
                                                                              space.upper)
-        f0 = space.predict(xa, ua, ex)
-        r0 = np.where(ok_pts[idx], f0 - ya, 0.0)
-        if huber is None:
-            sw = sqrt_w[idx]
-        else:
-            sw = np.sqrt(wa * _huber(r0, huber)[1])
-        jac = space.jacobian(xa, ua, f0, ex)
-        jac = jac * sw[..., None]
-        jac[~np.isfinite(jac)] = 0.0
-        rw = r0 * sw
-        rw[~np.isfinite(rw)] = 0.0
-        jtj = np.einsum("rnp,rnq->rpq", jac, jac)
-        g = np.einsum("rnp,rn->rp", jac, rw)
+        rebuild = idx[stale[idx]]
+        if rebuild.size:
+            xb = x if np.ndim(x) == 1 else x[rebuild]
+            ub, yb = u[rebuild], y[rebuild]
+            exb = {k: v[rebuild] for k, v in held.items()}
+            f0 = space.predict(xb, ub, exb)
+            r0 = np.where(ok_pts[rebuild], f0 - yb, 0.0)
+            if huber is None:
+                sw = sqrt_w[rebuild]
+            else:
+                sw = np.sqrt(w[rebuild] * _huber(r0, huber)[1])
+            jac = space.jacobian(xb, ub, f0, exb) * sw[..., None]
+            jac[~np.isfinite(jac)] = 0.0
+            rw = r0 * sw
+            rw[~np.isfinite(rw)] = 0.0
+            jtj_c[rebuild] = np.einsum("rnp,rnq->rpq", jac, jac)
+            g_c[rebuild] = np.einsum("rnp,rn->rp", jac, rw)
+            stale[rebuild] = False
+        ua = u[idx]
+        jtj, g = jtj_c[idx], g_c[idx]
         # Active set: a parameter on a bound whose descent direction points outside is held
         # for this step, so the others move freely instead of being dragged by the clip.
         tiny = 1e-12 * (1 + np.abs(ua))
@@ -181,16 +190,23 @@ def solve(space: Space, x: np.ndarray, y: np.ndarray, w: np.ndarray, u0: np.ndar
             step = -np.stack([np.linalg.lstsq(m, gg, rcond=None)[0] for m, gg in zip(mat, g)])
         step = np.nan_to_num(step)
         trial = np.clip(ua + step, lo_a, hi_a)
-        new_cost, _ = _cost(space, xa, ya, wa, trial, huber, ex)
-        better = new_cost < cost[idx]
+        xa = x if np.ndim(x) == 1 else x[idx]
+        ex = {k: v[idx] for k, v in held.items()}
+        new_cost, _ = _cost(space, xa, y[idx], w[idx], trial, huber, ex)
         old = cost[idx]
+        better = new_cost < old
         u[idx[better]] = trial[better]
         cost[idx[better]] = new_cost[better]
+        stale[idx[better]] = True
         lam[idx] = np.where(better, np.maximum(lam[idx] / 10, 1e-12), lam[idx] * 10)
-        moved = np.max(np.abs(trial - ua) / (np.abs(ua) + 1e-8), axis=1)
-        small_df = better & ((old - new_cost) <= ftol * np.maximum(old, 1e-300))
+        d = trial - ua
+        # Gauss-Newton model's predicted decrease of 0.5 * RSS for this step (MINPACK's test).
+        pred = -np.einsum("rp,rp->r", d, g) - 0.5 * np.einsum("rp,rpq,rq->r", d, jtj, d)
+        moved = np.max(np.abs(d) / (np.abs(ua) + 1e-8), axis=1)
+        small_df = (better & ((old - new_cost) <= ftol * np.maximum(old, 1e-300))) | \
+            ((~better) & (pred <= ftol * np.maximum(old, 1e-300)))
         small_dx = moved <= xtol
         done = small_df | small_dx | (lam[idx] > 1e12) | (old <= 1e-300)
-        converged[idx[done]] = (small_df | small_dx | (old <= 1e-300))[done] | (lam[idx] > 1e12)[done]
+        converged[idx[done]] = True
         active[idx[done]] = False
     return u, cost, converged

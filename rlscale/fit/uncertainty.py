@@ -4,7 +4,7 @@ Residuals of training curves are autocorrelated (evaluations of one run share it
 so i.i.d. formulas are too narrow. We estimate the lag-1 autocorrelation rho of the residuals
 within each run (in compute order) and widen variances by the AR(1) factor (1 + rho) / (1 - rho),
 i.e. n_eff = n (1 - rho) / (1 + rho) (rho clipped to [0, 0.9]). The point bootstrap becomes a
-moving-block bootstrap with block length (1 + rho) / (1 - rho) when rho > 0.2; the run bootstrap
+moving-block bootstrap with block length 3 (1 + rho) / (1 - rho) when rho > 0.2; the run bootstrap
 resamples whole runs (seeds), which keeps each run's correlation intact.
 """
 

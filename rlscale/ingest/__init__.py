@@ -4,20 +4,31 @@ One module per source format, each turning a log into points: :mod:`.readers` (C
 pyarrow, JSONL, JSON, Parquet) and :mod:`.table` (long/wide tables, W&B exports),
 :mod:`.tensorboard` (event files), :mod:`.trl` (``trainer_state.json``). :mod:`.points` validates
 points with vectorised checks and splits them into runs; :mod:`.api` finds logs and writes them
-all-or-nothing. See docs/ingest.md.
+all-or-nothing. See docs/ingest.md. Names are imported on first use, so the CLI starts fast.
 """
 
 from __future__ import annotations
 
-from rlscale.ingest.api import (
-    IngestResult,
-    detect_format,
-    discover,
-    ingest_path,
-    ingest_paths,
-    read_source,
-)
-from rlscale.ingest.options import FORMATS, IngestOptions, parse_set
+import importlib
+from typing import Any
 
-__all__ = ["FORMATS", "IngestOptions", "IngestResult", "detect_format", "discover",
-           "ingest_path", "ingest_paths", "parse_set", "read_source"]
+_EXPORTS = {
+    "FORMATS": "rlscale.ingest.options",
+    "IngestOptions": "rlscale.ingest.options",
+    "parse_set": "rlscale.ingest.options",
+    "IngestResult": "rlscale.ingest.api",
+    "detect_format": "rlscale.ingest.api",
+    "discover": "rlscale.ingest.api",
+    "ingest_path": "rlscale.ingest.api",
+    "ingest_paths": "rlscale.ingest.api",
+    "read_source": "rlscale.ingest.api",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        msg = f"module 'rlscale.ingest' has no attribute {name!r}"
+        raise AttributeError(msg)
+    return getattr(importlib.import_module(module), name)

@@ -11,7 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
+import pandas as pd
 
 from rlscale.errors import input_error
 from rlscale.ingest.options import IngestOptions, parse_set, sanitize_run_id
@@ -86,11 +86,15 @@ def discover(paths: list[Path], fmt: str = "auto") -> list[tuple[Path, str, str]
         if path.is_file() or _is_tb_dir(path):
             kind = detect_format(path) if fmt in ("auto", "wandb") else fmt
             if kind == "tensorboard" and path.is_file():
+                if not path.name.startswith("events.out.tfevents."):
+                    raise input_error("not a TensorBoard event file", path=path,
+                                      expected="events.out.tfevents.* or a run directory")
                 path = path.parent
             if kind == "tensorboard":
                 name = path.resolve().name
             elif kind == "trl" and path.name == "trainer_state.json":
-                name = _run_name(path.resolve().parent.parts[-2:], path.stem)
+                parent = path.resolve().parent
+                name = parent.parent.name if _CHECKPOINT.match(parent.name) else parent.name
             else:
                 name = path.name.split(".")[0] or path.stem
             found.append((path, kind, sanitize_run_id(name)))
@@ -166,14 +170,17 @@ def _meta(run_id: str, path: Path, kind: str, sha: str, opts: IngestOptions) -> 
                    source={"path": str(path), "format": kind, "sha256": sha, "options": options})
 
 
-def read_source(path: str | os.PathLike[str], **options: Any) -> list[tuple[RunMeta, pa.Table]]:
+def read_source(path: str | os.PathLike[str],
+                **options: Any) -> list[tuple[RunMeta, pd.DataFrame]]:
     """Read and validate every log under ``path`` into ``[(RunMeta, points), ...]`` (no writing).
 
     ``options`` are :class:`IngestOptions` fields (``format``, ``run_id``, ``recipe``, ``set_values``
     or ``set=["k=v"]``, ``step_col``, ``x_col``, ``x_unit``, ``metrics``, ``run_col``,
-    ``drop_nonfinite``). Points tables follow :data:`rlscale.store.POINTS_SCHEMA`.
+    ``drop_nonfinite``). Points frames are what :func:`rlscale.load_points` would return for
+    those runs once written (columns :data:`rlscale.store.POINT_COLUMNS`).
     """
-    return [(meta, runs.table(k)) for meta, runs, k in _read_all([Path(path)], _options(options))]
+    items = _read_all([Path(path)], _options(options))
+    return [(meta, runs.table(k).to_pandas()) for meta, runs, k in items]
 
 
 def _options(options: dict[str, Any]) -> IngestOptions:

@@ -77,6 +77,8 @@ def numeric(col: pa.ChunkedArray | pa.Array, *, name: str, src: Source,
         bad = ser.notna() & parsed.isna() & ~is_nan_text
         if not required and not (ser.notna() & ~bad).any():
             return None
+        if not bad.any():  # pyarrow's parser is stricter than pandas' on a few spellings
+            return parsed.to_numpy(dtype=np.float64, na_value=np.nan)
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise src.error(f"cannot parse {ser.iloc[i]!r} as a number", row=i, field=name,
                         expected="a number")

@@ -85,16 +85,14 @@ def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 
 def check_meta_value(key: str, value: Any) -> None:
-    """RunMeta fields (seed/task/model/recipe) must have their type; other keys any JSON scalar."""
+    """``seed`` must be an integer; any other key takes a JSON scalar (task/model/recipe are
+    stored as text)."""
     want = META_FIELDS.get(key)
     if want is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise input_error(f"--set {key}={value!r} is not an integer", field=key,
-                          expected="an integer, e.g. --set seed=1")
-    if want is str and value is not None:
-        if not isinstance(value, str):
-            value = str(value)
+        raise input_error(f"--set {key}={value!r} is not an integer",
+                          expected=f"an integer, e.g. --set {key}=1")
     if not isinstance(value, (str, int, float, bool, type(None))):
-        raise input_error(f"--set {key} has a {type(value).__name__} value", field=key,
+        raise input_error(f"--set {key} has a {type(value).__name__} value",
                           expected="a number, bool or string")
 
 

@@ -21,20 +21,24 @@ from rlscale.store import COMPUTE_AXES, POINTS_SCHEMA, check_run_id
 class RawPoints:
     """One entry per point. ``step`` float64 or int64 (NaN = missing); ``metric`` int32 codes into
     ``metric_names``; ``value`` float64; ``axes`` float64 per present compute axis (NaN = null);
-    ``row`` int64 0-based source record; ``run`` int32 codes into ``run_names`` or None (one run).
+    ``row`` int64 0-based source record (None: the identity); ``run`` int32 codes into ``run_names`` or None (one run).
     """
 
     step: np.ndarray
     metric: np.ndarray
     metric_names: list[str]
     value: np.ndarray
-    row: np.ndarray
+    row: np.ndarray | None  # None: point i came from record i
     axes: dict[str, np.ndarray] = field(default_factory=dict)
     run: np.ndarray | None = None
     run_names: list[str] = field(default_factory=list)
     step_field: str = "step"
     value_fields: list[str] | None = None  # per metric code, the source column (wide tables)
     axis_fields: dict[str, str] = field(default_factory=dict)
+
+    def row_of(self, i: int) -> int:
+        """The 0-based source record of point ``i``."""
+        return int(i) if self.row is None else int(self.row[i])
 
     def value_field(self, code: int) -> str:
         return self.value_fields[code] if self.value_fields else "value"
@@ -45,7 +49,10 @@ class RawPoints:
         self.step = self.step[keep]
         self.metric = self.metric[keep]
         self.value = self.value[keep]
-        self.row = self.row[keep]
+        if self.row is None:  # identity until the first reordering
+            self.row = np.flatnonzero(keep) if keep.dtype == bool else keep.astype(np.int64, copy=False)
+        else:
+            self.row = self.row[keep]
         for k in list(self.axes):
             self.axes[k] = self.axes[k][keep]
         if self.run is not None:
@@ -62,7 +69,7 @@ def validate(raw: RawPoints, src: Source, *, drop_nonfinite: bool = False) -> Ra
             i = int(np.flatnonzero(bad)[0])
             raise src.error(
                 f"non-finite value {_n(value[i])} for metric {raw.metric_names[raw.metric[i]]!r}",
-                row=int(raw.row[i]), field=raw.value_field(int(raw.metric[i])),
+                row=raw.row_of(i), field=raw.value_field(int(raw.metric[i])),
                 expected="a finite number (pass --drop-nonfinite to drop such points)",
             )
         raw.take(~bad)
@@ -71,7 +78,7 @@ def validate(raw: RawPoints, src: Source, *, drop_nonfinite: bool = False) -> Ra
         bad = np.isinf(arr) | (arr < 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise src.error(f"compute value {_n(arr[i])} at step {raw.step[i]}", row=int(raw.row[i]),
+            raise src.error(f"compute value {_n(arr[i])} at step {raw.step[i]}", row=raw.row_of(i),
                             field=raw.axis_fields.get(axis, axis),
                             expected="a finite, non-negative number")
     return raw
@@ -92,7 +99,7 @@ def _check_steps(raw: RawPoints, src: Source) -> np.ndarray:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         shown = "an empty cell" if np.isnan(step[i]) else repr(step[i].item())
-        raise src.error(f"bad step {shown}", row=int(raw.row[i]), field=raw.step_field,
+        raise src.error(f"bad step {shown}", row=raw.row_of(i), field=raw.step_field,
                         expected="a non-negative integer")
     return step.astype(np.int64, copy=False)
 
@@ -109,7 +116,8 @@ def _sort_order(raw: RawPoints) -> np.ndarray | None:
         if len(key) < 2 or bool((key[1:] >= key[:-1]).all()):
             return None
         return np.argsort(key, kind="stable")
-    return np.lexsort((raw.row, raw.step, raw.metric, run))
+    row = np.arange(len(raw.step)) if raw.row is None else raw.row
+    return np.lexsort((row, raw.step, raw.metric, run))
 
 
 def to_run_tables(raw: RawPoints, src: Source, *, default_run_id: str,
@@ -138,7 +146,9 @@ class RunSet:
 
     def metrics(self, k: int) -> list[str]:
         s, e = self.bounds[k]
-        return [self.raw.metric_names[c] for c in np.unique(self.raw.metric[s:e])]
+        m = self.raw.metric[s:e]  # sorted within a run
+        firsts = np.concatenate([[0], np.flatnonzero(m[1:] != m[:-1]) + 1]) if e > s else []
+        return [self.raw.metric_names[m[i]] for i in firsts]
 
     def table(self, k: int) -> pa.Table:
         s, e = self.bounds[k]
@@ -160,7 +170,7 @@ def to_run_set(raw: RawPoints, src: Source, *, default_run_id: str,
                 check_run_id(name)
             except Exception as exc:  # noqa: BLE001 - re-raised with the row that named it
                 i = int(np.flatnonzero(raw.run == code)[0])
-                raise src.error(f"{exc}", row=int(raw.row[i]), field="run_id") from None
+                raise src.error(f"{exc}", row=raw.row_of(i), field="run_id") from None
     if len(raw.step) == 0:
         raise src.error("no points", expected="at least one metric value (every cell was empty"
                         + (" or dropped as non-finite)" if drop_nonfinite else ")"))
@@ -203,12 +213,12 @@ def _collapse_duplicates(raw: RawPoints, src: Source, dup: np.ndarray) -> None:
         same &= (a == b) | (np.isnan(a) & np.isnan(b))
     if not same.all():
         j = int(idx[np.flatnonzero(~same)[0]])
-        first_line, first_label = src.locate(int(raw.row[j]))
+        first_line, first_label = src.locate(raw.row_of(j))
         first = f"line {first_line}" if first_line is not None else first_label
         raise src.error(
             f"duplicate point for metric {raw.metric_names[raw.metric[j]]!r} at step "
             f"{raw.step[j]}: {_n(raw.value[j + 1])} here, {_n(raw.value[j])} at {first}",
-            row=int(raw.row[j + 1]), field=raw.value_field(int(raw.metric[j])),
+            row=raw.row_of(j + 1), field=raw.value_field(int(raw.metric[j])),
             expected="one value per (step, metric); identical repeats are merged",
         )
     keep = np.ones(len(raw.step), bool)
@@ -237,7 +247,7 @@ def _check_monotone(raw: RawPoints, src: Source, same_series: np.ndarray) -> Non
             i, j = bad_pair
             raise src.error(
                 f"{axis} decreases from {_n(arr[i])} (step {raw.step[i]}) to {_n(arr[j])} "
-                f"(step {raw.step[j]})", row=int(raw.row[j]), field=raw.axis_fields.get(axis, axis),
+                f"(step {raw.step[j]})", row=raw.row_of(j), field=raw.axis_fields.get(axis, axis),
                 expected="compute that never decreases as steps increase",
             )
 

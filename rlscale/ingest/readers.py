@@ -51,13 +51,25 @@ def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...
     try:
         table = pacsv.read_csv(
             path,
-            parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True),
+            read_options=pacsv.ReadOptions(block_size=1 << 24),
+            # Quoted values may hold newlines; allowing that slows pyarrow's parallel reader,
+            # so only files with a quote character pay for it.
+            parse_options=pacsv.ParseOptions(delimiter=delim,
+                                             newlines_in_values=_has_quote(path)),
             convert_options=pacsv.ConvertOptions(
                 null_values=[""], strings_can_be_null=True, column_types=types),
         )
     except pa.ArrowInvalid as exc:
         raise _csv_error(path, delim, src, exc) from None
     return table, src
+
+
+def _has_quote(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 24), b""):
+            if b'"' in chunk:
+                return True
+    return False
 
 
 def _csv_error(path: Path, delim: str, src: Source, exc: Exception) -> Exception:

@@ -104,7 +104,7 @@ def _long(table, src, opts, metric_col, value_col, run_col, common) -> RawPoints
         raise src.error("empty cell", row=int(np.flatnonzero(empty)[0]), field=value_col,
                         expected="a finite number (pass --drop-nonfinite to drop such points)")
     raw = RawPoints(metric=metric, metric_names=metric_names, value=value,
-                    row=np.arange(table.num_rows, dtype=np.int64), **common)
+                    row=None, **common)
     if run_col is not None:
         raw.run, raw.run_names = _codes(table[run_col], src, run_col)
     if opts.metrics:

@@ -35,6 +35,14 @@ def read_trainer_state(path: Path, *, fmt: str = "trl") -> tuple[pa.Table, Sourc
         if "step" not in entry:
             raise src.error("entry has no 'step'", row=i, field="step",
                             expected="every log_history entry to carry its global step")
+        step = entry["step"]
+        if isinstance(step, bool) or not isinstance(step, (int, float)):
+            raise src.error(f"step is {step!r}", row=i, field="step",
+                            expected="a non-negative integer")
+        for key, value in entry.items():
+            if not (value is None or isinstance(value, (bool, int, float, str))):
+                raise src.error(f"value is a {type(value).__name__}", row=i, field=key,
+                                expected="a number (log_history entries hold flat scalars)")
     records = _fill_compute_by_step(history)
     return records_to_table(records, src), src
 
