@@ -136,6 +136,7 @@ def finish(*, space: Space, x, y, run_id, u, converged, base, level, bootstrap, 
            ) -> FitResult:
     """Intervals, samples, goodness of fit and warnings around a solution ``u``."""
     law = space.law
+    seed = unc.group_seed(seed, base.get("group", {}), x, y)
     n, k = x.size, len(space.free)
     pred = space.predict(x, u[None, :])[0]
     resid = y - pred

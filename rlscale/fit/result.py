@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from rlscale.laws import Law, get_law
 
@@ -126,44 +125,33 @@ class FitResult:
         return [w.code for w in self.warnings]
 
     # -- prediction ---------------------------------------------------------------------------
-    def predict(self, x: Any, *, level: float | None = None) -> pd.DataFrame:
+    def predict(self, x: Any, *, level: float | None = None, seed: int | None = None
+                ) -> pd.DataFrame:
         """Mean curve and intervals at compute ``x`` (array-like, units of ``self.x``).
 
         Columns: x, mean (best fit), mean_lower/mean_upper (equal-tailed quantiles of the law
         over ``samples``: the uncertainty of the mean curve), pred_lower/pred_upper (one new
-        evaluation: each sample's curve plus a normal residual of sd ``resid_sd``, seeded, so
-        the interval is as asymmetric as the draws). NaN where the law is undefined (e.g. the
-        power law at x = 0) or the fit is not ok.
+        evaluation: each sample's curve plus normal residuals of sd ``resid_sd``, Monte Carlo,
+        seeded with ``seed``, default the fit's seed). The same computation as
+        :func:`rlscale.forecast.reward_at` (:func:`rlscale.fit.predictive.predictive`), so plots
+        and forecasts agree. Intervals are NaN without samples (unknown, never zero-width); all
+        columns but x are NaN where the law is undefined (e.g. the power law at x = 0) or the
+        fit is not ok.
         """
+        from rlscale.fit.predictive import draw_columns, predictive
+
         xs = np.atleast_1d(np.asarray(x, dtype=float))
         lvl = self.level if level is None else float(level)
-        nan = np.full(xs.shape, np.nan)
+        rng_seed = int(self.options.get("seed", 0) or 0) if seed is None else int(seed)
         if not self.ok:
+            nan = np.full(xs.shape, np.nan)
             return pd.DataFrame({"x": xs, "mean": nan, "mean_lower": nan, "mean_upper": nan,
                                  "pred_lower": nan, "pred_upper": nan})
         law = self.law_obj
-        with np.errstate(all="ignore"):
-            mean = law.func(xs, **self.values)
-        alpha = (1 - lvl) / 2
+        draws = draw_columns(self.samples, self.values, law, seed=rng_seed)
         sd = self.resid_sd if math.isfinite(self.resid_sd) else 0.0
-        if not len(self.samples):  # no draws: the residual noise alone
-            z = stats.norm.ppf(1 - alpha)
-            return pd.DataFrame({"x": xs, "mean": mean, "mean_lower": nan, "mean_upper": nan,
-                                 "pred_lower": mean - z * sd, "pred_upper": mean + z * sd})
-        cols = {p: self.samples[p].to_numpy()[:, None] for p in law.param_names}
-        with np.errstate(all="ignore"):
-            curves = law.func(xs[None, :], **cols)
-        curves = np.where(np.isfinite(curves), curves, np.nan)
-        rng = np.random.default_rng(int(self.options.get("seed", 0) or 0))
-        noisy = curves + sd * rng.standard_normal(curves.shape)
-        out = {"mean_lower": nan.copy(), "mean_upper": nan.copy(), "pred_lower": nan.copy(),
-               "pred_upper": nan.copy()}
-        some = np.isfinite(curves).any(axis=0)
-        if some.any():
-            for key, arr in (("mean", curves), ("pred", noisy)):
-                qs = np.nanquantile(arr[:, some], [alpha, 1 - alpha], axis=0)
-                out[f"{key}_lower"][some], out[f"{key}_upper"][some] = qs[0], qs[1]
-        return pd.DataFrame({"x": xs, "mean": mean, **out})
+        return pd.DataFrame(predictive(law, self.values, draws, sd, xs, level=lvl,
+                                       seed=rng_seed))
 
     # -- summaries ----------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
