@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -109,6 +109,15 @@ class FitResult:
     warnings: list[FitWarning] = field(default_factory=list)
     ok: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    # Factories of fields computed on first use (``samples`` of a normal-draw fit, ``data``):
+    # a fit that is only read for its parameters never pays for 1,000 draws or a DataFrame.
+    _lazy: dict[str, Callable[[], pd.DataFrame]] = field(default_factory=dict, repr=False,
+                                                           compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        for name in list(self._lazy):  # materialise: a pickled fit carries no closures
+            getattr(self, name)
+        return {**self.__dict__, "_lazy": {}}
 
     # -- access -------------------------------------------------------------------------------
     @property
@@ -249,6 +258,32 @@ class FitResult:
             warnings=[FitWarning(w["code"], w["message"]) for w in d.get("warnings", [])],
             ok=bool(d.get("ok", True)), options=dict(d.get("options", {})),
         )
+
+
+def _lazy_property(name: str) -> property:
+    """A field stored in ``__dict__['_' + name]``, built by ``self._lazy[name]()`` when first read
+    while unset; assigning a value drops the factory."""
+    slot = "_" + name
+
+    def get(self: FitResult) -> pd.DataFrame:
+        value = self.__dict__.get(slot)
+        if value is None:
+            make = self.__dict__.get("_lazy", {}).pop(name, None)
+            if make is not None:
+                value = make()
+                self.__dict__[slot] = value
+        return value
+
+    def put(self: FitResult, value: pd.DataFrame | None) -> None:
+        self.__dict__[slot] = value
+        if value is not None:
+            self.__dict__.get("_lazy", {}).pop(name, None)
+
+    return property(get, put, doc=f"``{name}`` (computed on first use when the fit deferred it)")
+
+
+FitResult.samples = _lazy_property("samples")  # type: ignore[assignment]
+FitResult.data = _lazy_property("data")  # type: ignore[assignment]
 
 
 def _fmt(v: Any) -> str:

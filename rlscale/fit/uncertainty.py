@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from rlscale.fit.solver import Space, solve
 
@@ -141,4 +141,4 @@ def wald_interval(value: float, se: float, *, log: bool, q: float) -> tuple[floa
 
 
 def t_quantile(level: float, dof: int) -> float:
-    return float(stats.t.ppf(1 - (1 - level) / 2, max(dof, 1)))
+    return float(special.stdtrit(max(dof, 1), 1 - (1 - level) / 2))  # = stats.t.ppf
