@@ -13,22 +13,21 @@ import pandas as pd
 from rlscale.fit import uncertainty as unc
 from rlscale.fit.batch import Presolved, space_for
 from rlscale.fit.checks import check_fit
-from rlscale.fit.fast import fast_fit, inside, minpack
+from rlscale.fit.fast import fast_fit, inside, minpack, suspicious
 from rlscale.fit.result import FitResult, FitWarning, ParamEstimate
 from rlscale.fit.solver import Space, solve
 from rlscale.laws import Law
 
 N_NORMAL_DRAWS = 1000
-# A single-start fit with any of these warnings is redone with the multi-start and lmfit polish:
-# where the asymptote is not identified or the rise is unclear, several basins fit about equally.
-SUSPICIOUS = frozenset({"asymptote_not_identified", "param_at_bound", "not_increasing",
-                        "did_not_converge"})
 HELDOUT_FRAC = 0.2
 
 
-def starts_for(space: Space, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The law's starting points as internal vectors (S, P), nudged strictly inside bounds."""
-    rows = np.array([space.vector(s) for s in space.law.starts(x, y)])
+def starts_for(space: Space, x: np.ndarray, y: np.ndarray, *, first_only: bool = False
+               ) -> np.ndarray:
+    """The law's starting points as internal vectors (S, P), nudged strictly inside bounds
+    (only the guess, (1, P), with ``first_only``)."""
+    starts = [space.law.guess(x, y)] if first_only else space.law.starts(x, y)
+    rows = np.array([space.vector(s) for s in starts])
     lo, hi = space.lower, space.upper
     span = np.where(np.isfinite(hi - lo), hi - lo, 0.0)
     return np.clip(rows, lo + 1e-6 * span, hi - 1e-6 * span)
@@ -126,14 +125,14 @@ def fit_curve(x: np.ndarray, y: np.ndarray, run_id: np.ndarray, *, law: Law,
         if presolved is not None and huber is None:
             u, best_cost, conv = presolved
         elif huber is None and fast_path:
-            fast = fast_fit(space, x, y, starts_for(space, x, y)[0], run_id)
+            fast = fast_fit(space, x, y, starts_for(space, x, y, first_only=True)[0])
         if fast is not None:  # one MINPACK start (lmfit's engine): no multi-start, no polish,
             u, best_cost, conv, nfev = fast  # unless the finished fit looks suspicious
             cheap = bootstrap == 0 and interval == "wald"
             trial = finish(u=u, converged=True, bootstrap=0, resample=resample,
                            warnings=list(warnings), nfev=nfev, with_heldout=with_heldout and cheap,
                            interval="wald", **common)
-            if not set(trial.warning_codes) & SUSPICIOUS:
+            if not suspicious(set(trial.warning_codes), trial.resid_ar1):
                 if cheap:
                     return trial
                 return finish(u=u, converged=True, bootstrap=bootstrap, resample=resample,

@@ -2,10 +2,11 @@
 from the law's guess, with the law's analytic Jacobian, in the solver's internal space.
 
 One well-posed curve needs one start: the multi-start screen and the lmfit polish only pay off
-when this first answer is suspicious. :func:`fast_fit` returns None in that case (did not
-converge, a parameter at or beyond its bounds, residuals with lag-1 autocorrelation above
-:data:`MAX_RHO`, which is what a curve stuck in a wrong basin leaves behind) and the caller falls
-back to the full multi-start + lmfit path, so the answer is never worse than before.
+when this first answer is suspicious. :func:`fast_fit` declines (returns None) when MINPACK did
+not converge or left the bounds; :func:`suspicious` judges the finished fit (a warning in
+:data:`SUSPICIOUS`, or residual lag-1 autocorrelation above :data:`MAX_RHO`, which is what a
+curve stuck in a wrong basin leaves behind). Either way the caller falls back to the full
+multi-start + lmfit path.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from rlscale.fit.solver import Space
 
 BOUND_TOL = 1e-4  # as checks.param_at_bound: within this share of the span counts as "at bound"
 MAX_RHO = 0.5  # residual lag-1 autocorrelation above this sends the fit to the multi-start
+# A single-start fit with any of these warnings is redone with the multi-start and lmfit polish:
+# where the asymptote is not identified or the rise is unclear, several basins fit about equally.
+SUSPICIOUS = frozenset({"asymptote_not_identified", "param_at_bound", "not_increasing",
+                        "did_not_converge"})
 
 
 def minpack(space: Space, x: np.ndarray, y: np.ndarray, u0: np.ndarray
@@ -70,22 +75,19 @@ def inside(space: Space, u: np.ndarray) -> bool:
     return bool(np.all(u - space.lower > tol) and np.all(space.upper - u > tol))
 
 
-def fast_fit(space: Space, x: np.ndarray, y: np.ndarray, u0: np.ndarray, run_id: np.ndarray
+def fast_fit(space: Space, x: np.ndarray, y: np.ndarray, u0: np.ndarray
              ) -> tuple[np.ndarray, float, bool, int] | None:
-    """One MINPACK fit from ``u0``, or None when its answer is suspicious (see module doc)."""
-    from rlscale.fit.checks import spearman_up
-    from rlscale.fit.uncertainty import ar1
-
+    """One MINPACK fit from ``u0``, or None when it did not converge or left the bounds. The
+    caller judges the finished fit too (:func:`suspicious`)."""
     if space.law.grad is None:
         return None
     u, cost, ok, nfev = minpack(space, x, y, u0)
     if not ok or not inside(space, u):
         return None
-    resid = y - space.predict(x, u[None, :])[0]
-    rho = ar1(resid, run_id, x)
-    if math.isfinite(rho) and rho > MAX_RHO:
-        return None
-    srho, p_up = spearman_up(x, y)
-    if not (srho > 0 and p_up < 0.01):  # no clear rise: several basins fit the noise alike
-        return None
     return u, cost, True, nfev
+
+
+def suspicious(codes: set[str], rho: float) -> bool:
+    """Whether a finished single-start fit must be redone by the multi-start: it warns
+    :data:`SUSPICIOUS`, or its residuals' lag-1 autocorrelation exceeds :data:`MAX_RHO`."""
+    return bool(codes & SUSPICIOUS) or (math.isfinite(rho) and rho > MAX_RHO)
