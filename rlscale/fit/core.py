@@ -301,7 +301,7 @@ def heldout(space: Space, x, y, u, *, huber) -> dict[str, Any]:
     if split is None:
         return {"heldout_rmse": None, "heldout_n": 0}
     train, cut = split
-    if huber is None and space.law.grad is not None:  # MINPACK, warm: a few evaluations
+    if huber is None and space.law.grad is not None and inside(space, u):  # MINPACK, warm
         u_tr, _, ok, _ = minpack(space, x[train], y[train], u)
         if ok and inside(space, u_tr):
             return heldout_gof(space, x, y, u_tr, train, cut)

@@ -27,9 +27,13 @@ SUSPICIOUS = frozenset({"asymptote_not_identified", "param_at_bound", "not_incre
                         "did_not_converge"})
 
 
-def minpack(space: Space, x: np.ndarray, y: np.ndarray, u0: np.ndarray
-            ) -> tuple[np.ndarray, float, bool, int]:
-    """Unbounded MINPACK ``lmder`` from internal ``u0`` (linear loss, unit weights).
+MAX_FEV = 80  # a well-posed curve converges in ~10 evaluations; one that wanders is declined
+
+
+def minpack(space: Space, x: np.ndarray, y: np.ndarray, u0: np.ndarray, *,
+            max_fev: int = MAX_FEV) -> tuple[np.ndarray, float, bool, int]:
+    """Unbounded MINPACK ``lmder`` from internal ``u0`` (linear loss, unit weights), at most
+    ``max_fev`` function evaluations (more counts as not converged).
 
     Returns (internal u, 0.5 * RSS, converged, function + Jacobian evaluations)."""
     law, free, fixed = space.law, space.free, space.fixed
@@ -59,7 +63,7 @@ def minpack(space: Space, x: np.ndarray, y: np.ndarray, u0: np.ndarray
         pywarnings.simplefilter("ignore", RuntimeWarning)
         u, _, info, _, ier = leastsq(resid, np.asarray(u0, dtype=float),
                                      Dfun=jac if law.grad is not None else None,
-                                     full_output=True)
+                                     full_output=True, maxfev=max_fev)
     u = np.atleast_1d(np.asarray(u, dtype=float))
     r = info["fvec"]
     cost = 0.5 * float(np.dot(r, r))
