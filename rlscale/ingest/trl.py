@@ -35,6 +35,9 @@ def read_trainer_state(path: Path, *, fmt: str = "trl") -> tuple[pa.Table, Sourc
         if "step" not in entry:
             raise src.error("entry has no 'step'", row=i, field="step",
                             expected="every log_history entry to carry its global step")
+        if isinstance(entry["step"], (list, dict)):
+            raise src.error(f"step is a {type(entry['step']).__name__}", row=i, field="step",
+                            expected="an integer global step")
     records = _fill_compute_by_step(history)
     return records_to_table(records, src), src
 
