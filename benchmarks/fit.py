@@ -68,12 +68,21 @@ def bench_single(df: pd.DataFrame) -> None:
     t_multi, _ = timed(lambda: min((lmfit_fit(x, y, s, bounds) for s in starts),
                                    key=lambda r: r.chisqr), repeat=20)
     print(f"(a) single fit, {len(x)} points")
-    print(f"    rlscale.fit (multi-start + intervals + warnings + held-out): {1e3 * t_ours:8.2f} ms")
+    print(f"    rlscale.fit (intervals + warnings + held-out; draws on use):  {1e3 * t_ours:8.2f} ms"
+          f"  (nfev {ours.gof['nfev']})")
     print(f"    lmfit Model.fit, one start (guess):                          {1e3 * t_one:8.2f} ms"
           f"  ratio {t_one / t_ours:5.2f}")
     print(f"    lmfit Model.fit, loop over the same {len(starts)} starts:          "
           f"{1e3 * t_multi:8.2f} ms  ratio {t_multi / t_ours:5.2f}")
-    print(f"    |A_ours - A_lmfit| = {abs(ours.params['A'].value - one.best_values['A']):.2e}")
+    diffs = {p: abs(ours.params[p].value - one.best_values[p]) / (abs(one.best_values[p])
+                                                                  if p == "C_mid" else 1.0)
+             for p in LAW.param_names}
+    print("    |ours - lmfit| (C_mid relative): "
+          + ", ".join(f"{p} {d:.1e}" for p, d in diffs.items())
+          + ("  (all within 1e-3)" if max(diffs.values()) <= 1e-3 else "  (NOT within 1e-3)"))
+    t_draws, _ = timed(lambda: len(fit(df).samples), repeat=20)
+    print(f"    rlscale.fit then reading .samples (1,000 normal draws):      {1e3 * t_draws:8.2f} ms"
+          f"  ratio {t_one / t_draws:5.2f}")
 
 
 def bench_bootstrap(df: pd.DataFrame, n: int) -> None:

@@ -16,9 +16,9 @@ import numpy as np
 
 from rlscale.curves import numeric_inverse
 from rlscale.errors import InputError
+from rlscale.fit.predictive import MAX_DRAWS, draw_columns, predictive
 from rlscale.laws import Law, get_law
 
-MAX_DRAWS = 4000
 LOG_X_LIMITS = (-30.0, 60.0)  # "x -> 0" and "x -> inf" when probing a law's ends
 
 
@@ -55,35 +55,14 @@ class Curve:
             out = self.law.func(x[None, ...], **cols)
         return np.broadcast_to(np.asarray(out, dtype=float), (self.n_draws,) + x.shape)
 
-    def predict(self, x: np.ndarray | float, *, level: float, seed: int = 0,
-                noise_per_draw: int = 4, chunk: int = 256) -> dict[str, np.ndarray]:
-        """Mean curve and intervals at ``x`` (1-d), each an array shaped like ``x``.
-
-        ``mean``: the best-fit curve. ``mean_lower/upper``: equal-tailed quantiles of the curve
-        over the joint draws. ``pred_lower/upper``: quantiles of draw curve plus a normal
-        residual of sd :attr:`noise_sd` (``noise_per_draw`` seeded residuals per draw), i.e. the
-        predictive distribution of one new point, propagated by Monte Carlo rather than by
-        adding half-widths, so it is as wide as the draws say and no wider.
+    def predict(self, x: np.ndarray | float, *, level: float, seed: int = 0) -> dict[str, np.ndarray]:
+        """Mean curve and intervals at ``x`` (1-d), each an array shaped like ``x``: the fit's own
+        computation (:func:`rlscale.fit.predictive.predictive`, also behind
+        ``FitResult.predict``): quantiles of the draws' curves, and of the draws' curves plus
+        normal residuals of sd :attr:`noise_sd` (Monte Carlo, seeded) for one new point.
         """
-        xs = np.atleast_1d(np.asarray(x, dtype=float))
-        if self.n_draws == 0:
-            nan = np.full(xs.shape, np.nan)
-            return {"x": xs, "mean": self.mean(xs), "mean_lower": nan, "mean_upper": nan,
-                    "pred_lower": nan, "pred_upper": nan}
-        alpha = (1.0 - level) / 2.0
-        rng = np.random.default_rng(seed)
-        out = {k: np.empty(xs.shape) for k in ("mean_lower", "mean_upper", "pred_lower", "pred_upper")}
-        for start in range(0, xs.size, chunk):
-            part = slice(start, start + chunk)
-            d = self.mean_draws(xs[part])  # (S, n)
-            d = np.where(np.isfinite(d), d, np.nan)
-            out["mean_lower"][part] = np.nanquantile(d, alpha, axis=0)
-            out["mean_upper"][part] = np.nanquantile(d, 1 - alpha, axis=0)
-            noisy = np.repeat(d, noise_per_draw, axis=0)
-            noisy = noisy + rng.normal(0.0, 1.0, noisy.shape) * self.noise_sd
-            out["pred_lower"][part] = np.nanquantile(noisy, alpha, axis=0)
-            out["pred_upper"][part] = np.nanquantile(noisy, 1 - alpha, axis=0)
-        return {"x": xs, "mean": self.mean(xs), **out}
+        return predictive(self.law, self.point, self.draws, self.noise_sd, x, level=level,
+                          seed=seed)
 
     def inverse(self, y: np.ndarray | float, params: Mapping[str, np.ndarray | float]) -> np.ndarray:
         """Compute at which the curve with ``params`` reaches ``y``: ``inf`` never, ``0`` already.
@@ -159,22 +138,11 @@ def noise_sd(fit: Any) -> float:
 
 def _draws_from_samples(samples: Any, point: dict[str, float], law: Law, *, seed: int,
                         max_draws: int) -> dict[str, np.ndarray]:
-    n = len(samples)
-    idx = np.arange(n)
-    if n > max_draws:  # keep forecasts fast on huge bootstraps; a seeded subset, still joint
-        idx = np.sort(np.random.default_rng(seed).choice(n, max_draws, replace=False))
-    out = {}
-    for name in law.param_names:
-        if name in samples.columns:
-            col = np.asarray(samples[name], dtype=float)[idx]
-        else:
-            col = np.full(idx.size, point[name])
-        out[name] = col
-    good = np.all([np.isfinite(v) for v in out.values()], axis=0)
-    if not good.any():
+    out = draw_columns(samples, point, law, seed=seed, max_draws=max_draws)
+    if not len(out[law.param_names[0]]):
         msg = "the fit's parameter samples are all non-finite; refit with --bootstrap"
         raise InputError(msg)
-    return {k: v[good] for k, v in out.items()}
+    return out
 
 
 def _normal_draws(fit: Any, point: dict[str, float], law: Law, *, seed: int,
@@ -199,11 +167,12 @@ def _normal_draws(fit: Any, point: dict[str, float], law: Law, *, seed: int,
 
 
 def align_draws(curves: Iterable[Curve], *, seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """Resample each curve's draws to a common count, independently across curves (seeded).
+    """Each curve's draws at a common count: as they are when the counts agree, else resampled
+    with replacement (seeded) up to the largest count.
 
-    Every curve's draws are shuffled with its own random order: fits made with the same seed
-    draw from the same standard-normal stream, so draw ``i`` of two groups would otherwise be
-    strongly correlated, and a comparison between groups would look far more certain than it is.
+    Draws of different groups are independent at the source: ``rlscale.fit`` seeds each group's
+    draws from (seed, group key, data), so draw ``i`` of two groups is unrelated and no shuffle
+    is needed here.
     """
     curves = list(curves)
     n = max(c.n_draws for c in curves)
@@ -214,6 +183,9 @@ def align_draws(curves: Iterable[Curve], *, seed: int = 0) -> list[dict[str, np.
     rng = np.random.default_rng(seed)
     out = []
     for c in curves:
-        idx = rng.permutation(n) if c.n_draws == n else rng.choice(c.n_draws, n, replace=True)
-        out.append({k: v[idx] for k, v in c.draws.items()})
+        if c.n_draws == n:
+            out.append(dict(c.draws))
+        else:
+            idx = rng.choice(c.n_draws, n, replace=True)
+            out.append({k: v[idx] for k, v in c.draws.items()})
     return out

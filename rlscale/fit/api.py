@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Sequence
 
@@ -102,21 +103,24 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
         prepared = [_window(gdf, key, lw, metric=metric, x=x, burn_in=burn_in, max_x=max_x,
                             r0=r0v, method=method, level=level, seed=seed, opts=opts)
                     for key, gdf in groups]
-        presolved: list = [None] * len(prepared)
+        kw = dict(loss=loss, method=method, level=level, bootstrap=int(bootstrap),
+                  resample=resample, seed=seed, interval=interval)
+        fits: list = [p if isinstance(p, FitResult) else None for p in prepared]
         live = [i for i, p in enumerate(prepared) if not isinstance(p, FitResult)]
-        batched = loss == "linear" and len(live) >= BATCH_MIN_GROUPS
-        if batched and method == "lmfit":
+        if loss == "linear" and method == "lmfit" and len(live) >= BATCH_MIN_GROUPS:
+            # Each group tries its single MINPACK start; the suspicious rest share one batched
+            # multi-start solve and one batched held-out refit.
+            for i in live:
+                fits[i] = _guarded(lw, prepared[i], fast_only=True, **kw)
+            rest = [i for i in live if fits[i] is None]
             solved = multistart_many(lw, [(prepared[i][0], prepared[i][1], prepared[i][3])
-                                          for i in live], starts_for)
-            for i, sol in zip(live, solved):
-                presolved[i] = sol
-        fits = [p if isinstance(p, FitResult) else
-                _guarded(lw, p, loss=loss, method=method, level=level,
-                         bootstrap=int(bootstrap), resample=resample, seed=seed,
-                         presolved=presolved[i], with_heldout=not batched, interval=interval)
-                for i, p in enumerate(prepared)]
-        if batched:
-            heldout_many(lw, fits)
+                                          for i in rest], starts_for)
+            for i, sol in zip(rest, solved):
+                fits[i] = _guarded(lw, prepared[i], presolved=sol, with_heldout=False, **kw)
+            heldout_many(lw, [fits[i] for i in rest])
+        else:
+            for i in live:
+                fits[i] = _guarded(lw, prepared[i], **kw)
         fits_by_law.append(fits)
     results: list[FitResult] = []
     for per_group in zip(*fits_by_law):
@@ -129,9 +133,10 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
 
 
 def _select(points: pd.DataFrame, *, metric: str | None, x: str, nan: str,
-            keep: list[str]) -> tuple[pd.DataFrame, str]:
-    """The rows of one metric, with only the columns the fit reads (x, value, run_id, step and
-    the grouping columns ``keep``) plus float copies ``_x`` and ``_y``."""
+            keep: list[str]) -> tuple[dict[str, np.ndarray], str]:
+    """The rows of one metric as numpy columns: ``_x``, ``_y`` (floats), ``run_id`` (str), and
+    the grouping columns ``keep`` that exist. No DataFrame is copied: one fit of one curve must
+    not cost more in pandas than in the solver."""
     if not isinstance(points, pd.DataFrame):
         raise input_error(f"points is a {type(points).__name__}", field="points",
                           expected="a pandas DataFrame as from rlscale.load_points")
@@ -139,9 +144,10 @@ def _select(points: pd.DataFrame, *, metric: str | None, x: str, nan: str,
     if missing:
         raise input_error(f"points have no column(s) {missing}", field=missing[0],
                           expected=f"columns value and {x} (as from rlscale.load_points)")
-    df = points
-    if "metric" in df.columns:
-        metrics = sorted(df["metric"].dropna().astype(str).unique())
+    rows: np.ndarray | None = None
+    if "metric" in points.columns:
+        col = points["metric"].to_numpy()
+        metrics = sorted({str(m) for m in pd.unique(col) if not pd.isna(m)})
         if metric is None:
             if len(metrics) != 1:
                 raise input_error(f"points hold metrics {metrics}; choose one", field="metric",
@@ -150,59 +156,88 @@ def _select(points: pd.DataFrame, *, metric: str | None, x: str, nan: str,
         if metric not in metrics:
             raise input_error(f"no points for metric {metric!r}", field="metric",
                               expected=f"one of {metrics}")
-        df = df[df["metric"] == metric]
+        if len(metrics) > 1 or pd.isna(col).any():
+            rows = np.flatnonzero(col == metric)
     elif metric is None:
         metric = "value"
-    cols = list(dict.fromkeys(c for c in ("run_id", "step", "value", x, *keep)
-                              if c in df.columns))
-    df = df[cols].copy()
-    if "run_id" not in df.columns:
-        df["run_id"] = "run"
-    df["_y"] = pd.to_numeric(df["value"], errors="coerce").astype(float)
-    df["_x"] = pd.to_numeric(df[x], errors="coerce").astype(float)
-    bad_y = ~np.isfinite(df["_y"].to_numpy())
+
+    def column(name: str) -> np.ndarray:
+        arr = points[name].to_numpy()
+        return arr if rows is None else arr[rows]
+
+    out: dict[str, np.ndarray] = {
+        "_y": _floats(column("value")), "_x": _floats(column(x)),
+        "run_id": (column("run_id").astype(str).astype(object) if "run_id" in points.columns
+                   else np.full(len(points) if rows is None else rows.size, "run", dtype=object)),
+    }
+    if "step" in points.columns:
+        out["step"] = column("step")
+    for name in keep:
+        if name in points.columns and name not in out:
+            out[name] = column(name)
+    bad_y = ~np.isfinite(out["_y"])
     if bad_y.any() and nan == "error":
-        row = df[bad_y].iloc[0]
-        where = f"run {row['run_id']!r}" + (f", step {row['step']}" if "step" in df else "")
+        first = int(np.flatnonzero(bad_y)[0])
+        where = f"run {out['run_id'][first]!r}" + (f", step {out['step'][first]}"
+                                                    if "step" in out else "")
         raise input_error(f"{int(bad_y.sum())} non-finite value(s) of metric {metric!r} "
                           f"(first: {where})", field="value",
                           expected="finite values, or nan='drop' (--drop-nan) to skip them")
-    return df, metric
+    return out, metric
 
 
-def _groups(df: pd.DataFrame, by_cols: list[str], *, known: list[str]
-            ) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+def _floats(arr: np.ndarray) -> np.ndarray:
+    """A column as float64; anything that is not a number becomes NaN (like pd.to_numeric)."""
+    if arr.dtype.kind in "fiub":
+        return arr.astype(float)
+    return pd.to_numeric(pd.Series(arr), errors="coerce").to_numpy(dtype=float)
+
+
+def _groups(cols: dict[str, np.ndarray], by_cols: list[str], *, known: list[str]
+            ) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
     if not by_cols:
-        return [({}, df)]
-    cols = []
+        return [({}, cols)]
+    keys = {}
     for col in by_cols:
-        if col not in df.columns or df[col].isna().all():
+        values = cols.get(col)
+        if values is None or pd.isna(values).all():
             if col == "recipe":  # runs without a recipe are fitted one by one
-                df = df.assign(recipe=df["run_id"].astype(str))
+                keys[col] = cols["run_id"]
             else:
                 raise input_error(f"cannot group by {col!r}: no such column", field="by",
                                   expected=f"columns among {sorted(known)}")
-        elif df[col].isna().any():
-            df = df.assign(**{col: df[col].astype(object).where(df[col].notna(),
-                                                                 df["run_id"].astype(str))})
-        cols.append(col)
+        else:
+            missing = pd.isna(values)
+            keys[col] = np.where(missing, cols["run_id"], values.astype(object)) \
+                if missing.any() else values
+    frame = pd.DataFrame(keys)
     out = []
-    for key, gdf in df.groupby(cols, sort=True, dropna=False):
+    for key, idx in sorted(frame.groupby(by_cols, sort=True, dropna=False).indices.items(),
+                           key=lambda kv: _sort_key(kv[0])):
         key = key if isinstance(key, tuple) else (key,)
-        out.append(({c: (v.item() if hasattr(v, "item") else v) for c, v in zip(cols, key)}, gdf))
+        out.append(({c: (v.item() if hasattr(v, "item") else v) for c, v in zip(by_cols, key)},
+                    {name: arr[idx] for name, arr in cols.items()}))
     return out
 
 
-def _window(gdf: pd.DataFrame, key: dict[str, Any], law: Law, *, metric: str, x: str,
+def _sort_key(key: Any) -> tuple:
+    key = key if isinstance(key, tuple) else (key,)
+    return tuple((0, v) if isinstance(v, (int, float, np.number)) else (1, str(v)) for v in key)
+
+
+def _points_frame(x: np.ndarray, y: np.ndarray, run_id: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"x": x, "y": y, "run_id": run_id})
+
+
+def _window(cols: dict[str, np.ndarray], key: dict[str, Any], law: Law, *, metric: str, x: str,
             burn_in: float | None, max_x: float | None, r0: str | float, method: str,
             level: float, seed: int, opts: dict[str, Any]) -> tuple | FitResult:
     """The group's points inside the window as (x, y, run_id, fixed, base, warnings), sorted by
     run then x; or a not-ok FitResult when nothing is left."""
     warnings: list[FitWarning] = []
-    xs, ys = gdf["_x"].to_numpy(), gdf["_y"].to_numpy()
-    runs = gdf["run_id"].astype(str).to_numpy()
+    xs, ys, runs = cols["_x"], cols["_y"], cols["run_id"]
     good = np.isfinite(xs) & np.isfinite(ys)
-    if (~good).any():
+    if not good.all():
         warnings.append(FitWarning("dropped_points", f"dropped {int((~good).sum())} point(s) "
                                    f"with a missing {x} or value"))
     fixed: dict[str, float] = {}
@@ -224,13 +259,14 @@ def _window(gdf: pd.DataFrame, key: dict[str, Any], law: Law, *, metric: str, x:
                                    f"point(s) at {x} <= 0, where the {law.name} law is undefined"))
         keep &= xs > 0
     xk, yk, rk = xs[keep], ys[keep], runs[keep]
-    order = np.lexsort((xk, rk))
-    xk, yk, rk = xk[order], yk[order], rk[order]
+    if rk.size and (rk[1:] < rk[:-1]).any() or (np.diff(xk) < 0).any():
+        order = np.lexsort((xk, rk))
+        xk, yk, rk = xk[order], yk[order], rk[order]
     lo = float(burn_in) if burn_in is not None else (float(xk.min()) if xk.size else math.nan)
     hi = float(max_x) if max_x is not None else (float(xk.max()) if xk.size else math.nan)
     base = dict(group=key, law=law.name, metric=metric, x=x, n_points=int(xk.size),
-                window=(lo, hi), method=method, level=float(level),
-                data=pd.DataFrame({"x": xk, "y": yk, "run_id": rk}),
+                window=(lo, hi), method=method, level=float(level), data=None,
+                _lazy={"data": functools.partial(_points_frame, xk, yk, rk)},
                 options={**opts, "fixed": fixed, "seed": seed})
     if xk.size == 0:
         return failed(law=law, base=base, code="too_few_points", extra=warnings,
@@ -238,8 +274,9 @@ def _window(gdf: pd.DataFrame, key: dict[str, Any], law: Law, *, metric: str, x:
     return xk, yk, rk, fixed, base, warnings
 
 
-def _guarded(law: Law, prepared: tuple, **kwargs: Any) -> FitResult:
-    """Fit one group; a numerical failure fails that group (ok=False), never the whole call."""
+def _guarded(law: Law, prepared: tuple, **kwargs: Any) -> FitResult | None:
+    """Fit one group; a numerical failure fails that group (ok=False), never the whole call.
+    None only with ``fast_only=True`` when the fast path declined (see :func:`fit_curve`)."""
     x, y, run_id, fixed, base, warnings = prepared
     try:
         return fit_curve(x, y, run_id, law=law, fixed=fixed, base=base, warnings=warnings,

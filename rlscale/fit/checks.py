@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from rlscale.fit.result import FitWarning, ParamEstimate
 from rlscale.fit.solver import Space
@@ -85,9 +85,20 @@ def spearman_up(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Spearman correlation of y with x and its one-sided p-value for 'increasing' (t approx.)."""
     if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return 0.0, 1.0
-    rx, ry = stats.rankdata(x), stats.rankdata(y)
+    rx, ry = _ranks(x), _ranks(y)
     rho = float(np.corrcoef(rx, ry)[0, 1])
     if rho >= 1.0:
         return 1.0, 0.0
     t = rho * math.sqrt((x.size - 2) / max(1e-300, 1 - rho * rho))
-    return rho, float(stats.t.sf(t, x.size - 2))
+    return rho, float(special.stdtr(x.size - 2, -t))  # = t.sf(t), without scipy.stats overhead
+
+
+def _ranks(v: np.ndarray) -> np.ndarray:
+    """Average ranks (as scipy.stats.rankdata), by argsort when there are no ties."""
+    order = np.argsort(v, kind="stable")
+    sv = v[order]
+    if (sv[1:] == sv[:-1]).any():
+        return stats.rankdata(v)
+    out = np.empty(v.size)
+    out[order] = np.arange(1, v.size + 1)
+    return out

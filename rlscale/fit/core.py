@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings as pywarnings
 from typing import Any
@@ -12,6 +13,7 @@ import pandas as pd
 from rlscale.fit import uncertainty as unc
 from rlscale.fit.batch import Presolved, space_for
 from rlscale.fit.checks import check_fit
+from rlscale.fit.fast import fast_fit, inside, minpack, suspicious
 from rlscale.fit.result import FitResult, FitWarning, ParamEstimate
 from rlscale.fit.solver import Space, solve
 from rlscale.laws import Law
@@ -20,9 +22,12 @@ N_NORMAL_DRAWS = 1000
 HELDOUT_FRAC = 0.2
 
 
-def starts_for(space: Space, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The law's starting points as internal vectors (S, P), nudged strictly inside bounds."""
-    rows = np.array([space.vector(s) for s in space.law.starts(x, y)])
+def starts_for(space: Space, x: np.ndarray, y: np.ndarray, *, first_only: bool = False
+               ) -> np.ndarray:
+    """The law's starting points as internal vectors (S, P), nudged strictly inside bounds
+    (only the guess, (1, P), with ``first_only``)."""
+    starts = [space.law.guess(x, y)] if first_only else space.law.starts(x, y)
+    rows = np.array([space.vector(s) for s in starts])
     lo, hi = space.lower, space.upper
     span = np.where(np.isfinite(hi - lo), hi - lo, 0.0)
     return np.clip(rows, lo + 1e-6 * span, hi - 1e-6 * span)
@@ -81,11 +86,15 @@ def fit_curve(x: np.ndarray, y: np.ndarray, run_id: np.ndarray, *, law: Law,
               fixed: dict[str, float], base: dict[str, Any], loss: str, method: str,
               level: float, bootstrap: int, resample: str, seed: int,
               warnings: list[FitWarning], presolved: Presolved | None = None,
-              with_heldout: bool = True, interval: str = "wald") -> FitResult:
+              with_heldout: bool = True, interval: str = "wald",
+              fast_path: bool = True, fast_only: bool = False) -> FitResult | None:
     """Fit ``law`` to the arrays (already windowed, finite). ``base`` carries the FitResult's
     bookkeeping fields (group, law, metric, x, n_points, window, method, level, data, options).
     ``presolved``: the best multi-start solution when many groups were solved together;
-    ``with_heldout=False`` leaves the held-out score to the caller (batched over groups)."""
+    ``with_heldout=False`` leaves the held-out score to the caller (batched over groups).
+    ``fast_path``: try one MINPACK start first (:mod:`rlscale.fit.fast`) and run the multi-start
+    and lmfit polish only when its answer is suspicious (linear loss, ``method='lmfit'``);
+    ``fast_only=True`` returns None instead of falling back (the caller batches those groups)."""
     space = space_for(law, x, y, fixed)
     n_free = len(space.free)
     n_distinct = np.unique(x).size
@@ -100,6 +109,7 @@ def fit_curve(x: np.ndarray, y: np.ndarray, run_id: np.ndarray, *, law: Law,
         r = space.predict(x, u_ls[np.argmin(c_ls)][None, :])[0] - y
         mad = 1.4826 * float(np.median(np.abs(r - np.median(r))))
         huber = 1.345 * max(mad, 1e-12)
+    fast = None
     if method == "scalerl-grid":
         from rlscale.fit.grid import A_GRID, grid_fit
 
@@ -110,15 +120,35 @@ def fit_curve(x: np.ndarray, y: np.ndarray, run_id: np.ndarray, *, law: Law,
                                        f"ScaleRL grid [{A_GRID.min():.3f}, {A_GRID.max():.3f}]; "
                                        "use --method lmfit for metrics outside that range"))
     else:
+        common = dict(space=space, x=x, y=y, run_id=run_id, base=base, level=level,
+                      seed=seed, huber=huber)
         if presolved is not None and huber is None:
             u, best_cost, conv = presolved
-        else:
+        elif huber is None and fast_path:
+            fast = fast_fit(space, x, y, starts_for(space, x, y, first_only=True)[0])
+        if fast is not None:  # one MINPACK start (lmfit's engine): no multi-start, no polish,
+            u, best_cost, conv, nfev = fast  # unless the finished fit looks suspicious
+            cheap = bootstrap == 0 and interval == "wald"
+            trial = finish(u=u, converged=True, bootstrap=0, resample=resample,
+                           warnings=list(warnings), nfev=nfev, with_heldout=with_heldout and cheap,
+                           interval="wald", **common)
+            if not suspicious(set(trial.warning_codes), trial.resid_ar1):
+                if cheap:
+                    return trial
+                return finish(u=u, converged=True, bootstrap=bootstrap, resample=resample,
+                              warnings=warnings, nfev=nfev, with_heldout=with_heldout,
+                              interval=interval, **common)
+            fast = None
+        if fast_only:
+            return None
+        if presolved is None or huber is not None:
             uu, cost, conv_all = solve(space, x, y, 1.0, starts_for(space, x, y), huber=huber)
             best = int(np.argmin(cost))
             u, best_cost, conv = uu[best], float(cost[best]), bool(conv_all[best])
         if not math.isfinite(best_cost):
             return failed(law=law, base=base, code="did_not_converge", extra=warnings,
                           message="no start gave a finite loss")
+    if method != "scalerl-grid":
         try:
             u_lm, ok_lm, nfev = _lmfit_polish(law, space, x, y, u, huber)
         except (ValueError, FloatingPointError) as exc:  # lmfit refuses some degenerate data
@@ -136,6 +166,7 @@ def finish(*, space: Space, x, y, run_id, u, converged, base, level, bootstrap, 
            ) -> FitResult:
     """Intervals, samples, goodness of fit and warnings around a solution ``u``."""
     law = space.law
+    seed = unc.group_seed(seed, base.get("group", {}), x, y)
     n, k = x.size, len(space.free)
     pred = space.predict(x, u[None, :])[0]
     resid = y - pred
@@ -171,7 +202,7 @@ def finish(*, space: Space, x, y, run_id, u, converged, base, level, bootstrap, 
         params[name] = ParamEstimate(float(value), float(value), float(value), 0.0, False, "fixed")
     params = {p: params[p] for p in law.param_names}
 
-    draws = unc.normal_draws(space, u, cov_u, n=N_NORMAL_DRAWS, seed=seed)
+    draws = None  # normal draws: made on first use of FitResult.samples
     samples_method = f"normal-{wald}"
     gof: dict[str, Any] = {}
     if bootstrap > 0:
@@ -206,11 +237,12 @@ def finish(*, space: Space, x, y, run_id, u, converged, base, level, bootstrap, 
                 params[name] = ParamEstimate(float(nat[i]), float(lo), float(hi),
                                              float(np.std(bnat[:, i], ddof=1)), True,
                                              samples_method)
-    samples = pd.DataFrame(space.to_natural(draws) if len(draws) else np.empty((0, k)),
-                           columns=list(space.free))
-    for name, value in space.fixed.items():
-        samples[name] = float(value)
-    samples = samples[list(law.param_names)]
+    lazy = {}
+    if draws is None:
+        lazy["samples"] = functools.partial(_normal_samples, space, u, cov_u, seed)
+        samples = None
+    else:
+        samples = samples_frame(space, draws)
 
     tss = float(np.sum((y - y.mean()) ** 2))
     gof.update(rmse=math.sqrt(rss / n), r2=1 - rss / tss if tss > 0 else float("nan"),
@@ -220,7 +252,23 @@ def finish(*, space: Space, x, y, run_id, u, converged, base, level, bootstrap, 
         gof.update(heldout(space, x, y, u, huber=huber))
     warnings.extend(check_fit(space, x, y, u, params, cov_u, converged=converged, rho=rho))
     return FitResult(params=params, samples=samples, samples_method=samples_method,
-                     resid_sd=sd, resid_ar1=rho, gof=gof, warnings=warnings, ok=True, **base)
+                     resid_sd=sd, resid_ar1=rho, gof=gof, warnings=warnings, ok=True,
+                     _lazy={**base.get("_lazy", {}), **lazy},
+                     **{k: v for k, v in base.items() if k != "_lazy"})
+
+
+def samples_frame(space: Space, draws: np.ndarray) -> pd.DataFrame:
+    """Internal draws (S, P) as a DataFrame of natural values, one column per law parameter
+    (fixed ones constant)."""
+    law = space.law
+    nat = space.to_natural(draws) if len(draws) else np.empty((0, len(space.free)))
+    cols = {name: nat[:, i] for i, name in enumerate(space.free)}
+    cols.update({name: np.full(len(nat), float(v)) for name, v in space.fixed.items()})
+    return pd.DataFrame({name: cols[name] for name in law.param_names})
+
+
+def _normal_samples(space: Space, u: np.ndarray, cov_u: np.ndarray, seed: int) -> pd.DataFrame:
+    return samples_frame(space, unc.normal_draws(space, u, cov_u, n=N_NORMAL_DRAWS, seed=seed))
 
 
 def heldout_split(x: np.ndarray, n_free: int, frac: float = HELDOUT_FRAC
@@ -253,5 +301,9 @@ def heldout(space: Space, x, y, u, *, huber) -> dict[str, Any]:
     if split is None:
         return {"heldout_rmse": None, "heldout_n": 0}
     train, cut = split
+    if huber is None and space.law.grad is not None and inside(space, u):  # MINPACK, warm
+        u_tr, _, ok, _ = minpack(space, x[train], y[train], u)
+        if ok and inside(space, u_tr):
+            return heldout_gof(space, x, y, u_tr, train, cut)
     uu, cost, _ = solve(space, x, y, train.astype(float), u[None, :], huber=huber)
     return heldout_gof(space, x, y, uu[0], train, cut)

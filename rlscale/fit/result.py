@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from rlscale.laws import Law, get_law
 
@@ -110,6 +109,15 @@ class FitResult:
     warnings: list[FitWarning] = field(default_factory=list)
     ok: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    # Factories of fields computed on first use (``samples`` of a normal-draw fit, ``data``):
+    # a fit that is only read for its parameters never pays for 1,000 draws or a DataFrame.
+    _lazy: dict[str, Callable[[], pd.DataFrame]] = field(default_factory=dict, repr=False,
+                                                           compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        for name in list(self._lazy):  # materialise: a pickled fit carries no closures
+            getattr(self, name)
+        return {**self.__dict__, "_lazy": {}}
 
     # -- access -------------------------------------------------------------------------------
     @property
@@ -126,44 +134,33 @@ class FitResult:
         return [w.code for w in self.warnings]
 
     # -- prediction ---------------------------------------------------------------------------
-    def predict(self, x: Any, *, level: float | None = None) -> pd.DataFrame:
+    def predict(self, x: Any, *, level: float | None = None, seed: int | None = None
+                ) -> pd.DataFrame:
         """Mean curve and intervals at compute ``x`` (array-like, units of ``self.x``).
 
         Columns: x, mean (best fit), mean_lower/mean_upper (equal-tailed quantiles of the law
         over ``samples``: the uncertainty of the mean curve), pred_lower/pred_upper (one new
-        evaluation: each sample's curve plus a normal residual of sd ``resid_sd``, seeded, so
-        the interval is as asymmetric as the draws). NaN where the law is undefined (e.g. the
-        power law at x = 0) or the fit is not ok.
+        evaluation: each sample's curve plus normal residuals of sd ``resid_sd``, Monte Carlo,
+        seeded with ``seed``, default the fit's seed). The same computation as
+        :func:`rlscale.forecast.reward_at` (:func:`rlscale.fit.predictive.predictive`), so plots
+        and forecasts agree. Intervals are NaN without samples (unknown, never zero-width); all
+        columns but x are NaN where the law is undefined (e.g. the power law at x = 0) or the
+        fit is not ok.
         """
+        from rlscale.fit.predictive import draw_columns, predictive
+
         xs = np.atleast_1d(np.asarray(x, dtype=float))
         lvl = self.level if level is None else float(level)
-        nan = np.full(xs.shape, np.nan)
+        rng_seed = int(self.options.get("seed", 0) or 0) if seed is None else int(seed)
         if not self.ok:
+            nan = np.full(xs.shape, np.nan)
             return pd.DataFrame({"x": xs, "mean": nan, "mean_lower": nan, "mean_upper": nan,
                                  "pred_lower": nan, "pred_upper": nan})
         law = self.law_obj
-        with np.errstate(all="ignore"):
-            mean = law.func(xs, **self.values)
-        alpha = (1 - lvl) / 2
+        draws = draw_columns(self.samples, self.values, law, seed=rng_seed)
         sd = self.resid_sd if math.isfinite(self.resid_sd) else 0.0
-        if not len(self.samples):  # no draws: the residual noise alone
-            z = stats.norm.ppf(1 - alpha)
-            return pd.DataFrame({"x": xs, "mean": mean, "mean_lower": nan, "mean_upper": nan,
-                                 "pred_lower": mean - z * sd, "pred_upper": mean + z * sd})
-        cols = {p: self.samples[p].to_numpy()[:, None] for p in law.param_names}
-        with np.errstate(all="ignore"):
-            curves = law.func(xs[None, :], **cols)
-        curves = np.where(np.isfinite(curves), curves, np.nan)
-        rng = np.random.default_rng(int(self.options.get("seed", 0) or 0))
-        noisy = curves + sd * rng.standard_normal(curves.shape)
-        out = {"mean_lower": nan.copy(), "mean_upper": nan.copy(), "pred_lower": nan.copy(),
-               "pred_upper": nan.copy()}
-        some = np.isfinite(curves).any(axis=0)
-        if some.any():
-            for key, arr in (("mean", curves), ("pred", noisy)):
-                qs = np.nanquantile(arr[:, some], [alpha, 1 - alpha], axis=0)
-                out[f"{key}_lower"][some], out[f"{key}_upper"][some] = qs[0], qs[1]
-        return pd.DataFrame({"x": xs, "mean": mean, **out})
+        return pd.DataFrame(predictive(law, self.values, draws, sd, xs, level=lvl,
+                                       seed=rng_seed))
 
     # -- summaries ----------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -261,6 +258,32 @@ class FitResult:
             warnings=[FitWarning(w["code"], w["message"]) for w in d.get("warnings", [])],
             ok=bool(d.get("ok", True)), options=dict(d.get("options", {})),
         )
+
+
+def _lazy_property(name: str) -> property:
+    """A field stored in ``__dict__['_' + name]``, built by ``self._lazy[name]()`` when first read
+    while unset; assigning a value drops the factory."""
+    slot = "_" + name
+
+    def get(self: FitResult) -> pd.DataFrame:
+        value = self.__dict__.get(slot)
+        if value is None:
+            make = self.__dict__.get("_lazy", {}).pop(name, None)
+            if make is not None:
+                value = make()
+                self.__dict__[slot] = value
+        return value
+
+    def put(self: FitResult, value: pd.DataFrame | None) -> None:
+        self.__dict__[slot] = value
+        if value is not None:
+            self.__dict__.get("_lazy", {}).pop(name, None)
+
+    return property(get, put, doc=f"``{name}`` (computed on first use when the fit deferred it)")
+
+
+FitResult.samples = _lazy_property("samples")  # type: ignore[assignment]
+FitResult.data = _lazy_property("data")  # type: ignore[assignment]
 
 
 def _fmt(v: Any) -> str:
