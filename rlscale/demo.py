@@ -15,7 +15,8 @@ does is what ``rlscale sweep`` + ``rlscale fit`` + ``rlscale report`` do by hand
    curves, one panel per level), ``levels.png`` (A, B and C_mid against the pretraining level,
    one line per recipe), ``params.png`` and ``params.csv`` (the fitted parameters).
 
-The pretraining level is the spec's varied ``pretrain.*`` key; the runner records it in each
+The pretraining level is the spec's one varied ``pretrain.*`` key (the fit metric is the spec's
+``metric``); the runner records it in each
 run's metadata as ``pretrain_<key>`` (e.g. ``pretrain_tokens``), which is what the fits group by.
 """
 
@@ -76,11 +77,6 @@ def level_key(spec: Any) -> tuple[str, str]:
                           path=spec.path, field="grid",
                           expected="one pretraining level key, e.g. pretrain.tokens")
     return keys[0], "pretrain_" + keys[0].split(".", 1)[1]
-
-
-def demo_metric(spec: Any) -> str:
-    """The held-out metric the demo fits: ``eval/mean@<samples>`` of the spec's jobs."""
-    return spec.metric
 
 
 def run_demo(*, store: str | os.PathLike[str], out: str | os.PathLike[str], quick: bool = False,
@@ -175,9 +171,9 @@ def summary_text(res: DemoResult) -> str:
                      for p in ("A", "B", "C_mid")]
             lines.append(f"{lvl:>12.4g}  {recipe:<10} {cells[0]:>16} {cells[1]:>16} "
                          f"{cells[2]:>22}  {warn[(lvl, recipe)] or '-'}")
-    lines.append(f"({len(res.run_ids)} runs, {len(res.ran)} run now, {len(res.run_ids) - len(res.ran)} "
-                 f"reused; {res.wall_s:.0f} s)" if res.wall_s else
-                 f"({len(res.run_ids)} runs, {len(res.ran)} run now)")
+    reused = len(res.run_ids) - len(res.ran)
+    lines.append(f"({len(res.run_ids)} runs: {len(res.ran)} run now, {reused} reused; "
+                 f"{res.wall_s:.0f} s)")
     lines += [f"wrote {p}" for p in res.files.values()]
     return "\n".join(lines)
 

@@ -91,3 +91,14 @@ def test_rerun_reuses_every_run(quick_demo):
 def test_demo_help_has_example():
     result = CliRunner().invoke(main, ["demo", "--help"])
     assert result.exit_code == 0 and "rlscale demo --quick" in result.output
+
+
+def test_spec_without_pretraining_level_is_rejected(tmp_path):
+    spec = tmp_path / "bad.toml"
+    spec.write_text('name = "bad"\njob = "rl"\n[grid]\n"rl.recipe" = ["grpo", "scalerl"]\n')
+    store = tmp_path / "store"
+    result = CliRunner().invoke(main, ["demo", "--spec", str(spec), "--store", str(store),
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code != 0
+    assert "pretrain" in result.output and "bad.toml" in result.output
+    assert not store.exists() and not (tmp_path / "out").exists()
