@@ -15,9 +15,9 @@ does is what ``rlscale sweep`` + ``rlscale fit`` + ``rlscale report`` do by hand
    curves, one panel per level), ``levels.png`` (A, B and C_mid against the pretraining level,
    one line per recipe), ``params.png`` and ``params.csv`` (the fitted parameters).
 
-The pretraining level is the spec's one varied ``pretrain.*`` key (the fit metric is the spec's
-``metric``); the runner records it in each
-run's metadata as ``pretrain_<key>`` (e.g. ``pretrain_tokens``), which is what the fits group by.
+The pretraining level is the spec's one varied ``pretrain.*`` key; the runner records it in each
+run's metadata as ``pretrain_<key>`` (e.g. ``pretrain_ops_max``), which the fits group by. The
+fitted metric is the spec's ``metric`` (the shipped spec: ``eval/mean@8``).
 """
 
 from __future__ import annotations
