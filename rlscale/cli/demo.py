@@ -27,7 +27,7 @@ def demo(store: str | None, out: str, quick: bool, workers: int | None, spec: st
 
     \b
     Examples:
-        rlscale demo                                  # ~10 min on 2 cores
+        rlscale demo                                  # 1.5-8 min on 2 cores
         rlscale demo --quick --store /tmp/s --out /tmp/demo
         rlscale demo --workers 4 --out demo-out
     """
