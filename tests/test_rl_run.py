@@ -132,3 +132,45 @@ def test_cli_run_dry_run_resume_errors_and_help(tmp_path):
     assert again.exit_code != 0 and "--resume cli" in again.output
     for name in ("run", "pretrain"):
         assert "Example" in runner.invoke(main, [name, "--help"]).output
+
+
+def test_batched_sampling_equals_one_row_at_a_time():
+    from rlscale.rl.model import generate, pad_left
+    from rlscale.rl.pretrain import get_base
+    from rlscale.rl.tasks import BOS, EOS, encode, sample_problems
+
+    config = JobConfig().with_overrides(TINY)
+    model, _ = get_base(config, progress=False)
+    problems = sample_problems(0, 12, ops_min=1, ops_max=2, split="train", eval_fraction=0.05)
+    # prompts end part-way into worked solutions, so greedy rows finish at different steps
+    rows = [[BOS, *encode(p.prompt() + p.solution("worked")[:i])] for i, p in enumerate(problems)]
+    ids, valid = pad_left(rows)
+    batch = generate(model, ids, valid, max_new_tokens=30, temperature=0)
+    lengths = set()
+    for i, r in enumerate(rows):
+        alone = generate(model, *pad_left([r]), max_new_tokens=30, temperature=0)[0].tolist()
+        got = batch[i, :len(alone)].tolist()
+        assert got == alone and (batch[i, len(alone):] == 0).all()
+        lengths.add(alone.index(EOS) if EOS in alone else 30)
+    assert len(lengths) > 1  # rows finish at different steps, so finished rows get dropped
+
+
+def test_packed_logprobs_equal_the_left_padded_masked_forward():
+    from rlscale.rl.grpo import token_logprobs
+    from rlscale.rl.pretrain import get_base
+    from rlscale.rl.rollout import rollout, sequence_logprobs
+    from rlscale.rl.tasks import sample_problems
+
+    config = JobConfig().with_overrides(TINY)
+    model, _ = get_base(config, progress=False)
+    problems = sample_problems(3, 5, ops_min=1, ops_max=2, split="train", eval_fraction=0.05)
+    ro = rollout(model, problems, group_size=3, max_new_tokens=30,
+                 generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        packed, _ = sequence_logprobs(model, ro)
+        full = torch.cat([ro.prompt_ids, ro.response_ids], 1)[:, :-1]
+        valid = torch.cat([ro.prompt_valid, ro.response_mask.bool()], 1)[:, :-1]
+        Lp = ro.prompt_ids.shape[1]
+        masked = token_logprobs(model(full, valid)[:, Lp - 1:], ro.response_ids)
+    m = ro.response_mask.bool()
+    assert torch.allclose(packed[m], masked[m], atol=1e-4)

@@ -158,6 +158,7 @@ def generate(model: Transformer, prompts: torch.Tensor, prompt_valid: torch.Tens
     next_pos = prompt_valid.long().sum(-1)
     logits = _step(model, prompts, positions, key_valid, caches, 0)[:, -1]
     out = torch.full((B, max_new_tokens), PAD, dtype=torch.long, device=prompts.device)
+    rows = torch.arange(B, device=prompts.device)  # output row of each row still in the batch
     done = torch.zeros(B, dtype=torch.bool, device=prompts.device)
     for t in range(max_new_tokens):
         if temperature == 0:
@@ -166,10 +167,15 @@ def generate(model: Transformer, prompts: torch.Tensor, prompt_valid: torch.Tens
             probs = torch.softmax(logits.float() / temperature, dim=-1)
             tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
         tok = torch.where(done, torch.full_like(tok, PAD), tok)
-        out[:, t] = tok
+        out[rows, t] = tok
         done = done | (tok == EOS)
         if bool(done.all()) or t == max_new_tokens - 1:
             return out[:, : t + 1]
+        if 4 * int(done.sum()) >= len(done):  # drop finished rows once a quarter are done
+            keep = ~done
+            rows, tok, done = rows[keep], tok[keep], done[keep]
+            key_valid, next_pos = key_valid[keep], next_pos[keep]
+            caches = [(k[keep], v[keep]) for k, v in caches]
         key_valid[:, P + t] = True
         logits = _step(model, tok[:, None], (next_pos + t)[:, None], key_valid, caches, P + t)[:, -1]
     return out

@@ -103,13 +103,22 @@ def sequence_logprobs(model: Transformer, ro: Rollout, *, with_entropy: bool = F
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log pi(response token) (N, R) under ``model`` (and entropies (N, R) if asked).
 
+    Each row is packed as prompt + response from position 0 and right-padded, so plain causal
+    attention (the fast kernel, no mask) gives the same logits as the left-padded layout.
     Runs grad-enabled unless called under ``torch.no_grad()``.
     """
-    Lp = ro.prompt_ids.shape[1]
-    full = torch.cat([ro.prompt_ids, ro.response_ids], 1)[:, :-1]
-    valid = torch.cat([ro.prompt_valid, ro.response_mask.bool()], 1)[:, :-1]
-    with autocast(full.device):
-        logits = model(full, valid)[:, Lp - 1:]
+    N, Lp = ro.prompt_ids.shape
+    R = ro.response_ids.shape[1]
+    device = ro.prompt_ids.device
+    plen = torch.tensor(ro.prompt_lens, device=device)
+    width = int(plen.max()) + R - 1
+    full = torch.cat([ro.prompt_ids, ro.response_ids], 1)
+    cols = torch.arange(width, device=device)[None] + (Lp - plen)[:, None]
+    packed = full.gather(1, cols.clamp(max=Lp + R - 1))
+    with autocast(device):
+        logits = model(packed)
+    at = (plen[:, None] - 1 + torch.arange(R, device=device)[None]).clamp(max=width - 1)
+    logits = logits.gather(1, at[..., None].expand(-1, -1, logits.shape[-1]))
     logp = token_logprobs(logits, ro.response_ids)
     ent = token_entropy(logits.detach()) if with_entropy else None
     return logp, ent
