@@ -8,8 +8,9 @@ Two stages, each with its uncertainty carried into the next:
 2. across levels: fit the headroom law A(P) (see :mod:`rlscale.analysis.headroom_law`) to the
    A estimates, and refit it on every joint draw of the per-level ceilings (draw j of every level
    together, after an independent shuffle of each level's draws: the levels are independent fits,
-   but the fit engine seeds every group alike, so unshuffled draws would be perfectly correlated
-   across levels and the intervals far too narrow). The
+   and the fit engine already gives every group its own draw stream (derived from the seed, the
+   group key and its data); the shuffle is a cheap guard that keeps the pairing independent even
+   for draws that came from one shared stream). The
    percentiles of the refits give the intervals of A_max and of the forecast A(P) at ``at``.
 
 What the interval covers: the uncertainty of each level's A. It does not cover the choice of the
@@ -235,9 +236,10 @@ def headroom(points: pd.DataFrame, *, metric: str | None, by: str, x: str = "gpu
     order = np.argsort([r["level"] for r in rows])
     rows, draws = [rows[i] for i in order], [draws[i] for i in order]
     n = min(len(d[1]) for d in draws)
-    # Each level's fit draws its samples from the same seed, so draw j of every level shares its
-    # random numbers (perfectly correlated levels). The levels are independent fits and each
-    # level's draws are exchangeable: an independent permutation per level restores independence.
+    # The levels are independent fits and each level's draws are exchangeable. rlscale.fit gives
+    # every group its own stream already; an independent permutation per level also protects the
+    # pairing against draws that shared one stream (which would make the levels perfectly
+    # correlated and the intervals several times too narrow).
     rng = np.random.default_rng(seed)
     joint = np.column_stack([rng.permutation(d[1])[:n] for d in draws]) if n > 1 else None
     if joint is not None:
