@@ -3,11 +3,12 @@
 For each pretraining setting (default: the default base and two others), run the default RL job
 from that base into a store, then fit the ScaleRL sigmoid
 R(C) = R0 + (A - R0) / (1 + (C_mid / C)**B) to held-out eval/mean@k against RL FLOPs with
-scipy (R0 fixed to the reward before RL), and print: pretraining wall time (or 'cached'), RL
-wall time, reward before/after, the fitted A, B, C_mid, and whether C_mid lies inside the run.
+rlscale's own fitter (rlscale.fit.fit, R0 fixed to the reward before RL), and print: pretraining wall time (or 'cached'), RL
+wall time, reward before/after, the fitted A (with its 90% interval), B, C_mid, whether C_mid
+lies inside the run, and the fitter's warnings.
 
     python benchmarks/rl_targets.py --store /tmp/rl-targets \\
-        --setting "" --setting "pretrain.tokens=1e6" --setting "pretrain.ops_max=2"
+        --setting "pretrain.tokens=4e6" --setting "pretrain.tokens=8e6" --setting ""
 """
 
 from __future__ import annotations
@@ -16,33 +17,9 @@ import argparse
 import json
 import time
 
-import numpy as np
-from scipy.optimize import curve_fit
-
+from rlscale.fit import fit
 from rlscale.rl.config import JobConfig
-from rlscale.store import Store
-
-
-def sigmoid(c, a, b, c_mid, r0):
-    return r0 + (a - r0) / (1 + (c_mid / c) ** b)
-
-
-def fit(c: np.ndarray, y: np.ndarray, r0: float) -> dict[str, float]:
-    best = None
-    for c_mid0 in np.geomspace(c.min(), c.max(), 6):
-        for b0 in (0.7, 1.5, 3.0):
-            try:
-                p, _ = curve_fit(lambda x, a, b, m: sigmoid(x, a, b, m, r0), c, y,
-                                 p0=(y.max(), b0, c_mid0),
-                                 bounds=([0, 0.1, c.min() / 100], [1, 20, c.max() * 100]),
-                                 maxfev=20000)
-            except RuntimeError:
-                continue
-            sse = float(((sigmoid(c, *p, r0) - y) ** 2).sum())
-            if best is None or sse < best[0]:
-                best = (sse, p)
-    sse, (a, b, c_mid) = best
-    return {"A": a, "B": b, "C_mid": c_mid, "R0": r0, "rmse": (sse / len(y)) ** 0.5}
+from rlscale.store import Store, load_points
 
 
 def main() -> None:
@@ -73,18 +50,24 @@ def main() -> None:
         if not st.has_run(config.run_id):
             run_job(config, store=st, progress=False)
         rl_wall = time.perf_counter() - t0
-        df = st.read_points(runs=[config.run_id], metric=f"eval/mean@{config.eval.samples}")
-        df = df.sort_values("step")
-        y, c = df["value"].to_numpy(), df["flops"].to_numpy()
-        f = fit(c[1:], y[1:], float(y[0]))
-        inside = c[1] <= f["C_mid"] <= c[-1]
+        metric = f"eval/mean@{config.eval.samples}"
+        pts = load_points(st, metric=metric, runs=[config.run_id], with_meta=True)
+        res = fit(pts, metric=metric, x="flops", by=[], r0="first")[0]
+        y = pts.sort_values("step")["value"].to_numpy()
+        c_max = float(pts["flops"].max())
+        par = {k: v.value for k, v in res.params.items()}
+        first_step = float(pts.loc[pts["step"] > 0, "flops"].min())
+        inside = first_step <= par["C_mid"] <= c_max
         print(json.dumps({
             "setting": setting or "default", "pretrain": pre,
             "pretrain_wall_s (when trained)": round(info["wall_s"], 1),
             "rl_wall_s (incl. eval)": round(rl_wall, 1), "reward_before": round(y[0], 3),
             "reward_after": round(y[-1], 3), "gain": round(y[-1] - y[0], 3),
-            **{k: float(f"{v:.4g}") for k, v in f.items()}, "C_mid_inside_run": bool(inside),
-            "run_flops": float(f"{c[-1]:.4g}"),
+            **{k: float(f"{v:.4g}") for k, v in par.items()},
+            "A_interval": [round(res.params["A"].lower, 3), round(res.params["A"].upper, 3)],
+            "C_mid_inside_run": bool(inside), "run_flops": float(f"{c_max:.4g}"),
+            "warnings": [w["code"] if isinstance(w, dict) else getattr(w, "code", str(w))
+                         for w in res.summary()["warnings"]],
         }), flush=True)
 
 

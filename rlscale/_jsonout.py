@@ -23,6 +23,8 @@ def jsonable(v: Any) -> Any:
         return [jsonable(x) for x in v]
     if v is None or isinstance(v, str):
         return v
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
     try:
         if pd.isna(v):
             return None

@@ -91,6 +91,18 @@ def test_splits_are_disjoint_and_deterministic():
         p.prompt() for p in train[:50]]
 
 
+def test_unshuffled_prompts_list_the_same_graph_in_dependency_order():
+    rng_a, rng_b = random.Random(5), random.Random(5)
+    for _ in range(50):
+        a = make_problem(rng_a, ops=4)
+        b = make_problem(rng_b, ops=4, shuffle=False)
+        assert (a.base, a.steps) == (b.base, b.steps) and b.order == tuple(range(6))
+        stmts = b.prompt().split("?")[0].split(",")
+        assert stmts[2:] == [f"{s.out}={s.left}{s.op}{s.right}" for s in b.steps]
+        assert sorted(a.prompt().split("?")[0].split(",")) == sorted(stmts)
+        assert score(b, b.solution("worked")) == 1.0
+
+
 # -- pass@k ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("n,c", [(4, 0), (4, 1), (5, 2), (6, 6), (8, 3)])
 def test_pass_at_k_matches_brute_force(n, c):

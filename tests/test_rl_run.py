@@ -139,9 +139,13 @@ def test_batched_sampling_equals_one_row_at_a_time():
     from rlscale.rl.pretrain import get_base
     from rlscale.rl.tasks import BOS, EOS, encode, sample_problems
 
-    config = JobConfig().with_overrides(TINY)
+    # the original graph task and an even format mix: this tiny base ends some greedy rows early
+    config = JobConfig().with_overrides(TINY + ["task.shuffle=true", "task.n_base=2",
+                                                "task.const_prob=0.25", "pretrain.mix_worked=0.5",
+                                                "pretrain.mix_direct=0.5"])
     model, _ = get_base(config, progress=False)
-    problems = sample_problems(0, 12, ops_min=1, ops_max=2, split="train", eval_fraction=0.05)
+    problems = sample_problems(0, 12, ops_min=1, ops_max=2, split="train",
+                               **config.task.problem_kwargs())
     # prompts end part-way into worked solutions, so greedy rows finish at different steps
     rows = [[BOS, *encode(p.prompt() + p.solution("worked")[:i])] for i, p in enumerate(problems)]
     ids, valid = pad_left(rows)

@@ -60,7 +60,7 @@ def job_config(data: dict[str, Any], *, source: str) -> Any:
 
     keep = {k: v for k, v in data.items() if k in ("task", "model", "pretrain", "rl", "eval",
                                                     "seed", "run_id", "device")}
-    return JobConfig.from_dict(keep, source=source)
+    return JobConfig.from_stored(keep, source=source)
 
 
 def _run(run_id: str, *, role: Role, store: Store) -> Resolved:

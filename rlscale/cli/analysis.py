@@ -86,19 +86,10 @@ def headroom_command(store: str | None, metric: str, by: str, recipe: str | None
         rlscale headroom --metric eval/mean@8 --by pretrain_tokens --recipe grpo --x flops
     """
     from rlscale.analysis.headroom import headroom
-    from rlscale.errors import StoreError
-    from rlscale.store import Store, load_points
+    from rlscale.cli._fitopts import load_store_points
 
     at_values = _floats(at, name="--at")
-    root = store_path(store)
-    st = Store(root)
-    if not st.run_ids():
-        msg = f"no runs in store {str(root)!r} (pass --store DIR or set RLSCALE_STORE)"
-        raise StoreError(msg)
-    points = load_points(st, metric=metric, with_meta=True)
-    if points.empty:
-        raise click.BadParameter(f"no points for metric {metric!r} in {str(root)!r}",
-                                 param_hint="--metric")
+    points = load_store_points(store, metric)
     if recipe is not None:
         recipes = sorted(points["recipe"].dropna().unique()) if "recipe" in points else []
         points = points[points["recipe"] == recipe] if "recipe" in points else points.iloc[:0]

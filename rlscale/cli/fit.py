@@ -117,20 +117,10 @@ def fit_command(store: str | None, metric: str, x: str, by: str, law: str,
         rlscale fit --metric reward --method scalerl-grid --r0 first
         rlscale fit --metric reward --max-x 3000 --interval profile
     """
-    from rlscale.errors import StoreError
+    from rlscale.cli._fitopts import load_store_points
     from rlscale.fit import fit, save_fits
-    from rlscale.store import Store, load_points
 
-    root = store_path(store)
-    st = Store(root)
-    if not st.run_ids():
-        msg = f"no runs in store {str(root)!r} (pass --store DIR or set RLSCALE_STORE)"
-        raise StoreError(msg)
-    points = load_points(st, metric=metric, with_meta=True)
-    if points.empty:
-        known = sorted({m for ms in st.runs()["metrics"] for m in ms})
-        raise click.BadParameter(f"no points for metric {metric!r} in {str(root)!r}; "
-                                 f"metrics there: {known}", param_hint="--metric")
+    points = load_store_points(store, metric)
     by_cols = [b.strip() for b in by.split(",") if b.strip()]
     fits = fit(points, metric=metric, x=x, law=law, by=by_cols, burn_in=burn_in, max_x=max_x,
                r0=_r0(r0), loss=loss, bootstrap=bootstrap, resample=resample, method=method,
@@ -140,7 +130,7 @@ def fit_command(store: str | None, metric: str, x: str, by: str, law: str,
     else:
         click.echo(format_table(fits))
     if save:
-        for path in save_fits(root, fits, by=by_cols):
+        for path in save_fits(store_path(store), fits, by=by_cols):
             click.echo(f"saved fits to {path}", err=as_json)
 
 

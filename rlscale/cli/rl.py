@@ -67,7 +67,7 @@ def run(config_path, overrides, store, device, threads, resume_id, dry_run, no_p
         if config_path or overrides:
             raise click.UsageError("--resume takes its config from the store; drop CONFIG/--set")
         meta = Store(root).read_meta(resume_id)
-        config = JobConfig.from_dict(meta.config, source=f"{root}/{resume_id}/run.json")
+        config = JobConfig.from_stored(meta.config, source=f"{root}/{resume_id}/run.json")
         if device:
             config = config.with_overrides([f"device={device}"])
     else:

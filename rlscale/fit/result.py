@@ -9,6 +9,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from rlscale._jsonout import jsonable
+
 from rlscale.laws import Law, get_law
 
 WARNING_CODES: dict[str, str] = {
@@ -51,30 +53,7 @@ class ParamEstimate:
     method: str = "wald"
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _jsonable(v) for k, v in self.__dict__.items()}
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v) if math.isfinite(v) else None
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if v is None or isinstance(v, str):
-        return v
-    if isinstance(v, (pd.Timestamp,)):
-        return v.isoformat()
-    try:
-        if pd.isna(v):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return str(v)
+        return {k: jsonable(v) for k, v in self.__dict__.items()}
 
 
 def _num(v: Any) -> float:
@@ -166,22 +145,22 @@ class FitResult:
     def summary(self) -> dict[str, Any]:
         """JSON-safe dict: the shape ``rlscale fit --json`` prints for each fit."""
         return {
-            "group": _jsonable(self.group),
+            "group": jsonable(self.group),
             "law": self.law,
             "metric": self.metric,
             "x": self.x,
             "n_points": int(self.n_points),
-            "window": _jsonable(list(self.window)),
+            "window": jsonable(list(self.window)),
             "method": self.method,
             "ok": bool(self.ok),
             "level": self.level,
-            "params": {k: {"value": _jsonable(p.value), "lower": _jsonable(p.lower),
-                           "upper": _jsonable(p.upper), "stderr": _jsonable(p.stderr),
+            "params": {k: {"value": jsonable(p.value), "lower": jsonable(p.lower),
+                           "upper": jsonable(p.upper), "stderr": jsonable(p.stderr),
                            "vary": p.vary, "method": p.method} for k, p in self.params.items()},
-            "resid_sd": _jsonable(self.resid_sd),
-            "resid_ar1": _jsonable(self.resid_ar1),
+            "resid_sd": jsonable(self.resid_sd),
+            "resid_ar1": jsonable(self.resid_ar1),
             "samples_method": self.samples_method,
-            "gof": _jsonable(self.gof),
+            "gof": jsonable(self.gof),
             "warnings": [w.to_dict() for w in self.warnings],
         }
 
@@ -226,11 +205,11 @@ class FitResult:
         """Everything, JSON-safe (samples and data as column lists), for :meth:`from_dict`."""
         out = self.summary()
         out["params"] = {k: p.to_dict() for k, p in self.params.items()}
-        out["options"] = _jsonable(self.options)
-        out["samples"] = {c: _jsonable(self.samples[c].tolist()) for c in self.samples.columns}
+        out["options"] = jsonable(self.options)
+        out["samples"] = {c: jsonable(self.samples[c].tolist()) for c in self.samples.columns}
         out["data"] = {
-            "x": _jsonable(self.data["x"].tolist()),
-            "y": _jsonable(self.data["y"].tolist()),
+            "x": jsonable(self.data["x"].tolist()),
+            "y": jsonable(self.data["y"].tolist()),
             "run_id": [str(v) for v in self.data["run_id"].tolist()],
         }
         return out

@@ -33,14 +33,26 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 @dataclass
 class TaskConfig:
-    """The synthetic task: arithmetic (mod 10) over a dependency graph of ``ops`` operations."""
+    """The synthetic task: arithmetic (mod 10) over a dependency graph of ``ops`` operations.
+
+    The defaults make a chain that a ~1M-parameter model learns to solve step by step within
+    the default pretraining budget: one given constant, statements in dependency order, every
+    second operand a literal. ``shuffle=true n_base=2 const_prob=0.25`` is the original, harder
+    graph task (finding the next statement and looking values up by name), which the demo uses.
+    """
 
     name: str = "arith-graph"  # task family (only 'arith-graph' so far)
     operators: str = "+-*"  # operators a problem may use, each applied mod 10
-    n_base: int = 2  # given constants per problem (the graph's leaves)
-    const_prob: float = 0.25  # chance that an operand is a literal digit instead of a variable
+    n_base: int = 1  # given constants per problem (the graph's leaves)
+    const_prob: float = 1.0  # chance that an operand is a literal digit instead of a variable
     eval_fraction: float = 0.05  # share of problem space (by hash) held out for evaluation only
     eval_seed: int = 12345  # seed of the held-out evaluation problems (same for every run)
+    shuffle: bool = False  # statements in random order (False: dependency order)
+
+    def problem_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`rlscale.rl.tasks.sample_problems` this task fixes."""
+        return {"eval_fraction": self.eval_fraction, "operators": self.operators,
+                "n_base": self.n_base, "const_prob": self.const_prob, "shuffle": self.shuffle}
 
 
 @dataclass
@@ -63,12 +75,12 @@ class ModelConfig:
 class PretrainConfig:
     """What the base model sees before RL: how much (tokens) and what (difficulties, formats)."""
 
-    tokens: int = 4_000_000  # tokens processed (prompt + solution, pads excluded)
+    tokens: int = 12_000_000  # tokens processed (prompt + solution, pads excluded)
     ops_min: int = 1  # easiest problems in the pretraining mix (number of operations)
     ops_max: int = 4  # hardest problems in the pretraining mix
-    mix_worked: float = 0.5  # weight of worked solutions: "c=b*a=8*3=4;...#4"
+    mix_worked: float = 0.75  # weight of worked solutions: "c=b*a=8*3=4;...#4"
     mix_compact: float = 0.0  # weight of value-only solutions: "c=4;...#4"
-    mix_direct: float = 0.5  # weight of direct answers: "#4"
+    mix_direct: float = 0.25  # weight of direct answers: "#4"
     batch_size: int = 64  # sequences per optimiser step
     lr: float = 3e-3  # peak AdamW learning rate (linear warm-up, cosine decay to 10%)
     warmup_frac: float = 0.03  # share of steps spent warming up
@@ -155,6 +167,17 @@ class JobConfig:
         config = cls(**kwargs)
         config.validate(source=source)
         return config
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any], *, source: str | None = None) -> JobConfig:
+        """Build from a config saved by an earlier rlscale (run.json, base.json): knobs added since
+        are missing there and take the value that reproduces what that run did, not today's default."""
+        data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+        for section, knobs in _ADDED_KNOBS.items():
+            if isinstance(data.get(section), dict):
+                for key, legacy in knobs.items():
+                    data[section].setdefault(key, legacy)
+        return cls.from_dict(data, source=source)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> JobConfig:
@@ -246,9 +269,25 @@ class JobConfig:
                               field="task.eval_fraction", expected="a number in (0, 1)")
 
 
+# Knobs added after bases were shipped and runs stored: left out of every hash while they hold the
+# value that reproduces the older behaviour, so the shipped bases and earlier run ids keep their keys.
+_ADDED_KNOBS: dict[str, dict[str, Any]] = {"task": {"shuffle": True}}
+
+
+def _drop_added(data: Any) -> Any:
+    if not isinstance(data, dict):
+        return data
+    out = dict(data)
+    for section, knobs in _ADDED_KNOBS.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {k: v for k, v in out[section].items()
+                            if not (k in knobs and v == knobs[k])}
+    return out
+
+
 def stable_hash(data: Any) -> str:
     """sha256 hex of canonical JSON (sorted keys), so equal configs hash equal across runs."""
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    text = json.dumps(_drop_added(data), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -39,8 +39,7 @@ def eval_problems(config: JobConfig) -> dict[int, list[Problem]]:
     t, e = config.task, config.eval
     return {
         ops: sample_problems(f"eval/{t.eval_seed}/ops={ops}", e.problems, ops_min=ops, ops_max=ops,
-                             split="eval", eval_fraction=t.eval_fraction, operators=t.operators,
-                             n_base=t.n_base, const_prob=t.const_prob)
+                             split="eval", **t.problem_kwargs())
         for ops in range(e.ops_min, e.ops_max + 1)
     }
 

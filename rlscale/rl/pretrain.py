@@ -89,8 +89,7 @@ def batches(config: JobConfig, *, pool: int = 16):
     while True:
         problems = sample_problems(f"pretrain/{pc.seed}/{chunk}", pool * pc.batch_size,
                                    ops_min=pc.ops_min, ops_max=pc.ops_max, split="train",
-                                   eval_fraction=tc.eval_fraction, operators=tc.operators,
-                                   n_base=tc.n_base, const_prob=tc.const_prob)
+                                   **tc.problem_kwargs())
         chunk += 1
         examples = [encode_example(p.prompt(), p.solution(rng.choices(FORMATS, weights)[0]))
                     for p in problems]

@@ -34,8 +34,7 @@ def draw(policy: Transformer, rl: RLConfig, task: TaskConfig, *, seed: int, step
     for attempt in range(MAX_EDGE_DRAWS if rl.edge_filter else 1):
         problems = sample_problems(f"rl/{seed}/{step}/{attempt}", rl.prompts_per_step,
                                    ops_min=rl.ops_min, ops_max=rl.ops_max, split="train",
-                                   eval_fraction=task.eval_fraction, operators=task.operators,
-                                   n_base=task.n_base, const_prob=task.const_prob)
+                                   **task.problem_kwargs())
         ro = rollout(policy, problems, group_size=rl.group_size, max_new_tokens=rl.max_new_tokens,
                      generator=generator)
         drawn.append(ro)

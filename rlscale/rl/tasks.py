@@ -5,6 +5,7 @@ Language Models", whose synthetic task is arithmetic over dependency graphs
 with the number of operations as the difficulty dial. A problem with ``ops`` operations::
 
     prompt:   "b=4,k=q+b,z=k*7,q=b-2?z:"     (statements shuffled; '?z' asks for z)
+    ordered:  "b=4,q=b-2,k=q+b,z=k*7?z:"     (``shuffle=False``: dependency order)
     worked:   "q=b-2=4-2=2;k=q+b=2+4=6;z=k*7=6*7=2;#2"
     compact:  "q=2;k=6;z=2;#2"
     direct:   "#2"
@@ -103,8 +104,13 @@ def _val(operand: str, vals: dict[str, int]) -> int:
 
 
 def make_problem(rng: random.Random, *, ops: int, operators: str = "+-*", n_base: int = 2,
-                 const_prob: float = 0.25) -> Problem:
-    """Draw one problem with ``ops`` operations from ``rng`` (deterministic given its state)."""
+                 const_prob: float = 0.25, shuffle: bool = True) -> Problem:
+    """Draw one problem with ``ops`` operations from ``rng`` (deterministic given its state).
+
+    ``shuffle`` shows the statements in random order (finding the next operation is then a
+    search over the prompt); without it they come in dependency order (constants, then the chain).
+    The random draws are the same either way, so the two orders give the same graphs.
+    """
     names = rng.sample(string.ascii_lowercase, n_base + ops)
     base = tuple((names[i], rng.randrange(MOD)) for i in range(n_base))
     known = [n for n, _ in base]
@@ -119,8 +125,9 @@ def make_problem(rng: random.Random, *, ops: int, operators: str = "+-*", n_base
         known.append(step.out)
         prev = step.out
     order = list(range(n_base + ops))
-    rng.shuffle(order)
-    return Problem(base, tuple(steps), tuple(order))
+    shuffled = order[:]
+    rng.shuffle(shuffled)
+    return Problem(base, tuple(steps), tuple(shuffled if shuffle else order))
 
 
 def is_eval_problem(problem: Problem, eval_fraction: float) -> bool:
@@ -131,7 +138,7 @@ def is_eval_problem(problem: Problem, eval_fraction: float) -> bool:
 
 def sample_problems(seed: int | str, n: int, *, ops_min: int, ops_max: int, split: str,
                     eval_fraction: float, operators: str = "+-*", n_base: int = 2,
-                    const_prob: float = 0.25) -> list[Problem]:
+                    const_prob: float = 0.25, shuffle: bool = True) -> list[Problem]:
     """``n`` problems of the ``split`` ('train' or 'eval'), ops uniform in [ops_min, ops_max].
 
     Deterministic in ``seed``; rejection-samples so the two splits never share a prompt.
@@ -144,7 +151,8 @@ def sample_problems(seed: int | str, n: int, *, ops_min: int, ops_max: int, spli
     out: list[Problem] = []
     while len(out) < n:
         ops = rng.randint(ops_min, ops_max)
-        p = make_problem(rng, ops=ops, operators=operators, n_base=n_base, const_prob=const_prob)
+        p = make_problem(rng, ops=ops, operators=operators, n_base=n_base, const_prob=const_prob,
+                         shuffle=shuffle)
         if is_eval_problem(p, eval_fraction) == want_eval:
             out.append(p)
     return out
