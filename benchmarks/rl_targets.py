@@ -52,7 +52,7 @@ def main() -> None:
         rl_wall = time.perf_counter() - t0
         metric = f"eval/mean@{config.eval.samples}"
         pts = load_points(st, metric=metric, runs=[config.run_id], with_meta=True)
-        res = fit(pts, metric=metric, x="flops", by=[], r0="first")[0]
+        res = fit(pts, metric=metric, x="flops", by=None, r0="first")  # one group: one FitResult
         y = pts.sort_values("step")["value"].to_numpy()
         c_max = float(pts["flops"].max())
         par = {k: v.value for k, v in res.params.items()}
@@ -61,7 +61,8 @@ def main() -> None:
         print(json.dumps({
             "setting": setting or "default", "pretrain": pre,
             "pretrain_wall_s (when trained)": round(info["wall_s"], 1),
-            "rl_wall_s (incl. eval)": round(rl_wall, 1), "reward_before": round(y[0], 3),
+            "rl_wall_s (incl. eval; 0 if stored)": round(rl_wall, 1),
+            "rl_step_wall_s (stored)": round(float(pts["wall_s"].max()), 1), "reward_before": round(y[0], 3),
             "reward_after": round(y[-1], 3), "gain": round(y[-1] - y[0], 3),
             **{k: float(f"{v:.4g}") for k, v in par.items()},
             "A_interval": [round(res.params["A"].lower, 3), round(res.params["A"].upper, 3)],

@@ -234,7 +234,8 @@ def fit_points_frame(fits: Sequence[Any], points: pd.DataFrame | None, *,
     """Observed points of each fit: ``used`` (in the fit) or ``excluded`` (burn-in, past max_x).
 
     Columns: series, facet?, run_id, x, y, status. Without ``points`` only the fitted data
-    (``FitResult.data``) is known, so every row is ``used``.
+    (``FitResult.data``) is known, so every row is ``used``. Points at compute <= 0 (an RL run's
+    step-0 evaluation) have no place on the log axis and are left out of the frame.
     """
     parts = []
     for fit in fits:
@@ -251,6 +252,7 @@ def fit_points_frame(fits: Sequence[Any], points: pd.DataFrame | None, *,
             other = mine[~seen] if len(mine) else mine
             rows.append(other[["run_id", "x", "y"]].assign(status="excluded"))
         frame = pd.concat(rows, ignore_index=True)
+        frame = frame[frame["x"] > 0].reset_index(drop=True)
         for key, value in labels.items():
             frame[key] = value
         parts.append(frame)
@@ -316,6 +318,7 @@ def residual_frame(fits: Sequence[Any], *, facet: str | None = None) -> pd.DataF
         frame = pd.DataFrame({"run_id": fit.data["run_id"].astype(str).to_numpy(), "x": xs,
                               "y": np.asarray(fit.data["y"], float), "fitted": fitted})
         frame["residual"] = frame["y"] - frame["fitted"]
+        frame = frame[frame["x"] > 0].reset_index(drop=True)  # the axis is logarithmic
         for key, value in fit_labels(fit, facet).items():
             frame[key] = value
         parts.append(frame)

@@ -309,3 +309,23 @@ def test_runs_without_recipe_are_their_own_group_with_their_excluded_points(poin
         mine = [r for r in rows if r["series"] == f.group["recipe"]]
         assert sum(r["layer"] == "observed-excluded" for r in mine) == below > 0
         assert sum(r["layer"] == "observed-used" for r in mine) == f.n_points
+
+
+def test_curves_chart_leaves_compute_zero_off_the_log_axis():
+    """An RL run's step-0 evaluation sits at compute 0: fitted, but not drawable on a log axis."""
+    import numpy as np
+    import pandas as pd
+
+    from rlscale.fit import fit
+
+    x = np.concatenate([[0.0], np.geomspace(1e3, 1e6, 15)])
+    y = 0.2 + 0.5 / (1 + (3e4 / np.maximum(x, 1e-9)) ** 1.2)
+    pts = pd.DataFrame({"run_id": "r", "recipe": "grpo", "metric": "m", "step": range(16),
+                        "flops": x, "value": y})
+    res = fit(pts, metric="m", x="flops", by="recipe", r0="first")
+    [f] = res if isinstance(res, list) else [res]
+    spec = plot.to_spec(plot.curves_chart([f], points=pts))
+    validate_vegalite(spec)
+    rows = spec["datasets"][next(iter(spec["datasets"]))]
+    assert rows and all(r["x"] > 0 for r in rows if r.get("x") is not None)
+    assert len(rows_of(spec, "observed-used")) == f.n_points - 1 == 15
