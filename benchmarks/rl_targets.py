@@ -8,7 +8,8 @@ wall time, reward before/after, the fitted A (with its 90% interval), B, C_mid, 
 lies inside the run, and the fitter's warnings.
 
     python benchmarks/rl_targets.py --store /tmp/rl-targets \\
-        --setting "pretrain.tokens=4e6" --setting "pretrain.tokens=8e6" --setting ""
+        --setting "pretrain.tokens=4e6" --setting "pretrain.tokens=8e6" \\
+        --setting "pretrain.tokens=12e6" --setting ""
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ class ModelConfig:
 class PretrainConfig:
     """What the base model sees before RL: how much (tokens) and what (difficulties, formats)."""
 
-    tokens: int = 12_000_000  # tokens processed (prompt + solution, pads excluded)
+    tokens: int = 16_000_000  # tokens processed (prompt + solution, pads excluded)
     ops_min: int = 1  # easiest problems in the pretraining mix (number of operations)
     ops_max: int = 4  # hardest problems in the pretraining mix
     mix_worked: float = 0.75  # weight of worked solutions: "c=b*a=8*3=4;...#4"
