@@ -3,9 +3,9 @@
 For each pretraining setting (default: the default base and two others), run the default RL job
 from that base into a store, then fit the ScaleRL sigmoid
 R(C) = R0 + (A - R0) / (1 + (C_mid / C)**B) to held-out eval/mean@k against RL FLOPs with
-rlscale's own fitter (rlscale.fit.fit, R0 fixed to the reward before RL), and print: pretraining wall time (or 'cached'), RL
-wall time, reward before/after, the fitted A (with its 90% interval), B, C_mid, whether C_mid
-lies inside the run, and the fitter's warnings.
+rlscale's own fitter (rlscale.fit.fit, R0 fixed to the reward before RL), and print:
+pretraining wall time (or 'cached'), RL wall time, reward before/after, the fitted A (with its
+95% interval), B, C_mid, whether C_mid lies inside the run, and the fitter's warnings.
 
     python benchmarks/rl_targets.py --store /tmp/rl-targets \\
         --setting "pretrain.tokens=4e6" --setting "pretrain.tokens=8e6" \\
@@ -68,8 +68,7 @@ def main() -> None:
             **{k: float(f"{v:.4g}") for k, v in par.items()},
             "A_interval": [round(res.params["A"].lower, 3), round(res.params["A"].upper, 3)],
             "C_mid_inside_run": bool(inside), "run_flops": float(f"{c_max:.4g}"),
-            "warnings": [w["code"] if isinstance(w, dict) else getattr(w, "code", str(w))
-                         for w in res.summary()["warnings"]],
+            "warnings": [w["code"] for w in res.summary()["warnings"]],
         }), flush=True)
 
 

@@ -71,7 +71,7 @@ def estimate_job(config: JobConfig, *, include_pretrain: bool = True) -> dict[st
     cfg = config.model
     rl = config.rl
     probs = sample_problems(0, 64, ops_min=rl.ops_min, ops_max=rl.ops_max, split="train",
-                            eval_fraction=config.task.eval_fraction, operators=config.task.operators)
+                            **config.task.problem_kwargs())
     P = round(statistics.mean(len(p.prompt()) + 1 for p in probs))
     N = round(statistics.mean(len(p.solution("worked")) + 1 for p in probs))
     gen = sum(generation_flops(cfg, P, N).values())
@@ -81,7 +81,7 @@ def estimate_job(config: JobConfig, *, include_pretrain: bool = True) -> dict[st
     rl_flops = float(rl.steps * rl.prompts_per_step * rl.group_size * per_sample)
     ev = config.eval
     eval_problems = sample_problems(0, 64, ops_min=ev.ops_min, ops_max=ev.ops_max, split="train",
-                                    eval_fraction=config.task.eval_fraction)
+                                    **config.task.problem_kwargs())
     eP = round(statistics.mean(len(p.prompt()) + 1 for p in eval_problems))
     eN = round(statistics.mean(len(p.solution("worked")) + 1 for p in eval_problems))
     n_evals = rl.steps // ev.every + 1
