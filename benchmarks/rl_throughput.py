@@ -3,11 +3,13 @@
 Same task (arith-graph prompts, ops 1-4), same batch (32 prompts x 8 samples), same generation
 length (64 new tokens, sampling at temperature 1), same size of model (d=128, 4 layers, 4 heads,
 random init: rlscale's transformer vs a GPT-2 config), same recipe (GRPO with a k3 KL to a
-reference, beta 0.04), same torch thread count, both measured in this run. A random-init model
+reference, beta 0.04), same torch thread count and the same precision, both measured in this
+run: fp32 (TRL ``bf16=False``, rlscale ``rl.precision=fp32``) and bf16 autocast with fp32
+weights (TRL ``bf16=True``, rlscale ``rl.precision=bf16``, its default). A random-init model
 rarely emits EOS, so both generate the full 64 tokens: the comparison is of the machinery.
 Nothing is downloaded: the GPT-2 model and a character-level tokenizer are built in-process.
 
-    python benchmarks/rl_throughput.py [--steps 3] [--threads 2]
+    python benchmarks/rl_throughput.py [--steps 3] [--threads 2] [--precision fp32|bf16|both]
 """
 
 from __future__ import annotations
@@ -33,14 +35,14 @@ def prompts(n: int, seed: int = 0):
     return sample_problems(seed, n, ops_min=1, ops_max=4, split="train", eval_fraction=0.05)
 
 
-def bench_rlscale(steps: int) -> dict[str, float]:
+def bench_rlscale(steps: int, precision: str) -> dict[str, float]:
     from rlscale.rl.model import Transformer
     from rlscale.rl.recipes import resolve
     from rlscale.rl.step import rl_step
 
     config = JobConfig().with_overrides([
         f"rl.prompts_per_step={PROMPTS}", f"rl.group_size={GROUP}", f"rl.max_new_tokens={NEW_TOKENS}",
-        "rl.recipe=grpo"])
+        "rl.recipe=grpo", f"rl.precision={precision}"])
     torch.manual_seed(0)
     policy = Transformer(config.model)
     ref = Transformer(config.model).eval()
@@ -66,7 +68,7 @@ def char_tokenizer():
                                    pad_token="<pad>", unk_token="<pad>")
 
 
-def bench_trl(steps: int) -> dict[str, float]:
+def bench_trl(steps: int, precision: str) -> dict[str, float]:
     from datasets import Dataset
     from transformers import GPT2Config, GPT2LMHeadModel, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -98,7 +100,7 @@ def bench_trl(steps: int) -> dict[str, float]:
                       steps_per_generation=1, max_completion_length=NEW_TOKENS, temperature=1.0,
                       beta=0.04, learning_rate=1e-4, logging_steps=10_000, report_to="none",
                       save_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=0,
-                      bf16=False)
+                      bf16=precision == "bf16")
     trainer = GRPOTrainer(model=path, reward_funcs=reward, args=args, train_dataset=data,
                           processing_class=tokenizer, callbacks=[Clock()])
     trainer.train()
@@ -112,21 +114,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=3, help="timed steps per system (after 1 warm-up)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
+    ap.add_argument("--precision", choices=["fp32", "bf16", "both"], default="both")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    ours = bench_rlscale(a.steps)
-    print(f"rlscale : {ours['params']:,} params  {ours['tokens_per_s']:8.0f} tok/s  "
-          f"{ours['steps_per_s']:.3f} steps/s  ({ours['tokens_per_step']:.0f} tok/step)", flush=True)
-    try:
-        theirs = bench_trl(a.steps)
-    except ImportError as exc:
-        print(f"TRL baseline unavailable ({exc}); pip install 'rlscale[bench]'")
-        return
-    print(f"TRL     : {theirs['params']:,} params  {theirs['tokens_per_s']:8.0f} tok/s  "
-          f"{theirs['steps_per_s']:.3f} steps/s  ({theirs['tokens_per_step']:.0f} tok/step)")
-    print(f"ratio   : {ours['tokens_per_s'] / theirs['tokens_per_s']:.1f}x tokens/s, "
-          f"{ours['steps_per_s'] / theirs['steps_per_s']:.1f}x steps/s "
-          f"(threads={a.threads}, torch {torch.__version__})")
+    for precision in (["fp32", "bf16"] if a.precision == "both" else [a.precision]):
+        ours = bench_rlscale(a.steps, precision)
+        print(f"[{precision}] rlscale : {ours['params']:,} params  {ours['tokens_per_s']:8.0f} tok/s  "
+              f"{ours['steps_per_s']:.3f} steps/s  ({ours['tokens_per_step']:.0f} tok/step)", flush=True)
+        try:
+            theirs = bench_trl(a.steps, precision)
+        except ImportError as exc:
+            print(f"TRL baseline unavailable ({exc}); pip install 'rlscale[bench]'")
+            return
+        print(f"[{precision}] TRL     : {theirs['params']:,} params  {theirs['tokens_per_s']:8.0f} tok/s  "
+              f"{theirs['steps_per_s']:.3f} steps/s  ({theirs['tokens_per_step']:.0f} tok/step)")
+        print(f"[{precision}] ratio   : {ours['tokens_per_s'] / theirs['tokens_per_s']:.1f}x tokens/s, "
+              f"{ours['steps_per_s'] / theirs['steps_per_s']:.1f}x steps/s "
+              f"(threads={a.threads}, torch {torch.__version__})", flush=True)
 
 
 if __name__ == "__main__":

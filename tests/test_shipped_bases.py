@@ -36,22 +36,30 @@ def test_default_job_and_full_demo_use_shipped_bases():
     assert needed <= names, sorted(needed - names)
 
 
-def test_knob_added_later_keeps_older_hashes():
-    """task.shuffle came after bases were shipped: at its older behaviour it leaves hashes alone."""
-    shuffled = JobConfig().with_overrides(["task.shuffle=true"])
-    ordered = JobConfig().with_overrides(["task.shuffle=false"])
-    assert base_hash(shuffled) != base_hash(ordered)
-    legacy = shuffled.to_dict()  # the config as it was written before the knob existed
+ADDED = [("task", "shuffle", True, False), ("pretrain", "precision", "fp32", "bf16"),
+         ("rl", "precision", "auto", "bf16")]  # (section, knob, value before it existed, another)
+
+
+@pytest.mark.parametrize(("section", "knob", "legacy_value", "other"), ADDED)
+def test_knob_added_later_keeps_older_hashes(section, knob, legacy_value, other):
+    """A knob that came after bases were shipped leaves hashes alone at its older behaviour."""
+    old = JobConfig().with_overrides([f"{section}.{knob}={legacy_value}".lower()])
+    new = JobConfig().with_overrides([f"{section}.{knob}={other}".lower()])
+    assert old.hash() != new.hash()
+    legacy = old.to_dict()  # the config as it was written before the knob existed
     for key in ("run_id", "device"):
         del legacy[key]
-    del legacy["task"]["shuffle"]
-    assert shuffled.hash() == stable_hash(legacy)
-    assert base_hash(shuffled) == stable_hash({k: legacy[k] for k in ("task", "model", "pretrain")})
+    del legacy[section][knob]
+    assert old.hash() == stable_hash(legacy)
+    assert base_hash(old) == stable_hash({k: legacy[k] for k in ("task", "model", "pretrain")})
+    if section != "rl":
+        assert base_hash(old) != base_hash(new)
 
 
-def test_stored_configs_without_the_knob_read_back_as_they_ran():
-    legacy = JobConfig().with_overrides(["task.shuffle=true"]).to_dict()
-    del legacy["task"]["shuffle"]
-    assert JobConfig.from_stored(legacy).task.shuffle is True
-    assert JobConfig.from_dict(legacy).task.shuffle is False  # today's default
-    assert legacy["task"].get("shuffle") is None  # the caller's dict is left alone
+@pytest.mark.parametrize(("section", "knob", "legacy_value", "other"), ADDED)
+def test_stored_configs_without_the_knob_read_back_as_they_ran(section, knob, legacy_value, other):
+    legacy = JobConfig().with_overrides([f"{section}.{knob}={legacy_value}".lower()]).to_dict()
+    del legacy[section][knob]
+    assert getattr(getattr(JobConfig.from_stored(legacy), section), knob) == legacy_value
+    assert getattr(getattr(JobConfig.from_dict(legacy), section), knob) == other  # today's default
+    assert legacy[section].get(knob) is None  # the caller's dict is left alone

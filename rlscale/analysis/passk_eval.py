@@ -41,7 +41,7 @@ def count_correct(model: Any, config: Any, *, difficulties: Sequence[int], probl
         probs = eval_problems(cfg)[ops]
         ro = rollout(model, probs, group_size=samples,
                      max_new_tokens=max_new_tokens or config.rl.max_new_tokens, generator=gen,
-                     temperature=temperature)
+                     temperature=temperature, precision=config.rl.precision)
         correct = ro.rewards.sum(1).round().long().tolist()
         rows += [{"problem_id": p.prompt(), "difficulty": int(ops), "n": samples, "c": c}
                  for p, c in zip(probs, correct)]

@@ -28,6 +28,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "rl.adv_norm": ("group", "batch", "none"),
     "rl.loss_agg": ("token-mean", "seq-mean", "prompt-mean", "constant"),
     "rl.objective": ("ppo", "cispo"),
+    "pretrain.precision": ("bf16", "fp32", "auto"),
+    "rl.precision": ("bf16", "fp32", "auto"),
 }
 
 
@@ -86,6 +88,7 @@ class PretrainConfig:
     warmup_frac: float = 0.03  # share of steps spent warming up
     weight_decay: float = 0.1  # AdamW weight decay on matrices
     seed: int = 0  # data and init seed of the base (separate from the RL seed, so seeds share bases)
+    precision: str = "bf16"  # bf16 (autocast: bf16 matrix products, fp32 weights) | fp32 | auto
 
 
 @dataclass
@@ -110,14 +113,15 @@ class RLConfig:
     kl_coef: float | None = None  # k3 KL penalty to the reference policy (0 = no reference)
     ref_reset_every: int = 0  # copy the policy into the reference every N steps (0 = never)
     minibatches: int = 1  # optimiser steps per batch (>1 makes updates off-policy; ratios matter)
-    fp32_logits: bool | None = None  # compute the LM head in fp32 under autocast (GPU)
+    fp32_logits: bool | None = None  # compute the LM head in fp32 under bf16 autocast
+    precision: str = "bf16"  # sampling, log-probs and eval: bf16 | fp32 | auto (bf16 on GPU only)
 
 
 @dataclass
 class EvalConfig:
     """Held-out evaluation: mean@k and unbiased pass@k per difficulty."""
 
-    every: int = 10  # evaluate (and checkpoint) every N RL steps
+    every: int = 5  # evaluate (and checkpoint) every N RL steps
     problems: int = 32  # held-out problems per difficulty
     samples: int = 8  # samples per problem (k of mean@k; pass@k for k up to this)
     ops_min: int = 1  # easiest evaluated difficulty
@@ -271,7 +275,11 @@ class JobConfig:
 
 # Knobs added after bases were shipped and runs stored: left out of every hash while they hold the
 # value that reproduces the older behaviour, so the shipped bases and earlier run ids keep their keys.
-_ADDED_KNOBS: dict[str, dict[str, Any]] = {"task": {"shuffle": True}}
+_ADDED_KNOBS: dict[str, dict[str, Any]] = {
+    "task": {"shuffle": True},
+    "pretrain": {"precision": "fp32"},  # bases before it were pretrained in fp32 on every device
+    "rl": {"precision": "auto"},  # runs before it used bf16 autocast on CUDA, fp32 on CPU
+}
 
 
 def _drop_added(data: Any) -> Any:

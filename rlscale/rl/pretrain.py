@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from rlscale.errors import RLScaleError
 from rlscale.rl.config import JobConfig, base_hash
 from rlscale.rl.flops import forward_flops
-from rlscale.rl.model import Transformer
+from rlscale.rl.model import Transformer, autocast
 from rlscale.rl.tasks import BOS, EOS, FORMATS, PAD, encode, sample_problems
 
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "bases"
@@ -127,7 +127,8 @@ def pretrain(config: JobConfig, *, device: str = "cpu", progress: bool = True) -
         for g in opt.param_groups:
             g["lr"] = lr
         tokens, mask = tokens.to(device), mask.to(device)
-        logits = model(tokens[:, :-1])
+        with autocast(device, pc.precision):
+            logits = model(tokens[:, :-1])  # the LM head stays fp32 (model.fp32_logits)
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1),
                              reduction="none").view_as(mask[:, 1:])
         loss = (ce * mask[:, 1:]).sum() / mask[:, 1:].sum()

@@ -6,7 +6,6 @@ followed by right-padded responses (N, R), with everything the update and the me
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -14,7 +13,7 @@ import torch
 from rlscale.rl import flops as fl
 from rlscale.rl.config import ModelConfig
 from rlscale.rl.grpo import token_entropy, token_logprobs
-from rlscale.rl.model import Transformer, generate, pad_left
+from rlscale.rl.model import Transformer, autocast, generate, pad_left
 from rlscale.rl.tasks import BOS, EOS, Problem, decode, encode, response_format, score, token_roles
 
 
@@ -56,15 +55,9 @@ class Rollout:
         return [(token_roles(t) + ["answer"] * R)[:R] for t in self.texts]
 
 
-def autocast(device: torch.device | str):
-    """bf16 autocast on CUDA; nothing on CPU (fp32 throughout)."""
-    if torch.device(device).type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def rollout(model: Transformer, problems: list[Problem], *, group_size: int, max_new_tokens: int,
-            generator: torch.Generator, temperature: float = 1.0, chunk: int = 512) -> Rollout:
+            generator: torch.Generator, temperature: float = 1.0, chunk: int = 512,
+            precision: str = "auto") -> Rollout:
     """Sample ``group_size`` responses per problem and score each one exactly."""
     device = next(model.parameters()).device
     prompts = [[BOS, *encode(p.prompt())] for p in problems for _ in range(group_size)]
@@ -72,7 +65,7 @@ def rollout(model: Transformer, problems: list[Problem], *, group_size: int, max
     pieces = []
     was_training = model.training
     model.eval()
-    with autocast(device):
+    with autocast(device, precision):
         for i in range(0, len(prompts), chunk):
             pieces.append(generate(model, ids[i:i + chunk], valid[i:i + chunk],
                                    max_new_tokens=max_new_tokens, temperature=temperature,
@@ -99,28 +92,41 @@ def rollout(model: Transformer, problems: list[Problem], *, group_size: int, max
                    rewards.to(device), [response_format(t) for t in texts], gen, plens, rlens)
 
 
-def sequence_logprobs(model: Transformer, ro: Rollout, *, with_entropy: bool = False
+def sequence_logprobs(model: Transformer, ro: Rollout, *, with_entropy: bool = False,
+                      precision: str = "auto", bucket_rows: int = 64
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log pi(response token) (N, R) under ``model`` (and entropies (N, R) if asked).
 
     Each row is packed as prompt + response from position 0 and right-padded, so plain causal
-    attention (the fast kernel, no mask) gives the same logits as the left-padded layout.
+    attention (the fast kernel, no mask) gives the same logits as the left-padded layout. Rows
+    are sorted by length and run in buckets of ``bucket_rows``, each padded only to its own
+    longest row (random-length responses otherwise waste a third of the forward on padding).
     Runs grad-enabled unless called under ``torch.no_grad()``.
     """
     N, Lp = ro.prompt_ids.shape
     R = ro.response_ids.shape[1]
     device = ro.prompt_ids.device
     plen = torch.tensor(ro.prompt_lens, device=device)
-    width = int(plen.max()) + R - 1
+    rlen = torch.tensor(ro.response_lens, device=device)
     full = torch.cat([ro.prompt_ids, ro.response_ids], 1)
-    cols = torch.arange(width, device=device)[None] + (Lp - plen)[:, None]
-    packed = full.gather(1, cols.clamp(max=Lp + R - 1))
-    with autocast(device):
-        logits = model(packed)
-    at = (plen[:, None] - 1 + torch.arange(R, device=device)[None]).clamp(max=width - 1)
-    logits = logits.gather(1, at[..., None].expand(-1, -1, logits.shape[-1]))
-    logp = token_logprobs(logits, ro.response_ids)
-    ent = token_entropy(logits.detach()) if with_entropy else None
+    order = torch.argsort(plen + rlen, stable=True)
+    logps, ents = [], []
+    for idx in order.split(bucket_rows):
+        p = plen[idx]
+        width = max(int((p + rlen[idx]).max()) - 1, 1)
+        cols = torch.arange(width, device=device)[None] + (Lp - p)[:, None]
+        packed = full[idx].gather(1, cols.clamp(max=Lp + R - 1))
+        with autocast(device, precision):
+            logits = model(packed)
+        at = (p[:, None] - 1 + torch.arange(R, device=device)[None]).clamp(max=width - 1)
+        logits = logits.gather(1, at[..., None].expand(-1, -1, logits.shape[-1]))
+        logps.append(token_logprobs(logits, ro.response_ids[idx]))
+        if with_entropy:
+            ents.append(token_entropy(logits.detach()))
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(N, device=device)
+    logp = torch.cat(logps)[inverse]
+    ent = torch.cat(ents)[inverse] if with_entropy else None
     return logp, ent
 
 

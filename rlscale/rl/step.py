@@ -36,7 +36,7 @@ def draw(policy: Transformer, rl: RLConfig, task: TaskConfig, *, seed: int, step
                                    ops_min=rl.ops_min, ops_max=rl.ops_max, split="train",
                                    **task.problem_kwargs())
         ro = rollout(policy, problems, group_size=rl.group_size, max_new_tokens=rl.max_new_tokens,
-                     generator=generator)
+                     generator=generator, precision=rl.precision)
         drawn.append(ro)
         if not rl.edge_filter:
             return ro, drawn
@@ -85,6 +85,8 @@ def rl_step(policy: Transformer, ref: Transformer | None, opt: torch.optim.Optim
     """One GRPO-family step with a resolved ``rl`` config (see recipes.resolve)."""
     cfg = policy.cfg
     policy.fp32_logits = bool(rl.fp32_logits)
+    if ref is not None:  # the same head precision, or the KL would be non-zero at equal weights
+        ref.fp32_logits = policy.fp32_logits
     gen = torch.Generator(device=next(policy.parameters()).device).manual_seed(
         (seed * 1_000_003 + step) % 2**63)
     batch, drawn = draw(policy, rl, task, seed=seed, step=step, generator=gen)
@@ -109,8 +111,10 @@ def rl_step(policy: Transformer, ref: Transformer | None, opt: torch.optim.Optim
     adv = grpo.group_advantages(batch.rewards, norm=rl.adv_norm).reshape(-1, 1)
     fwd = forward_flops(cfg, batch)
     with torch.no_grad():
-        old_logp = sequence_logprobs(policy, batch)[0] if rl.minibatches > 1 else None
-        ref_logp = sequence_logprobs(ref, batch)[0] if (rl.kl_coef and ref is not None) else None
+        old_logp = (sequence_logprobs(policy, batch, precision=rl.precision)[0]
+                    if rl.minibatches > 1 else None)
+        ref_logp = (sequence_logprobs(ref, batch, precision=rl.precision)[0]
+                    if (rl.kl_coef and ref is not None) else None)
     flops += fwd * ((old_logp is not None) + (ref_logp is not None))
     sums: Counter[str] = Counter()
     P = len(batch.problems)
@@ -120,7 +124,7 @@ def rl_step(policy: Transformer, ref: Transformer | None, opt: torch.optim.Optim
         keep = torch.zeros(P, dtype=torch.bool)
         keep[idx] = True
         mb = batch.select(keep)
-        logp, ent = sequence_logprobs(policy, mb, with_entropy=True)
+        logp, ent = sequence_logprobs(policy, mb, with_entropy=True, precision=rl.precision)
         old = logp.detach() if old_logp is None else old_logp[rows]
         a = adv[rows.to(adv.device)]
         if rl.objective == "ppo":
