@@ -128,3 +128,24 @@ def test_complex_rope_is_the_real_rotation_bit_for_bit():
     # a rotation: norms of each pair are kept, and position 0 is the identity
     assert torch.allclose(got.unflatten(-1, (8, 2)).norm(dim=-1), x.unflatten(-1, (8, 2)).norm(dim=-1), atol=1e-5)
     assert torch.equal(apply_rope(x[:1, :1], rope_tables(torch.zeros(1, 1, dtype=torch.long), 16, 1e4)), x[:1, :1])
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_both_kv_cache_layouts_sample_the_same(monkeypatch, precision):
+    """CPU decodes over keys cached transposed; the GPU layout (fused SDPA over the cache) runs
+    here too, so the GPU path has a CPU-tested twin."""
+    import rlscale.rl.model as M
+    from rlscale.rl.tasks import BOS, encode, sample_problems
+
+    model = small_model(3)
+    with torch.no_grad():  # sharp attention, so that how it is computed shows in the tokens
+        for block in model.blocks:
+            block.qkv.weight.mul_(25)
+    problems = sample_problems(1, 6, ops_min=1, ops_max=3, split="train", eval_fraction=0.05)
+    ids, valid = M.pad_left([[BOS, *encode(p.prompt())] for p in problems])
+    out = {}
+    for transposed in (True, False):
+        monkeypatch.setattr(M, "_keys_transposed", lambda device, t=transposed: t)
+        with M.autocast("cpu", precision):
+            out[transposed] = M.generate(model, ids, valid, max_new_tokens=30, temperature=0)
+    assert out[True].shape[1] == 30 and torch.equal(out[True], out[False])

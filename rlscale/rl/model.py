@@ -87,7 +87,7 @@ class Block(nn.Module):
         v = qkv[:, :, 2].transpose(1, 2)
         if cache is None:
             y = _attention(q, k, v, mask)
-        elif x.device.type == "cpu":  # keys cached transposed (B, H, hd, S): see generate()
+        elif _keys_transposed(x.device):  # keys cached as (B, H, hd, S): see generate()
             cache[0][..., start:start + T] = k.transpose(-1, -2)
             cache[1][:, :, start:start + T] = v
             if start == 0:  # prefill: the keys and values just computed are the whole cache
@@ -109,6 +109,13 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Te
         if mask is None:
             return F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def _keys_transposed(device: torch.device) -> bool:
+    """Whether generate() caches keys transposed, (B, H, hd, S), and decodes with two plain
+    batched products (CPU), or as (B, H, S, hd) for the fused SDPA kernel (GPU). Both layouts
+    give the same tokens; a test runs the GPU layout on CPU."""
+    return device.type == "cpu"
 
 
 def _cached_attention(q: torch.Tensor, k_t: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -202,8 +209,8 @@ def generate(model: Transformer, prompts: torch.Tensor, prompt_valid: torch.Tens
         raise ValueError(msg)
     hd = cfg.d_model // cfg.n_heads
     dtype = next(model.parameters()).dtype
-    # on CPU keys are cached transposed, (B, H, hd, S), for the decode step's product q @ K^T
-    k_shape = (B, cfg.n_heads, hd, total) if prompts.device.type == "cpu" else (B, cfg.n_heads, total, hd)
+    k_shape = ((B, cfg.n_heads, hd, total) if _keys_transposed(prompts.device)
+               else (B, cfg.n_heads, total, hd))
     caches = [
         (torch.empty(k_shape, device=prompts.device, dtype=dtype),
          torch.empty(B, cfg.n_heads, total, hd, device=prompts.device, dtype=dtype))
