@@ -106,6 +106,21 @@ def batches(config: JobConfig, *, pool: int = 16):
             yield tokens, mask, sum(len(ids) for ids, _ in group)
 
 
+def train_step(model: Transformer, opt: torch.optim.Optimizer, tokens: torch.Tensor,
+               mask: torch.Tensor, *, device: str, precision: str) -> torch.Tensor:
+    """One optimiser step of next-token cross-entropy on the ``mask``-ed targets; the loss."""
+    with autocast(device, precision):
+        logits = model(tokens[:, :-1])  # the LM head stays fp32 (model.fp32_logits)
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1),
+                         reduction="none").view_as(mask[:, 1:])
+    loss = (ce * mask[:, 1:]).sum() / mask[:, 1:].sum()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss.detach()
+
+
 def pretrain(config: JobConfig, *, device: str = "cpu", progress: bool = True) -> Path:
     """Train the base for ``config`` and write it to the cache; return its directory."""
     pc = config.pretrain
@@ -126,16 +141,8 @@ def pretrain(config: JobConfig, *, device: str = "cpu", progress: bool = True) -
                       else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
-        tokens, mask = tokens.to(device), mask.to(device)
-        with autocast(device, pc.precision):
-            logits = model(tokens[:, :-1])  # the LM head stays fp32 (model.fp32_logits)
-        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1),
-                             reduction="none").view_as(mask[:, 1:])
-        loss = (ce * mask[:, 1:]).sum() / mask[:, 1:].sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss = train_step(model, opt, tokens.to(device), mask.to(device), device=device,
+                          precision=pc.precision)
         seen += n_real
         flops += 3 * sum(forward_flops(config.model, int(n)) for n in (tokens != PAD).sum(1) - 1)
         losses.append(loss.item())
