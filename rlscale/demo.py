@@ -182,6 +182,8 @@ def _cell(value: float, lower: float, upper: float, name: str) -> str:
     if pd.isna(value):
         return "failed"
     fmt = ".3g" if name == "C_mid" else ".3f"
+    if pd.isna(lower) or pd.isna(upper):  # the fit did not converge: a value, no interval
+        return f"{value:{fmt}} [no interval]"
     return f"{value:{fmt}} [{lower:{fmt}},{upper:{fmt}}]"
 
 

@@ -102,3 +102,11 @@ def test_spec_without_pretraining_level_is_rejected(tmp_path):
     assert result.exit_code != 0
     assert "pretrain" in result.output and "bad.toml" in result.output
     assert not store.exists() and not (tmp_path / "out").exists()
+
+
+def test_summary_cells_say_when_a_fit_has_no_interval():
+    from rlscale.demo import _cell
+
+    assert _cell(0.2041, 0.1, 0.3, "A") == "0.204 [0.100,0.300]"
+    assert _cell(0.2041, float("nan"), float("nan"), "A") == "0.204 [no interval]"
+    assert _cell(float("nan"), float("nan"), float("nan"), "A") == "failed"
