@@ -107,7 +107,7 @@ def test_rl_spec_errors_name_the_spec_and_key(tmp_path):
         resolve_jobs(spec)
 
 
-@pytest.mark.parametrize("name", ["pretrain_study", "recipe_ablation", "smoke"])
+@pytest.mark.parametrize("name", ["pretrain_study", "recipe_ablation", "smoke", "coverage_study"])
 def test_reference_specs_expand(name):
     from pathlib import Path
 

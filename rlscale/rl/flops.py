@@ -20,10 +20,11 @@ import statistics
 from rlscale.rl.config import JobConfig, ModelConfig
 from rlscale.rl.tasks import VOCAB_SIZE, sample_problems
 
-# Rough sustained rates, used only by estimate_job to guess device-hours before a run:
-# measured on this project's 2-core CPU machines (~17k train tokens/s, 0.8M params) and a
-# conservative figure for one datacenter GPU at these tiny sizes.
-NOMINAL_FLOPS_PER_S = {"cpu": 5e10, "cuda": 5e12}
+# Rough sustained rates, used only by estimate_job to guess device-hours before a run: on this
+# project's 2-core CPU machines with the default bf16 precision, pretraining the default base ran
+# at 2.2e11 counted FLOP/s and its RL job at 1.4e11 (generation included, evaluation not), so
+# 1.2e11 with evaluation; a conservative figure for one datacenter GPU at these tiny sizes.
+NOMINAL_FLOPS_PER_S = {"cpu": 1.2e11, "cuda": 5e12}
 
 
 def linear_flops(cfg: ModelConfig, *, vocab_size: int = VOCAB_SIZE) -> int:
