@@ -21,6 +21,8 @@ from typing import Any
 from rlscale.errors import input_error
 
 # Allowed values of the string knobs, declared once and checked in :meth:`JobConfig.validate`.
+PRECISIONS = ("bf16", "fp32", "auto")  # see rlscale.rl.model.autocast
+
 CHOICES: dict[str, tuple[str, ...]] = {
     "task.name": ("arith-graph",),
     "device": ("auto", "cpu", "cuda"),
@@ -28,8 +30,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "rl.adv_norm": ("group", "batch", "none"),
     "rl.loss_agg": ("token-mean", "seq-mean", "prompt-mean", "constant"),
     "rl.objective": ("ppo", "cispo"),
-    "pretrain.precision": ("bf16", "fp32", "auto"),
-    "rl.precision": ("bf16", "fp32", "auto"),
+    "pretrain.precision": PRECISIONS,
+    "rl.precision": PRECISIONS,
 }
 
 

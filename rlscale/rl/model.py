@@ -18,11 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlscale.rl.config import ModelConfig
+from rlscale.rl.config import PRECISIONS, ModelConfig
 from rlscale.rl.tasks import EOS, PAD, VOCAB_SIZE
-
-
-PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def autocast(device: torch.device | str, precision: str = "auto"):
