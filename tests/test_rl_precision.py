@@ -149,3 +149,15 @@ def test_both_kv_cache_layouts_sample_the_same(monkeypatch, precision):
         with M.autocast("cpu", precision):
             out[transposed] = M.generate(model, ids, valid, max_new_tokens=30, temperature=0)
     assert out[True].shape[1] == 30 and torch.equal(out[True], out[False])
+
+
+def test_cuda_attention_never_picks_cudnn():
+    # cuDNN SDPA re-plans for every new shape (each decoded token): 8x slower RL on an H100.
+    # The backends left must still cover every case: flash/efficient, and math as the fallback.
+    from torch.nn.attention import SDPBackend
+
+    from rlscale.rl.model import CUDA_SDPA_BACKENDS
+
+    assert SDPBackend.CUDNN_ATTENTION not in CUDA_SDPA_BACKENDS
+    assert SDPBackend.MATH in CUDA_SDPA_BACKENDS
+    assert SDPBackend.FLASH_ATTENTION in CUDA_SDPA_BACKENDS

@@ -17,6 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from rlscale.rl.config import PRECISIONS, ModelConfig
 from rlscale.rl.tasks import EOS, PAD, VOCAB_SIZE
@@ -99,10 +100,23 @@ class Block(nn.Module):
         return x + self.out(F.gelu(self.fc(self.norm2(x))))
 
 
+# SDPA backends on CUDA: flash, memory-efficient, math; not cuDNN. torch prefers cuDNN for bf16
+# on Hopper, but it builds an execution plan for every new shape: every decoded token (the key
+# length grows) and every pretraining batch (lengths vary). Measured on an H100, 10M model, bf16:
+# 3.6 ms of CPU per attention forward and 5.5 ms per backward, RL 3,617 tokens/s against 28,518
+# in fp32 (which never picks cuDNN).
+CUDA_SDPA_BACKENDS = (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH)
+
+
 def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     # on CPU attention runs in the dtype of q/k/v (fp32, see Block.forward) even under autocast
-    off = torch.autocast("cpu", enabled=False) if q.device.type == "cpu" else contextlib.nullcontext()
-    with off:
+    if q.device.type == "cpu":
+        ctx = torch.autocast("cpu", enabled=False)
+    elif q.device.type == "cuda":
+        ctx = sdpa_kernel(list(CUDA_SDPA_BACKENDS))
+    else:
+        ctx = contextlib.nullcontext()
+    with ctx:
         if mask is None:
             return F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
