@@ -108,15 +108,18 @@ class Block(nn.Module):
 CUDA_SDPA_BACKENDS = (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH)
 
 
+def _sdpa_context(device_type: str) -> contextlib.AbstractContextManager:
+    """Around SDPA: on CPU no autocast (attention in the dtype of q/k/v, fp32: see
+    Block.forward); on CUDA only CUDA_SDPA_BACKENDS."""
+    if device_type == "cpu":
+        return torch.autocast("cpu", enabled=False)
+    if device_type == "cuda":
+        return sdpa_kernel(list(CUDA_SDPA_BACKENDS))
+    return contextlib.nullcontext()
+
+
 def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    # on CPU attention runs in the dtype of q/k/v (fp32, see Block.forward) even under autocast
-    if q.device.type == "cpu":
-        ctx = torch.autocast("cpu", enabled=False)
-    elif q.device.type == "cuda":
-        ctx = sdpa_kernel(list(CUDA_SDPA_BACKENDS))
-    else:
-        ctx = contextlib.nullcontext()
-    with ctx:
+    with _sdpa_context(q.device.type):
         if mask is None:
             return F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
