@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,3 +36,17 @@ from hypothesis import settings as _hyp_settings  # noqa: E402
 
 _hyp_settings.register_profile("rlscale", derandomize=True, deadline=None)
 _hyp_settings.load_profile("rlscale")
+
+
+@pytest.fixture
+def benchmark_script():
+    """Load ``benchmarks/<name>.py`` as a module (the scripts are not a package)."""
+
+    def load(name: str):
+        path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 torch = pytest.importorskip("torch")
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "rl_device.py"
-
-
-def load():
-    spec = importlib.util.spec_from_file_location("rl_device", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_device_benchmark_runs_on_cpu_and_reports_mfu():
-    bench = load()
+def test_device_benchmark_runs_on_cpu_and_reports_mfu(benchmark_script):
+    bench = benchmark_script("rl_device")
     torch.set_num_threads(1)
     rows = bench.main(["--device", "cpu", "--sizes", "tiny", "--steps", "1", "--prompts", "2",
                        "--new-tokens", "16", "--batch", "8", "--peak-tflops", "1"])
@@ -30,7 +17,7 @@ def test_device_benchmark_runs_on_cpu_and_reports_mfu():
     assert 0 < row["pretrain_mfu"] < 1 and 0 < row["rl_mfu"] < 1
 
 
-def test_peak_is_unknown_on_cpu_unless_given():
-    bench = load()
+def test_peak_is_unknown_on_cpu_unless_given(benchmark_script):
+    bench = benchmark_script("rl_device")
     assert bench.peak_flops("cpu", "bf16", None) is None
     assert bench.peak_flops("cpu", "bf16", 2.0) == 2e12

@@ -3,20 +3,13 @@ would compare different work)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 torch = pytest.importorskip("torch")
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "shared_prefix_probe.py"
 
-
-def test_shared_prefix_logprobs_equal_the_per_sequence_ones():
-    spec = importlib.util.spec_from_file_location("shared_prefix_probe", SCRIPT)
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
+def test_shared_prefix_logprobs_equal_the_per_sequence_ones(benchmark_script):
+    probe = benchmark_script("shared_prefix_probe")
     from rlscale.rl.config import ModelConfig
     from rlscale.rl.model import Transformer
     from rlscale.rl.rollout import rollout, sequence_logprobs
