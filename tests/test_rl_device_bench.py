@@ -6,6 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+
 def test_device_benchmark_runs_on_cpu_and_reports_mfu(benchmark_script):
     bench = benchmark_script("rl_device")
     torch.set_num_threads(1)
