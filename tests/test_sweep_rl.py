@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -107,11 +109,12 @@ def test_rl_spec_errors_name_the_spec_and_key(tmp_path):
         resolve_jobs(spec)
 
 
-@pytest.mark.parametrize("name", ["pretrain_study", "recipe_ablation", "smoke", "coverage_study"])
-def test_reference_specs_expand(name):
-    from pathlib import Path
+SPECS = sorted((Path(__file__).resolve().parents[1] / "runs").glob("*.toml"))
 
-    spec = load_spec(Path(__file__).resolve().parents[1] / "runs" / f"{name}.toml")
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_reference_specs_expand(path):
+    spec = load_spec(path)
     jobs = resolve_jobs(spec)
     assert len({j.job_id for j in jobs}) == len(jobs) >= 2
     assert all(j.job_id.startswith(spec.name + "-") for j in jobs)
