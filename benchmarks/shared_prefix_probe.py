@@ -10,8 +10,8 @@ up to 64 new tokens, 2 threads.
 
     python benchmarks/shared_prefix_probe.py
 
-It re-implements the block's arithmetic (model.Block.forward, CPU path) to stay outside the
-library; it is a measurement, not a code path. Landing it would change the FLOPs counted for a
+It uses the block's own pieces (``Block.heads``, ``Block.finish``) around its own attention; it
+is a measurement, not a code path. Landing it would change the FLOPs counted for a
 step (prompts once per group), so every documented C_mid would move.
 """
 
@@ -24,27 +24,9 @@ import torch.nn.functional as F
 
 from rlscale.rl.config import JobConfig
 from rlscale.rl.grpo import token_logprobs
-from rlscale.rl.model import Transformer, _attn_mask, apply_rope, autocast, rope_tables
+from rlscale.rl.model import Transformer, _attn_mask, autocast, rope_tables
 from rlscale.rl.rollout import rollout, sequence_logprobs
 from rlscale.rl.tasks import sample_problems
-
-
-def block_qkv(blk, x, rot):
-    """q, k, v (B, H, T, hd) of one block, attention inputs in fp32 as on CPU."""
-    B, T, D = x.shape
-    qkv = blk.qkv(blk.norm1(x)).view(B, T, 3, blk.n_heads, D // blk.n_heads)
-    if qkv.dtype != torch.float32:
-        qkv = qkv.float()
-    q, k = apply_rope(qkv[:, :, :2], rot).transpose(1, 3).unbind(2)
-    v = qkv[:, :, 2].transpose(1, 2)
-    return q, k, v
-
-
-def block_rest(blk, x, y):
-    """The block after attention: projection, residual, MLP."""
-    B, T, D = x.shape
-    x = x + blk.proj(y.transpose(1, 2).reshape(B, T, D))
-    return x + blk.out(F.gelu(blk.fc(blk.norm2(x))))
 
 
 def shared_logprobs(model, ro, precision, bucket=64):
@@ -64,11 +46,11 @@ def shared_logprobs(model, ro, precision, bucket=64):
         xp = model.embed(pid)
         pk = []
         for blk in model.blocks:
-            q, k, v = block_qkv(blk, xp, prot)
+            q, k, v = blk.heads(xp, prot)
             with torch.autocast("cpu", enabled=False):
                 yp = F.scaled_dot_product_attention(q, k, v, attn_mask=pmask)
             pk.append((k, v))
-            xp = block_rest(blk, xp, yp)
+            xp = blk.finish(xp, yp)
         first = model.head(xp[:, -1])  # (Pg, V)
         order = torch.argsort(rlen, stable=True)
         outs = []
@@ -84,12 +66,12 @@ def shared_logprobs(model, ro, precision, bucket=64):
             rmask = torch.zeros(m.shape).masked_fill_(~m, float("-inf"))
             xr = model.embed(rin)
             for blk, (k, v) in zip(model.blocks, pk):
-                qr, kr, vr = block_qkv(blk, xr, rrot)
+                qr, kr, vr = blk.heads(xr, rrot)
                 K = torch.cat([k[grp], kr], 2)
                 V = torch.cat([v[grp], vr], 2)
                 with torch.autocast("cpu", enabled=False):
                     yr = F.scaled_dot_product_attention(qr, K, V, attn_mask=rmask)
-                xr = block_rest(blk, xr, yr)
+                xr = blk.finish(xr, yr)
             logits = torch.cat([first[grp][:, None], model.head(xr)], 1)
             lp = token_logprobs(logits, resp[idx, :W + 1])
             outs.append(F.pad(lp, (0, R - lp.shape[1])))

@@ -73,8 +73,8 @@ class Block(nn.Module):
         self.fc = nn.Linear(d, cfg.ff_mult * d, bias=False)
         self.out = nn.Linear(cfg.ff_mult * d, d, bias=False)
 
-    def forward(self, x: torch.Tensor, rot: torch.Tensor, mask: torch.Tensor | None,
-                cache: tuple[torch.Tensor, torch.Tensor] | None, start: int) -> torch.Tensor:
+    def heads(self, x: torch.Tensor, rot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v (B, H, T, hd) of ``x`` (B, T, D), q and k rotated by ``rot``."""
         B, T, D = x.shape
         qkv = self.qkv(self.norm1(x)).view(B, T, 3, self.n_heads, D // self.n_heads)
         if x.device.type == "cpu" and qkv.dtype != torch.float32:
@@ -82,7 +82,18 @@ class Block(nn.Module):
             # backward in bf16, and the KV cache stays fp32); the matrix products stay bf16
             qkv = qkv.float()
         q, k = apply_rope(qkv[:, :, :2], rot).transpose(1, 3).unbind(2)  # q and k in one pass
-        v = qkv[:, :, 2].transpose(1, 2)
+        return q, k, qkv[:, :, 2].transpose(1, 2)
+
+    def finish(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The block's output from its input ``x`` and the attention output ``y`` (B, H, T, hd)."""
+        B, T, D = x.shape
+        x = x + self.proj(y.transpose(1, 2).reshape(B, T, D))
+        return x + self.out(F.gelu(self.fc(self.norm2(x))))
+
+    def forward(self, x: torch.Tensor, rot: torch.Tensor, mask: torch.Tensor | None,
+                cache: tuple[torch.Tensor, torch.Tensor] | None, start: int) -> torch.Tensor:
+        q, k, v = self.heads(x, rot)
+        T = x.shape[1]
         if cache is None:
             y = _attention(q, k, v, mask)
         elif _keys_transposed(x.device):  # keys cached as (B, H, hd, S): see generate()
@@ -96,8 +107,7 @@ class Block(nn.Module):
             cache[0][:, :, start:start + T] = k
             cache[1][:, :, start:start + T] = v
             y = _attention(q, cache[0][:, :, :start + T], cache[1][:, :, :start + T], mask)
-        x = x + self.proj(y.transpose(1, 2).reshape(B, T, D))
-        return x + self.out(F.gelu(self.fc(self.norm2(x))))
+        return self.finish(x, y)
 
 
 # SDPA backends on CUDA: flash, memory-efficient, math; not cuDNN. torch prefers cuDNN for bf16
