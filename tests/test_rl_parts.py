@@ -195,8 +195,37 @@ def test_flop_counts_match_the_model_shapes():
     assert L * square == 4 * L * d * T * T
     assert forward_flops(c, T) == T * linear_flops(c) + 4 * L * d * T * (T + 1) // 2
     g = generation_flops(c, 10, 5)
-    assert g["prefill"] == forward_flops(c, 10)
+    assert g["prefill"] == forward_flops(c, 10) - 9 * 2 * d * V  # LM head on the last position only
     assert g["decode"] == sum(linear_flops(c) + 4 * L * d * (10 + j + 1) for j in range(4))
+
+
+def test_log_prob_pass_runs_each_prompt_once_per_group_as_counted():
+    """What sequence_logprobs multiplies (FlopCounterMode, fp32: every weight matrix; SDPA is
+    not counted on CPU) is the linear part of group_forward_flops: the prompt once, not once per
+    sample."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from rlscale.rl.flops import group_forward_flops, head_flops, linear_flops
+    from rlscale.rl.model import Transformer
+    from rlscale.rl.rollout import forward_flops, rollout, sequence_logprobs
+    from rlscale.rl.tasks import sample_problems
+
+    c = JobConfig().with_overrides(TINY).model
+    torch.manual_seed(0)
+    model = Transformer(c)
+    problems = sample_problems(2, 1, ops_min=2, ops_max=2, split="train", eval_fraction=0.05)
+    ro = rollout(model, problems, group_size=4, max_new_tokens=40,
+                 generator=torch.Generator().manual_seed(0), precision="fp32")
+    P, Ns = ro.prompt_lens[0], ro.response_lens
+    assert len(set(Ns)) > 1
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        sequence_logprobs(model, ro, precision="fp32", bucket_rows=1)  # no padding
+    counts = {str(k): v for k, v in counter.get_flop_counts()["Global"].items()}
+    lin = P * linear_flops(c) - (P - 1) * head_flops(c) + sum(n - 1 for n in Ns) * linear_flops(c)
+    assert counts == {"aten.mm": lin}
+    L, d = c.n_layers, c.d_model
+    keys = P * (P + 1) // 2 + sum((n - 1) * P + (n - 1) * n // 2 for n in Ns)
+    assert forward_flops(c, ro) == group_forward_flops(c, P, Ns) == lin + 4 * L * d * keys
 
 
 def test_kv_cached_sampling_matches_a_full_forward():

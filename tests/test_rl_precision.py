@@ -109,6 +109,42 @@ def test_bucketed_logprobs_do_not_depend_on_the_buckets(precision):
             assert torch.allclose(ent[m], ent1[m], atol=tol)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_bf16_cpu_attention_matches_fp32_attention(masked):
+    """The bf16 CPU attention (fp32 scores and softmax, bf16 products) against fp32 SDPA on the
+    same bf16 inputs: forward and gradients as close as bf16 products allow."""
+    from rlscale.rl.model import _as_mask, _attention
+
+    torch.manual_seed(0)
+    B, H, T, hd = 3, 2, 11, 16
+    q, k, v = (torch.randn(B, H, T, hd).bfloat16() * 2 for _ in range(3))
+    mask = None
+    if masked:  # left padding: row 0's first 4 keys hidden, every query sees itself
+        allowed = torch.ones(T, T, dtype=torch.bool).tril().expand(B, 1, T, T).clone()
+        allowed[0, :, :, :4] = False
+        allowed |= torch.eye(T, dtype=torch.bool)
+        mask = _as_mask(allowed)
+    g = torch.randn(B, H, T, hd)
+    q16, k16, v16 = (x.clone().requires_grad_() for x in (q, k, v))
+    q32, k32, v32 = (x.float().requires_grad_() for x in (q, k, v))
+    y16 = _attention(q16, k16, v16, mask)
+    y32 = _attention(q32, k32, v32, mask)  # fp32: torch's SDPA
+    assert y16.dtype == torch.bfloat16 and y32.dtype == torch.float32
+    assert (y16.float() - y32).abs().max() < 0.03
+    (y16.float() * g).sum().backward()
+    (y32 * g).sum().backward()
+    for a, b in ((q16, q32), (k16, k32), (v16, v32)):
+        assert a.grad.dtype == torch.bfloat16
+        assert (a.grad.float() - b.grad).norm() / b.grad.norm() < 0.02
+    # the scores stay fp32: a logit gap far below bf16's resolution at this size still shows
+    q1 = torch.full((1, 1, 1, 2), 8.0).bfloat16()
+    k1 = torch.tensor([[[[8.0, 8.0], [8.0, 8.0625]]]]).bfloat16()  # scores 128 and 128.5
+    v1 = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]]).bfloat16()
+    w = _attention(q1, k1, v1, torch.zeros(1, 1, 1, 2)).float()
+    exact = torch.softmax(torch.tensor([128.0, 128.5]) * 2 ** -0.5, 0)
+    assert torch.allclose(w[0, 0, 0], exact, atol=4e-3)
+
+
 def test_complex_rope_is_the_real_rotation_bit_for_bit():
     from rlscale.rl.model import apply_rope, rope_tables
 
@@ -131,11 +167,13 @@ def test_complex_rope_is_the_real_rotation_bit_for_bit():
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_both_kv_cache_layouts_sample_the_same(monkeypatch, precision):
-    """CPU decodes over keys cached transposed; the GPU layout (fused SDPA over the cache) runs
-    here too, so the GPU path has a CPU-tested twin."""
+@pytest.mark.parametrize("group,temperature", [(1, 0.0), (4, 1.0)])
+def test_both_decoders_sample_the_same(monkeypatch, precision, group, temperature):
+    """CPU decodes with each prompt's keys once per group (_GroupedDecoder); the GPU decoder
+    (one cache per row, fused SDPA) runs here too, so the GPU path has a CPU-tested twin. With
+    temperature 1 rows finish at different steps, so the grouped decoder drops rows too."""
     import rlscale.rl.model as M
-    from rlscale.rl.tasks import BOS, encode, sample_problems
+    from rlscale.rl.tasks import BOS, EOS, encode, sample_problems
 
     model = small_model(3)
     with torch.no_grad():  # sharp attention, so that how it is computed shows in the tokens
@@ -144,11 +182,27 @@ def test_both_kv_cache_layouts_sample_the_same(monkeypatch, precision):
     problems = sample_problems(1, 6, ops_min=1, ops_max=3, split="train", eval_fraction=0.05)
     ids, valid = M.pad_left([[BOS, *encode(p.prompt())] for p in problems])
     out = {}
-    for transposed in (True, False):
-        monkeypatch.setattr(M, "_keys_transposed", lambda device, t=transposed: t)
+    for grouped in (True, False):
+        monkeypatch.setattr(M, "_grouped_decoding", lambda device, g=grouped: g)
         with M.autocast("cpu", precision):
-            out[transposed] = M.generate(model, ids, valid, max_new_tokens=30, temperature=0)
-    assert out[True].shape[1] == 30 and torch.equal(out[True], out[False])
+            out[grouped] = M.generate(model, ids, valid, max_new_tokens=40, temperature=temperature,
+                                      group=group, generator=torch.Generator().manual_seed(1))
+    assert out[True].shape[0] == 6 * group and torch.equal(out[True], out[False])
+    if group > 1:
+        ended = (out[True] == EOS).any(1)
+        assert 0.25 <= ended.float().mean() < 1  # some rows were dropped, some ran on
+
+
+def test_grouped_sampling_is_sampling_each_prompt_group_times():
+    """group=G decodes the same as the prompts repeated G times (greedy, so the rows agree)."""
+    import rlscale.rl.model as M
+
+    model = small_model(2)
+    ids, valid = M.pad_left([[1, 5, 6, 7, 8], [1, 9, 10]])
+    grouped = M.generate(model, ids, valid, max_new_tokens=12, temperature=0, group=3)
+    repeated = M.generate(model, ids.repeat_interleave(3, 0), valid.repeat_interleave(3, 0),
+                          max_new_tokens=12, temperature=0)
+    assert torch.equal(grouped, repeated)
 
 
 def test_cuda_attention_never_picks_cudnn():

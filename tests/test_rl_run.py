@@ -178,3 +178,32 @@ def test_packed_logprobs_equal_the_left_padded_masked_forward():
         masked = token_logprobs(model(full, valid)[:, Lp - 1:], ro.response_ids)
     m = ro.response_mask.bool()
     assert torch.allclose(packed[m], masked[m], atol=1e-4)
+
+
+def test_shared_prompt_logprobs_give_the_per_sequence_gradient():
+    """sequence_logprobs runs each group's prompt once; the gradient must still reach the
+    weights through the prompt's keys and values, as in a forward over each sequence alone."""
+    from rlscale.rl.grpo import token_logprobs
+    from rlscale.rl.model import Transformer
+    from rlscale.rl.rollout import rollout, sequence_logprobs
+    from rlscale.rl.tasks import sample_problems
+
+    torch.manual_seed(0)
+    model = Transformer(JobConfig().with_overrides(TINY).model)
+    problems = sample_problems(4, 3, ops_min=1, ops_max=3, split="train", eval_fraction=0.05)
+    ro = rollout(model, problems, group_size=3, max_new_tokens=20,
+                 generator=torch.Generator().manual_seed(0), precision="fp32")
+    m = ro.response_mask
+    weights = torch.randn(m.shape) * m
+
+    def grads(logp):
+        model.zero_grad()
+        (logp * weights).sum().backward()
+        return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    shared = grads(sequence_logprobs(model, ro, precision="fp32", bucket_rows=4)[0])
+    full = torch.cat([ro.prompt_ids, ro.response_ids], 1)[:, :-1]
+    valid = torch.cat([ro.prompt_valid, m.bool()], 1)[:, :-1]
+    Lp = ro.prompt_ids.shape[1]
+    alone = grads(token_logprobs(model(full, valid)[:, Lp - 1:], ro.response_ids))
+    assert torch.allclose(shared, alone, atol=1e-5, rtol=1e-4)

@@ -9,8 +9,10 @@ FLOPs, so numbers do not depend on batch layout. For one token attending to ``n_
     attention = 2 * 2 * L * d * n_ctx                              (q.k scores and weights.v)
 
 A forward pass over a sequence of T tokens (causal) costs ``T*linear + 4*L*d*T(T+1)/2``; the
-backward pass costs twice the forward. Generation = one prefill over the prompt plus one decode
-step per sampled token but the last. This module does not import torch.
+backward pass costs twice the forward. The samples of a group share their prompt, and the jobs
+compute it once per group: generation = one prefill over the prompt (LM head on its last
+position only) plus one decode step per sampled token but the last; a log-prob pass = the same
+prompt pass plus each response after it. This module does not import torch.
 """
 
 from __future__ import annotations
@@ -45,20 +47,35 @@ def forward_flops(cfg: ModelConfig, n_tokens: int, *, context: int = 0) -> int:
     return T * linear_flops(cfg) + 4 * cfg.n_layers * cfg.d_model * keys
 
 
+def head_flops(cfg: ModelConfig, *, vocab_size: int = VOCAB_SIZE) -> int:
+    """FLOPs of the LM head for one token (part of :func:`linear_flops`)."""
+    return 2 * cfg.d_model * vocab_size
+
+
+def prefill_flops(cfg: ModelConfig, prompt_len: int) -> int:
+    """A prompt's forward with the LM head on its last position only (the only logits used)."""
+    return forward_flops(cfg, prompt_len) - (prompt_len - 1) * head_flops(cfg)
+
+
+def group_generation_flops(cfg: ModelConfig, prompt_len: int, response_lens: list[int]) -> dict[str, int]:
+    """{'prefill', 'decode'} FLOPs to sample a group of responses of ``response_lens`` tokens
+    after one prompt: the prompt once (its cache is shared), then one decode step per sampled
+    token but the last of each response, attending to the prompt and the tokens before it."""
+    decode = sum(forward_flops(cfg, 1, context=prompt_len + j) for n in response_lens for j in range(n - 1))
+    return {"prefill": prefill_flops(cfg, prompt_len), "decode": decode}
+
+
 def generation_flops(cfg: ModelConfig, prompt_len: int, response_len: int) -> dict[str, int]:
     """{'prefill', 'decode'} FLOPs to sample ``response_len`` tokens after a prompt."""
-    prefill = forward_flops(cfg, prompt_len)
-    decode = sum(forward_flops(cfg, 1, context=prompt_len + j) for j in range(response_len - 1))
-    return {"prefill": prefill, "decode": max(decode, 0)}
+    return group_generation_flops(cfg, prompt_len, [response_len])
 
 
-def train_flops(cfg: ModelConfig, prompt_len: int, response_len: int) -> dict[str, int]:
-    """{'forward', 'backward'} FLOPs of one training pass over a sampled sequence.
-
-    The model reads prompt + response minus its last token (whose next token is not scored).
-    """
-    fwd = forward_flops(cfg, prompt_len + response_len - 1)
-    return {"forward": fwd, "backward": 2 * fwd}
+def group_forward_flops(cfg: ModelConfig, prompt_len: int, response_lens: list[int]) -> int:
+    """One log-prob forward over a group (rollout.sequence_logprobs): the prompt once, then
+    each response minus its last token (whose next token is not scored) after it. A backward
+    pass costs twice this."""
+    return prefill_flops(cfg, prompt_len) + sum(forward_flops(cfg, n - 1, context=prompt_len)
+                                                for n in response_lens)
 
 
 def estimate_job(config: JobConfig, *, include_pretrain: bool = True) -> dict[str, float]:
@@ -75,19 +92,20 @@ def estimate_job(config: JobConfig, *, include_pretrain: bool = True) -> dict[st
                             **config.task.problem_kwargs())
     P = round(statistics.mean(len(p.prompt()) + 1 for p in probs))
     N = round(statistics.mean(len(p.solution("worked")) + 1 for p in probs))
-    gen = sum(generation_flops(cfg, P, N).values())
-    fwd = forward_flops(cfg, P + N - 1)
+    gen = sum(group_generation_flops(cfg, P, [N] * rl.group_size).values())
+    fwd = group_forward_flops(cfg, P, [N] * rl.group_size)
     passes = 3 + (1 if (rl.kl_coef or 0) > 0 else 0) + (1 if rl.minibatches > 1 else 0)
-    per_sample = gen + passes * fwd
-    rl_flops = float(rl.steps * rl.prompts_per_step * rl.group_size * per_sample)
+    per_group = gen + passes * fwd
+    rl_flops = float(rl.steps * rl.prompts_per_step * per_group)
     ev = config.eval
     eval_problems = sample_problems(0, 64, ops_min=ev.ops_min, ops_max=ev.ops_max, split="train",
                                     **config.task.problem_kwargs())
     eP = round(statistics.mean(len(p.prompt()) + 1 for p in eval_problems))
     eN = round(statistics.mean(len(p.solution("worked")) + 1 for p in eval_problems))
     n_evals = rl.steps // ev.every + 1
-    n_eval_samples = (ev.ops_max - ev.ops_min + 1) * ev.problems * ev.samples
-    eval_flops = float(n_evals * n_eval_samples * sum(generation_flops(cfg, eP, eN).values()))
+    n_eval_problems = (ev.ops_max - ev.ops_min + 1) * ev.problems
+    eval_flops = float(n_evals * n_eval_problems
+                       * sum(group_generation_flops(cfg, eP, [eN] * ev.samples).values()))
     pre = 0.0
     if include_pretrain:
         # pretraining: forward + backward over every token, sequences ~ as long as RL ones

@@ -60,17 +60,20 @@ def rollout(model: Transformer, problems: list[Problem], *, group_size: int, max
             precision: str = "auto") -> Rollout:
     """Sample ``group_size`` responses per problem and score each one exactly."""
     device = next(model.parameters()).device
-    prompts = [[BOS, *encode(p.prompt())] for p in problems for _ in range(group_size)]
-    ids, valid = pad_left(prompts, device=device)
+    unique = [[BOS, *encode(p.prompt())] for p in problems]
+    prompts = [p for p in unique for _ in range(group_size)]
+    uids, uvalid = pad_left(unique, device=device)
+    per_call = max(chunk // group_size, 1)  # prompts per generate call (chunk rows)
     pieces = []
     was_training = model.training
     model.eval()
     with autocast(device, precision):
-        for i in range(0, len(prompts), chunk):
-            pieces.append(generate(model, ids[i:i + chunk], valid[i:i + chunk],
+        for i in range(0, len(unique), per_call):
+            pieces.append(generate(model, uids[i:i + per_call], uvalid[i:i + per_call],
                                    max_new_tokens=max_new_tokens, temperature=temperature,
-                                   generator=generator))
+                                   generator=generator, group=group_size))
     model.train(was_training)
+    ids, valid = uids.repeat_interleave(group_size, 0), uvalid.repeat_interleave(group_size, 0)
     R = max(p.shape[1] for p in pieces)
     resp = torch.cat([torch.nn.functional.pad(p, (0, R - p.shape[1])) for p in pieces])
     texts = [decode(row) for row in resp.tolist()]
@@ -85,8 +88,8 @@ def rollout(model: Transformer, problems: list[Problem], *, group_size: int, max
     plens = [len(p) for p in prompts]
     rlens = lens.tolist()
     gen = {"prefill": 0, "decode": 0}
-    for P, N in zip(plens, rlens):
-        for k, v in fl.generation_flops(cfg, P, N).items():
+    for i, prompt in enumerate(unique):
+        for k, v in fl.group_generation_flops(cfg, len(prompt), rlens[i * group_size:(i + 1) * group_size]).items():
             gen[k] += v
     return Rollout(problems, group_size, ids, valid, resp, mask.to(device), texts,
                    rewards.to(device), [response_format(t) for t in texts], gen, plens, rlens)
@@ -97,32 +100,38 @@ def sequence_logprobs(model: Transformer, ro: Rollout, *, with_entropy: bool = F
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log pi(response token) (N, R) under ``model`` (and entropies (N, R) if asked).
 
-    Each row is packed as prompt + response from position 0 and right-padded, so plain causal
-    attention (the fast kernel, no mask) gives the same logits as the left-padded layout. Rows
-    are sorted by length and run in buckets of ``bucket_rows``, each padded only to its own
-    longest row (random-length responses otherwise waste a third of the forward on padding).
-    Runs grad-enabled unless called under ``torch.no_grad()``.
+    Each group's prompt runs through the model once (:meth:`Transformer.prefix`): the samples
+    of a group share it, so it is not recomputed per sample. The responses then run in buckets
+    of ``bucket_rows`` rows sorted by length, each padded only to its own longest row
+    (random-length responses otherwise waste a third of the forward on padding), attending to
+    their group's prompt keys (:meth:`Transformer.extend`). The log-probs equal those of a
+    forward over each prompt + response alone (tested). Runs grad-enabled unless called under
+    ``torch.no_grad()``; gradients reach the prompt pass through its keys and values.
     """
-    N, Lp = ro.prompt_ids.shape
-    R = ro.response_ids.shape[1]
+    G = ro.group_size
+    N, R = ro.response_ids.shape
     device = ro.prompt_ids.device
-    plen = torch.tensor(ro.prompt_lens, device=device)
+    pid, pval = ro.prompt_ids[::G], ro.prompt_valid[::G]
+    plen = pval.long().sum(1)
     rlen = torch.tensor(ro.response_lens, device=device)
-    full = torch.cat([ro.prompt_ids, ro.response_ids], 1)
-    order = torch.argsort(plen + rlen, stable=True)
+    order = torch.argsort(rlen, stable=True)
     logps, ents = [], []
+    with autocast(device, precision):
+        first, kv = model.prefix(pid, pval)  # logits for each group's first response token
     for idx in order.split(bucket_rows):
-        p = plen[idx]
-        width = max(int((p + rlen[idx]).max()) - 1, 1)
-        cols = torch.arange(width, device=device)[None] + (Lp - p)[:, None]
-        packed = full[idx].gather(1, cols.clamp(max=Lp + R - 1))
-        with autocast(device, precision):
-            logits = model(packed)
-        at = (p[:, None] - 1 + torch.arange(R, device=device)[None]).clamp(max=width - 1)
-        logits = logits.gather(1, at[..., None].expand(-1, -1, logits.shape[-1]))
-        logps.append(token_logprobs(logits, ro.response_ids[idx]))
+        grp = idx // G
+        W = int(rlen[idx].max()) - 1  # response tokens read as input (the last one is not)
+        logits = first[grp][:, None]
+        if W > 0:
+            with autocast(device, precision):
+                rest = model.extend(ro.response_ids[idx, :W], plen[grp],
+                                    [(k.index_select(0, grp), v.index_select(0, grp)) for k, v in kv],
+                                    pval[grp])
+            logits = torch.cat([logits.to(rest.dtype), rest], 1)
+        pad = (0, R - W - 1)
+        logps.append(torch.nn.functional.pad(token_logprobs(logits, ro.response_ids[idx, :W + 1]), pad))
         if with_entropy:
-            ents.append(token_entropy(logits.detach()))
+            ents.append(torch.nn.functional.pad(token_entropy(logits.detach()), pad))
     inverse = torch.empty_like(order)
     inverse[order] = torch.arange(N, device=device)
     logp = torch.cat(logps)[inverse]
@@ -131,5 +140,8 @@ def sequence_logprobs(model: Transformer, ro: Rollout, *, with_entropy: bool = F
 
 
 def forward_flops(cfg: ModelConfig, ro: Rollout) -> int:
-    """FLOPs of one forward pass over every sequence of the rollout (per real token)."""
-    return sum(fl.train_flops(cfg, P, N)["forward"] for P, N in zip(ro.prompt_lens, ro.response_lens))
+    """FLOPs of one :func:`sequence_logprobs` forward over the rollout (per real token): each
+    group's prompt once, then its responses after it."""
+    G = ro.group_size
+    return sum(fl.group_forward_flops(cfg, ro.prompt_lens[i], ro.response_lens[i:i + G])
+               for i in range(0, len(ro.prompt_lens), G))
