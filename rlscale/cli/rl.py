@@ -53,7 +53,7 @@ def run(config_path, overrides, store, device, threads, resume_id, dry_run, no_p
 
     \b
     Examples:
-        rlscale run                                  # the default job (~2.5 min on 2 cores)
+        rlscale run                                  # the default job (~2 min on 2 cores)
         rlscale run job.toml --set rl.recipe=dapo --set rl.lr=1e-4 --store runs/store
         rlscale run --dry-run --set pretrain.tokens=2e6
         rlscale run --resume rl-grpo-d128-L4-1a2b3c4d-s0

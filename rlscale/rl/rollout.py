@@ -58,7 +58,8 @@ class Rollout:
 def rollout(model: Transformer, problems: list[Problem], *, group_size: int, max_new_tokens: int,
             generator: torch.Generator, temperature: float = 1.0, chunk: int = 512,
             precision: str = "auto") -> Rollout:
-    """Sample ``group_size`` responses per problem and score each one exactly."""
+    """Sample ``group_size`` responses per problem and score each one exactly. Each prompt runs
+    through the model once for its group (see generate); ``chunk`` rows per generate call."""
     device = next(model.parameters()).device
     unique = [[BOS, *encode(p.prompt())] for p in problems]
     prompts = [p for p in unique for _ in range(group_size)]
