@@ -24,9 +24,10 @@ from rlscale.rl.tasks import VOCAB_SIZE, sample_problems
 
 # Rough sustained rates, used only by estimate_job to guess device-hours before a run: on this
 # project's 2-core CPU machines with the default bf16 precision, pretraining the default base ran
-# at 2.2e11 counted FLOP/s and its RL job at 1.4e11 (generation included, evaluation not), so
-# 1.2e11 with evaluation; a conservative figure for one datacenter GPU at these tiny sizes.
-NOMINAL_FLOPS_PER_S = {"cpu": 1.2e11, "cuda": 5e12}
+# at 2.2e11 counted FLOP/s and its RL job at 9.1e10 (8.3e12 counted FLOPs in 91 s of RL steps,
+# prompts counted once per group), 8.3e10 with evaluation (125 s in all); a conservative figure
+# for one datacenter GPU at these tiny sizes.
+NOMINAL_FLOPS_PER_S = {"cpu": 8e10, "cuda": 5e12}
 
 
 def linear_flops(cfg: ModelConfig, *, vocab_size: int = VOCAB_SIZE) -> int:
