@@ -9,7 +9,7 @@ weights (TRL ``bf16=True``, rlscale ``rl.precision=bf16``, its default). A rando
 rarely emits EOS, so both generate the full 64 tokens: the comparison is of the machinery.
 Nothing is downloaded: the GPT-2 model and a character-level tokenizer are built in-process.
 
-    python benchmarks/rl_throughput.py [--steps 3] [--threads 2] [--precision fp32|bf16|both]
+    python benchmarks/rl_throughput.py [--steps 5] [--threads 2] [--precision fp32|bf16|both]
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def bench_trl(steps: int, precision: str) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=3, help="timed steps per system (after 1 warm-up)")
+    ap.add_argument("--steps", type=int, default=5, help="timed steps per system (after 1 warm-up)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
     ap.add_argument("--precision", choices=["fp32", "bf16", "both"], default="both")
     a = ap.parse_args()

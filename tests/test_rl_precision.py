@@ -52,6 +52,13 @@ def test_bf16_forward_is_close_to_fp32_and_the_head_honours_fp32_logits():
             assert model(tokens, valid).dtype == torch.bfloat16
     assert (mixed.log_softmax(-1).exp() - exact.exp()).abs().max() < 0.02
     assert not torch.equal(mixed.log_softmax(-1), exact)  # it really ran in bf16
+    from rlscale.rl.model import rope_tables
+
+    x = torch.randn(3, 25, 32)
+    rot = rope_tables(torch.arange(25).expand(3, 25), 16, 1e4)
+    with autocast("cpu", "bf16"):  # CPU: q, k stay fp32 after RoPE (scores are fp32), v is bf16
+        q, k, v = model.blocks[0].heads(x, rot)
+    assert (q.dtype, k.dtype, v.dtype) == (torch.float32, torch.float32, torch.bfloat16)
 
 
 def test_bf16_grads_are_close_to_fp32():

@@ -51,14 +51,14 @@ def rope_tables(positions: torch.Tensor, head_dim: int, base: float) -> torch.Te
     return torch.complex(angles.cos(), angles.sin())[:, :, None, None]
 
 
-def apply_rope(x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+def apply_rope(x: torch.Tensor, rot: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Rotate interleaved pairs (x[2i], x[2i+1]) of the last dim by ``rot`` (rope_tables).
 
     One complex product: the same arithmetic as x1*cos - x2*sin, x1*sin + x2*cos (bit for bit
     on CPU; tested) in one kernel instead of seven.
     """
     pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
-    return torch.view_as_real(pairs * rot).flatten(-2).type_as(x)
+    return torch.view_as_real(pairs * rot).flatten(-2).to(dtype or x.dtype)
 
 
 class Block(nn.Module):
@@ -75,14 +75,18 @@ class Block(nn.Module):
 
     def heads(self, x: torch.Tensor, rot: torch.Tensor, *, fp32: bool = False
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """q, k, v (B, H, T, hd) of ``x`` (B, T, D), q and k rotated by ``rot`` (in fp32, then
-        back to the dtype of the projection: bf16 under autocast). ``fp32``: return them in fp32
-        whatever the autocast dtype (CPU decoding keeps its KV cache in fp32)."""
+        """q, k, v (B, H, T, hd) of ``x`` (B, T, D), q and k rotated by ``rot`` in fp32. v has the
+        dtype of the projection (bf16 under autocast); q and k too on GPU (for SDPA), while on
+        CPU they stay fp32 (the CPU attention computes scores in fp32 anyway: rounding them to
+        bf16 first doubled the worst log-prob error on the default base). ``fp32``: v in fp32
+        too whatever the autocast dtype (CPU decoding keeps its KV cache in fp32)."""
         B, T, D = x.shape
         qkv = self.qkv(self.norm1(x)).view(B, T, 3, self.n_heads, D // self.n_heads)
         if fp32:
             qkv = qkv.float()
-        q, k = apply_rope(qkv[:, :, :2], rot).transpose(1, 3).unbind(2)  # q and k in one pass
+        # on CPU q and k stay fp32 after the rotation (attention scores are fp32 there anyway)
+        keep = torch.float32 if x.device.type == "cpu" else None
+        q, k = apply_rope(qkv[:, :, :2], rot, keep).transpose(1, 3).unbind(2)  # q and k in one pass
         return q, k, qkv[:, :, 2].transpose(1, 2)
 
     def finish(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -115,7 +119,7 @@ CUDA_SDPA_BACKENDS = (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION
 
 
 def _sdpa_context(device_type: str) -> contextlib.AbstractContextManager:
-    """Around SDPA: on CPU no autocast (attention in the dtype of q/k/v: fp32 here, bf16 goes
+    """Around SDPA: on CPU no autocast (attention in the dtype of q/k/v: fp32 here, bf16 v goes
     to _bf16_cpu_attention); on CUDA only CUDA_SDPA_BACKENDS."""
     if device_type == "cpu":
         return torch.autocast("cpu", enabled=False)
@@ -125,7 +129,7 @@ def _sdpa_context(device_type: str) -> contextlib.AbstractContextManager:
 
 
 def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+    if q.device.type == "cpu" and v.dtype == torch.bfloat16:
         return _bf16_cpu_attention(q, k, v, mask)
     with _sdpa_context(q.device.type):
         if mask is None:
@@ -134,7 +138,7 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Te
 
 
 def _bf16_cpu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Attention for bf16 q, k, v on CPU (:class:`_Bf16CpuAttention`). ``mask``: additive fp32
+    """Attention for bf16 v on CPU (:class:`_Bf16CpuAttention`). ``mask``: additive fp32
     (B, 1, T, S), or None for causal."""
     T, S = q.shape[-2], k.shape[-2]
     if mask is None:
@@ -143,10 +147,10 @@ def _bf16_cpu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask:
 
 
 class _Bf16CpuAttention(torch.autograd.Function):
-    """softmax(q k^T * scale + mask) v for bf16 q, k, v on CPU, with the precision of a GPU flash
-    kernel: scores and softmax in fp32, weights rounded to bf16 for the product with v. The
-    backward runs its four products in bf16 (fp32 accumulation), as autocast runs every other
-    matrix product; the softmax backward is fp32.
+    """softmax(q k^T * scale + mask) v for bf16 v (q and k bf16 or fp32) on CPU, at least as
+    exact as a GPU flash kernel: scores and softmax in fp32, weights rounded to bf16 for the
+    product with v. The backward runs its four products in bf16 (fp32 accumulation), as
+    autocast runs every other matrix product; the softmax backward is fp32.
 
     torch's CPU flash kernel is slow at these head sizes: at (256, 4, 64, 32), forward and
     backward take 30 ms in fp32 and 66 ms in bf16, against 14 ms here. Rounding the scores to
@@ -170,8 +174,10 @@ class _Bf16CpuAttention(torch.autograd.Function):
             grad_v = torch.matmul(w.to(v.dtype).transpose(-1, -2), grad)
             grad_w = torch.matmul(grad, v.transpose(-1, -2))
             grad_s = torch._softmax_backward_data(grad_w.float(), w, -1, torch.float32)
-            grad_s = grad_s.mul_(q.shape[-1] ** -0.5).to(q.dtype)
-            return torch.matmul(grad_s, k), torch.matmul(grad_s.transpose(-1, -2), q), grad_v, None
+            grad_s = grad_s.mul_(q.shape[-1] ** -0.5).to(v.dtype)
+            grad_q = torch.matmul(grad_s, k.to(v.dtype)).to(q.dtype)
+            grad_k = torch.matmul(grad_s.transpose(-1, -2), q.to(v.dtype)).to(k.dtype)
+            return grad_q, grad_k, grad_v, None
 
 
 def _grouped_decoding(device: torch.device) -> bool:
