@@ -6,6 +6,7 @@ import re
 import shlex
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -52,5 +53,8 @@ def test_readme_rl_commands_name_real_options(heading):
         cmd = args[0]
         sub = main.commands[cmd] if hasattr(main, "commands") else None
         assert sub is not None, line
-        ctx = sub.make_context(cmd, args[1:], resilient_parsing=False)
+        # under rlscale's own context: without it click caches this command's help option as
+        # plain --help (no -h), and docs/cli.md rendered later in the process would differ
+        parent = click.Context(main, info_name="rlscale", **main.context_settings)
+        ctx = sub.make_context(cmd, args[1:], parent=parent, resilient_parsing=False)
         assert ctx is not None
