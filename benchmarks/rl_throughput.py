@@ -9,13 +9,14 @@ weights (TRL ``bf16=True``, rlscale ``rl.precision=bf16``, its default). A rando
 rarely emits EOS, so both generate the full 64 tokens: the comparison is of the machinery.
 Nothing is downloaded: the GPT-2 model and a character-level tokenizer are built in-process.
 
-    python benchmarks/rl_throughput.py [--steps 5] [--threads 2] [--precision fp32|bf16|both]
+    python benchmarks/rl_throughput.py [--steps 5] [--threads 2] [--precision fp32|bf16|both] [--pairs 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 
@@ -115,22 +116,32 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5, help="timed steps per system (after 1 warm-up)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
     ap.add_argument("--precision", choices=["fp32", "bf16", "both"], default="both")
+    ap.add_argument("--pairs", type=int, default=1,
+                    help="measure rlscale then TRL this many times, alternating; the summary is "
+                         "the median of the pairs' ratios (each pair close in time, so drift in a "
+                         "shared machine's speed cancels)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     for precision in (["fp32", "bf16"] if a.precision == "both" else [a.precision]):
-        ours = bench_rlscale(a.steps, precision)
-        print(f"[{precision}] rlscale : {ours['params']:,} params  {ours['tokens_per_s']:8.0f} tok/s  "
-              f"{ours['steps_per_s']:.3f} steps/s  ({ours['tokens_per_step']:.0f} tok/step)", flush=True)
-        try:
-            theirs = bench_trl(a.steps, precision)
-        except ImportError as exc:
-            print(f"TRL baseline unavailable ({exc}); pip install 'rlscale[bench]'")
-            return
-        print(f"[{precision}] TRL     : {theirs['params']:,} params  {theirs['tokens_per_s']:8.0f} tok/s  "
-              f"{theirs['steps_per_s']:.3f} steps/s  ({theirs['tokens_per_step']:.0f} tok/step)")
-        print(f"[{precision}] ratio   : {ours['tokens_per_s'] / theirs['tokens_per_s']:.1f}x tokens/s, "
-              f"{ours['steps_per_s'] / theirs['steps_per_s']:.1f}x steps/s "
-              f"(threads={a.threads}, torch {torch.__version__})", flush=True)
+        ratios = []
+        for _ in range(a.pairs):
+            ours = bench_rlscale(a.steps, precision)
+            print(f"[{precision}] rlscale : {ours['params']:,} params  {ours['tokens_per_s']:8.0f} tok/s  "
+                  f"{ours['steps_per_s']:.3f} steps/s  ({ours['tokens_per_step']:.0f} tok/step)", flush=True)
+            try:
+                theirs = bench_trl(a.steps, precision)
+            except ImportError as exc:
+                print(f"TRL baseline unavailable ({exc}); pip install 'rlscale[bench]'")
+                return
+            print(f"[{precision}] TRL     : {theirs['params']:,} params  {theirs['tokens_per_s']:8.0f} tok/s  "
+                  f"{theirs['steps_per_s']:.3f} steps/s  ({theirs['tokens_per_step']:.0f} tok/step)")
+            ratios.append((ours["tokens_per_s"] / theirs["tokens_per_s"], ours["steps_per_s"] / theirs["steps_per_s"]))
+            print(f"[{precision}] ratio   : {ratios[-1][0]:.1f}x tokens/s, {ratios[-1][1]:.1f}x steps/s "
+                  f"(threads={a.threads}, torch {torch.__version__})", flush=True)
+        if a.pairs > 1:
+            print(f"[{precision}] median of {a.pairs} pairs: {statistics.median(r[0] for r in ratios):.1f}x "
+                  f"tokens/s (range {min(r[0] for r in ratios):.1f}-{max(r[0] for r in ratios):.1f}), "
+                  f"{statistics.median(r[1] for r in ratios):.1f}x steps/s", flush=True)
 
 
 if __name__ == "__main__":

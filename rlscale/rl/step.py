@@ -110,11 +110,13 @@ def rl_step(policy: Transformer, ref: Transformer | None, opt: torch.optim.Optim
         return StepResult(m, flops, tokens)
     adv = grpo.group_advantages(batch.rewards, norm=rl.adv_norm).reshape(-1, 1)
     fwd = forward_flops(cfg, batch)
-    with torch.no_grad():
+    with torch.inference_mode():  # no autograd bookkeeping at all
         old_logp = (sequence_logprobs(policy, batch, precision=rl.precision)[0]
                     if rl.minibatches > 1 else None)
         ref_logp = (sequence_logprobs(ref, batch, precision=rl.precision)[0]
                     if (rl.kl_coef and ref is not None) else None)
+    # clone() outside inference mode gives normal tensors (the loss may save them for backward)
+    old_logp, ref_logp = (None if t is None else t.clone() for t in (old_logp, ref_logp))
     flops += fwd * ((old_logp is not None) + (ref_logp is not None))
     sums: Counter[str] = Counter()
     P = len(batch.problems)
