@@ -99,8 +99,8 @@ class Block(nn.Module):
                 cache: tuple[torch.Tensor, torch.Tensor] | None, start: int) -> torch.Tensor:
         """``cache``: (keys, values) (B, H, S, hd) buffers that this call's keys and values are
         written into at ``start`` and attended over up to them (the GPU decoder)."""
-        # a cache on CPU is fp32 (the CPU-tested twin of the GPU decoder); elsewhere q, k, v
-        # keep the autocast dtype (see _attention)
+        # a cache on CPU is fp32 (the CPU-tested twin of the GPU decoder), so v is fp32 too;
+        # otherwise v keeps the autocast dtype (see heads and _attention)
         q, k, v = self.heads(x, rot, fp32=cache is not None and x.device.type == "cpu")
         if cache is None:
             return self.finish(x, _attention(q, k, v, mask))
