@@ -361,14 +361,15 @@ def _sample(model: Transformer, prompts: torch.Tensor, prompt_valid: torch.Tenso
         if temperature == 0:
             tok = logits.argmax(-1)
         else:
-            probs = torch.softmax(logits.float() / temperature, dim=-1)
-            tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-        tok = torch.where(done, torch.full_like(tok, PAD), tok)
+            scaled = logits.float() if temperature == 1 else logits.float() / temperature
+            tok = torch.multinomial(torch.softmax(scaled, dim=-1), 1, generator=generator).squeeze(-1)
+        tok = tok.masked_fill_(done, PAD)
         out[rows, t] = tok
         done = done | (tok == EOS)
-        if bool(done.all()) or t == max_new_tokens - 1:
+        n_done = int(done.sum())
+        if n_done == len(done) or t == max_new_tokens - 1:
             return out[:, : t + 1]
-        if 4 * int(done.sum()) >= len(done):  # drop finished rows once a quarter are done
+        if 4 * n_done >= len(done):  # drop finished rows once a quarter are done
             keep = ~done
             rows, tok, done, next_pos = rows[keep], tok[keep], done[keep], next_pos[keep]
             decoder.keep(keep, t)
@@ -395,13 +396,13 @@ class _CacheDecoder:
         key_valid = torch.zeros(B, total, dtype=torch.bool, device=prompts.device)
         key_valid[:, :self.P] = valid
         positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
-        logits = self._forward(prompts, positions, key_valid, caches, 0)
+        self.rot_table = rope_tables(torch.arange(total, device=prompts.device)[None], hd, cfg.rope_base)[0]
+        logits = self._forward(prompts, rope_tables(positions, hd, cfg.rope_base), key_valid, caches, 0)
         self.caches = [(k.repeat_interleave(group, 0), v.repeat_interleave(group, 0)) for k, v in caches]
         self.key_valid = key_valid.repeat_interleave(group, 0)
         self.logits = logits.repeat_interleave(group, 0)
 
-    def _forward(self, tokens, positions, key_valid, caches, start: int) -> torch.Tensor:
-        rot = rope_tables(positions, self.cfg.d_model // self.cfg.n_heads, self.cfg.rope_base)
+    def _forward(self, tokens, rot, key_valid, caches, start: int) -> torch.Tensor:
         mask = _attn_mask(key_valid, tokens.shape[1], start)
         x = self.model.embed(tokens)
         for block, cache in zip(self.model.blocks, caches):
@@ -415,7 +416,8 @@ class _CacheDecoder:
 
     def step(self, tok: torch.Tensor, positions: torch.Tensor, t: int) -> torch.Tensor:
         self.key_valid[:, self.P + t] = True
-        return self._forward(tok[:, None], positions[:, None], self.key_valid, self.caches, self.P + t)
+        return self._forward(tok[:, None], self.rot_table[positions][:, None], self.key_valid,
+                             self.caches, self.P + t)
 
 
 class _GroupedDecoder:
@@ -432,6 +434,9 @@ class _GroupedDecoder:
         hd = cfg.d_model // cfg.n_heads
         positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
         rot = rope_tables(positions, hd, cfg.rope_base)
+        # every position a decoded token can take, rotated once (the same values per position)
+        self.rot_table = rope_tables(torch.arange(P + max_new_tokens, device=prompts.device)[None],
+                                     hd, cfg.rope_base)[0]
         mask = _attn_mask(valid, P, 0)
         x = model.embed(prompts)
         self.prompt_kv = []
@@ -463,7 +468,7 @@ class _GroupedDecoder:
 
     def step(self, tok: torch.Tensor, positions: torch.Tensor, t: int) -> torch.Tensor:
         cfg = self.cfg
-        rot = rope_tables(positions[:, None], cfg.d_model // cfg.n_heads, cfg.rope_base)
+        rot = self.rot_table[positions][:, None]  # (B, 1, 1, 1, hd/2)
         x = self.model.embed(tok[:, None])
         for block, prompt, (k_r, v_r) in zip(self.model.blocks, self.prompt_kv, self.resp):
             q, k, v = block.heads(x, rot, fp32=True)
