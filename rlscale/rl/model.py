@@ -271,10 +271,11 @@ class Transformer(nn.Module):
             x = block(x, rot, mask, None, 0)
         return self.head(x)
 
-    def prefix(self, tokens: torch.Tensor, valid: torch.Tensor
+    def prefix(self, tokens: torch.Tensor, valid: torch.Tensor, *, fp32: bool = False
                ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
         """Run left-padded prompts ``tokens`` (B, P) once: the logits at their last position
-        (B, vocab) and every layer's keys and values (B, H, P, hd) for :meth:`extend`."""
+        (B, vocab) and every layer's keys and values (B, H, P, hd) for :meth:`extend` (or a
+        decoder's cache: ``fp32`` as in :meth:`Block.heads`)."""
         P = tokens.shape[1]
         positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
         rot = rope_tables(positions, self.cfg.d_model // self.cfg.n_heads, self.cfg.rope_base)
@@ -282,7 +283,7 @@ class Transformer(nn.Module):
         x = self.embed(tokens)
         kv = []
         for block in self.blocks:
-            q, k, v = block.heads(x, rot)
+            q, k, v = block.heads(x, rot, fp32=fp32)
             kv.append((k, v))
             x = block.finish(x, _attention(q, k, v, mask))
         return self.head(x[:, -1]), kv
@@ -427,24 +428,17 @@ class _GroupedDecoder:
 
     def __init__(self, model: Transformer, prompts: torch.Tensor, valid: torch.Tensor,
                  group: int, max_new_tokens: int) -> None:
-        cfg = self.cfg = model.cfg
+        cfg = model.cfg
         self.model, self.group = model, group
         Pg, P = prompts.shape
         B = Pg * group
         hd = cfg.d_model // cfg.n_heads
-        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
-        rot = rope_tables(positions, hd, cfg.rope_base)
         # every position a decoded token can take, rotated once (the same values per position)
         self.rot_table = rope_tables(torch.arange(P + max_new_tokens, device=prompts.device)[None],
                                      hd, cfg.rope_base)[0]
-        mask = _attn_mask(valid, P, 0)
-        x = model.embed(prompts)
-        self.prompt_kv = []
-        for block in model.blocks:
-            q, k, v = block.heads(x, rot, fp32=True)
-            self.prompt_kv.append((k.transpose(-1, -2).contiguous(), v.contiguous()))
-            x = block.finish(x, _attention(q, k, v, mask))
-        self.logits = model.head(x[:, -1]).repeat_interleave(group, 0)
+        logits, kv = model.prefix(prompts, valid, fp32=True)
+        self.prompt_kv = [(k.transpose(-1, -2).contiguous(), v.contiguous()) for k, v in kv]
+        self.logits = logits.repeat_interleave(group, 0)
         self.prompt_mask = _as_mask(valid.repeat_interleave(group, 0)[:, None, None, :])
         # time-major (T, B, H, hd): each step's keys and values are one contiguous block (a
         # row-major cache scatters them over B*H pages, and the TLB misses cost more than the
@@ -467,7 +461,6 @@ class _GroupedDecoder:
             v[:t, :n] = v[:t].index_select(1, idx)
 
     def step(self, tok: torch.Tensor, positions: torch.Tensor, t: int) -> torch.Tensor:
-        cfg = self.cfg
         rot = self.rot_table[positions][:, None]  # (B, 1, 1, 1, hd/2)
         x = self.model.embed(tok[:, None])
         for block, prompt, (k_r, v_r) in zip(self.model.blocks, self.prompt_kv, self.resp):
