@@ -223,3 +223,52 @@ def test_cuda_attention_never_picks_cudnn():
         assert cuda.flash_sdp_enabled() and cuda.mem_efficient_sdp_enabled() and cuda.math_sdp_enabled()
     with _sdpa_context("cpu"):
         assert not torch.is_autocast_enabled("cpu")
+
+
+def test_rmsnorm_with_autograd_is_the_fused_kernel_and_its_gradients():
+    """RMSNorm under autograd runs _RMSNormFn (fused forward, hand-written backward): the output
+    is F.rms_norm's bit for bit, the gradients are those of F.rms_norm's own (composite)
+    backward, for a batch with an outlier row and a non-trivial weight."""
+    import torch.nn.functional as F
+
+    from rlscale.rl.model import RMSNorm
+
+    torch.manual_seed(0)
+    norm = RMSNorm(24)
+    with torch.no_grad():
+        norm.weight.copy_(1 + 0.3 * torch.randn(24))
+    x = torch.randn(3, 5, 24, dtype=torch.float64).float()
+    x[1, 2] *= 40
+    x.requires_grad_(True)
+    grad = torch.randn(3, 5, 24)
+    got = norm(x)
+    assert got.grad_fn is not None and "RMSNormFn" in type(got.grad_fn).__name__
+    gx, gw = torch.autograd.grad(got, (x, norm.weight), grad)
+    x64, w64 = x.detach().double().requires_grad_(True), norm.weight.detach().double().requires_grad_(True)
+    ref = F.rms_norm(x64, (24,), w64, eps=1e-6)
+    rx, rw = torch.autograd.grad(ref, (x64, w64), grad.double())
+    with torch.no_grad():
+        assert torch.equal(norm(x), got.detach())  # without autograd: F.rms_norm itself
+        assert torch.equal(F.rms_norm(x, (24,), norm.weight, eps=1e-6), got.detach())
+    assert torch.allclose(gx.double(), rx, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(gw.double(), rw, rtol=1e-5, atol=1e-5)
+
+
+def test_gather_rows_adds_up_a_strided_gradient():
+    """gather_rows is index_select forward and backward, for the strided gradient that a
+    concatenation hands back (rows picked several times add up)."""
+    from rlscale.rl.model import gather_rows
+
+    torch.manual_seed(0)
+    src = torch.randn(3, 2, 4, 5, requires_grad=True)
+    idx = torch.tensor([2, 0, 2, 2, 1])
+    own = torch.randn(5, 2, 3, 5)
+    weight = torch.randn(5, 2, 7, 5)
+    grads = []
+    for gather in (gather_rows, lambda x, i: x.index_select(0, i)):
+        out = torch.cat([gather(src, idx), own], 2)  # the prefix's keys, then the row's own
+        grads.append(torch.autograd.grad((out * weight).sum(), src)[0])
+    assert torch.equal(gather_rows(src, idx), src.index_select(0, idx))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+    assert grads[0][2].abs().sum() > 0 and not torch.equal(grads[0][0], grads[0][2])
+

@@ -40,7 +40,32 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+            return _RMSNormFn.apply(x, self.weight, 1e-6)
         return F.rms_norm(x, (x.shape[-1],), self.weight, eps=1e-6)
+
+
+class _RMSNormFn(torch.autograd.Function):
+    """RMSNorm with the fused forward kernel and a backward of eight kernels. With autograd on,
+    ``F.rms_norm`` runs as six separate ops and differentiates each (torch 2.13 has no CPU
+    kernel for ``_fused_rms_norm_backward``): at (64, 63, 128) on 2 cores, forward and backward
+    took 1.4-1.6 ms, against 0.7-0.8 ms here. Same output bit for bit; gradients equal to
+    rounding (tested)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        y, rstd = torch.ops.aten._fused_rms_norm(x, [x.shape[-1]], weight, eps)
+        ctx.save_for_backward(x, weight, rstd)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight, rstd = ctx.saved_tensors
+        x_hat = x * rstd
+        grad_w = (grad * x_hat).flatten(0, -2).sum(0)
+        gw = grad * weight
+        grad_x = (gw - x_hat * (gw * x_hat).mean(-1, keepdim=True)).mul_(rstd)
+        return grad_x, grad_w, None
 
 
 def rope_tables(positions: torch.Tensor, head_dim: int, base: float) -> torch.Tensor:
@@ -306,6 +331,28 @@ class Transformer(nn.Module):
             y = _attention(q, torch.cat([pk, k], 2), torch.cat([pv, v], 2), mask)
             x = block.finish(x, y)
         return self.head(x)
+
+
+def gather_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``x.index_select(0, idx)``, with a backward that makes the incoming gradient contiguous
+    before adding its rows up. The gradient of a prefix's keys reaches here as a slice of the
+    gradient of ``torch.cat([prefix, own], 2)``, and torch adds a strided gradient up through
+    ``scatter_add_``: 0.23 ms a call at (64, 4, 35, 32) on 2 cores, against 0.03 ms."""
+    return _GatherRows.apply(x, idx)
+
+
+class _GatherRows(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(idx)
+        ctx.rows = x.shape[0]
+        return x.index_select(0, idx)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (idx,) = ctx.saved_tensors
+        out = grad.new_zeros(ctx.rows, *grad.shape[1:])
+        return out.index_add_(0, idx, grad.contiguous()), None
 
 
 def _as_mask(allowed: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch
 from rlscale.rl import flops as fl
 from rlscale.rl.config import ModelConfig
 from rlscale.rl.grpo import token_entropy, token_logprobs
-from rlscale.rl.model import Transformer, autocast, generate, pad_left
+from rlscale.rl.model import Transformer, autocast, gather_rows, generate, pad_left
 from rlscale.rl.tasks import BOS, EOS, Problem, decode, encode, response_format, score, token_roles
 
 
@@ -126,7 +126,7 @@ def sequence_logprobs(model: Transformer, ro: Rollout, *, with_entropy: bool = F
         if W > 0:
             with autocast(device, precision):
                 rest = model.extend(ro.response_ids[idx, :W], plen[grp],
-                                    [(k.index_select(0, grp), v.index_select(0, grp)) for k, v in kv],
+                                    [(gather_rows(k, grp), gather_rows(v, grp)) for k, v in kv],
                                     pval[grp])
             logits = torch.cat([logits.to(rest.dtype), rest], 1)
         pad = (0, R - W - 1)
