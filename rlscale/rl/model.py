@@ -394,6 +394,26 @@ def generate(model: Transformer, prompts: torch.Tensor, prompt_valid: torch.Tens
     return out.clone()  # a normal tensor: an inference tensor cannot be saved for backward later
 
 
+def sample_tokens(logits: torch.Tensor, temperature: float = 1.0,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row of ``logits`` (B, V), drawn from softmax(logits / temperature)
+    (``temperature`` 0: the argmax).
+
+    Inverse-CDF sampling: one uniform draw per row against the row's cumulative probabilities
+    in float64 (so even a token of probability 1e-12 keeps its share). ``torch.multinomial``
+    draws an exponential for every vocabulary entry instead: 0.22-0.24 ms a call at 256 x 48 on
+    2 CPU cores, against 0.04 ms here, once per decoded token. Same distribution (tested), a
+    different random stream.
+    """
+    if temperature == 0:
+        return logits.argmax(-1)
+    scaled = logits.float() if temperature == 1 else logits.float() / temperature
+    cdf = torch.softmax(scaled, dim=-1, dtype=torch.float64).cumsum_(-1)
+    u = torch.rand(len(cdf), 1, dtype=cdf.dtype, device=cdf.device, generator=generator)
+    tok = torch.searchsorted(cdf, u.mul_(cdf[:, -1:]), right=True).squeeze(-1)
+    return tok.clamp_(max=cdf.shape[-1] - 1)
+
+
 def _sample(model: Transformer, prompts: torch.Tensor, prompt_valid: torch.Tensor, max_new_tokens: int,
             temperature: float, generator: torch.Generator | None, group: int) -> torch.Tensor:
     B = prompts.shape[0]
@@ -406,12 +426,7 @@ def _sample(model: Transformer, prompts: torch.Tensor, prompt_valid: torch.Tenso
     rows = torch.arange(B, device=prompts.device)  # output row of each row still in the batch
     done = torch.zeros(B, dtype=torch.bool, device=prompts.device)
     for t in range(max_new_tokens):
-        if temperature == 0:
-            tok = logits.argmax(-1)
-        else:
-            scaled = logits.float() if temperature == 1 else logits.float() / temperature
-            tok = torch.multinomial(torch.softmax(scaled, dim=-1), 1, generator=generator).squeeze(-1)
-        tok = tok.masked_fill_(done, PAD)
+        tok = sample_tokens(logits, temperature, generator).masked_fill_(done, PAD)
         out[rows, t] = tok
         done = done | (tok == EOS)
         n_done = int(done.sum())
