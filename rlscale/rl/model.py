@@ -68,6 +68,12 @@ class _RMSNormFn(torch.autograd.Function):
         return grad_x, grad_w, None
 
 
+def padded_positions(valid: torch.Tensor) -> torch.Tensor:
+    """Positions (B, T) of left-padded rows: each row counts from its first real token (``valid``
+    (B, T) bool); padding gets position 0 (it is masked out anyway)."""
+    return (valid.long().cumsum(-1) - 1).clamp(min=0)
+
+
 def rope_tables(positions: torch.Tensor, head_dim: int, base: float) -> torch.Tensor:
     """Rotations exp(i * position * theta_j) as complex64 (B, T, 1, 1, head_dim/2), for integer
     ``positions`` (B, T)."""
@@ -288,7 +294,7 @@ class Transformer(nn.Module):
             positions = torch.arange(T, device=tokens.device).expand(B, T)
             mask = None
         else:
-            positions = (key_valid.long().cumsum(-1) - 1).clamp(min=0)
+            positions = padded_positions(key_valid)
             mask = _attn_mask(key_valid, T, 0)
         rot = rope_tables(positions, self.cfg.d_model // self.cfg.n_heads, self.cfg.rope_base)
         x = self.embed(tokens)
@@ -302,7 +308,7 @@ class Transformer(nn.Module):
         (B, vocab) and every layer's keys and values (B, H, P, hd) for :meth:`extend` (or a
         decoder's cache: ``fp32`` as in :meth:`Block.heads`)."""
         P = tokens.shape[1]
-        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
+        positions = padded_positions(valid)
         rot = rope_tables(positions, self.cfg.d_model // self.cfg.n_heads, self.cfg.rope_base)
         mask = _attn_mask(valid, P, 0)
         x = self.embed(tokens)
@@ -458,7 +464,7 @@ class _CacheDecoder:
                         for _ in range(2)) for _ in model.blocks]
         key_valid = torch.zeros(B, total, dtype=torch.bool, device=prompts.device)
         key_valid[:, :self.P] = valid
-        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
+        positions = padded_positions(valid)
         self.rot_table = rope_tables(torch.arange(total, device=prompts.device)[None], hd, cfg.rope_base)[0]
         logits = self._forward(prompts, rope_tables(positions, hd, cfg.rope_base), key_valid, caches, 0)
         self.caches = [(k.repeat_interleave(group, 0), v.repeat_interleave(group, 0)) for k, v in caches]
