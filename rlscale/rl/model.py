@@ -45,6 +45,9 @@ class RMSNorm(nn.Module):
         return F.rms_norm(x, (x.shape[-1],), self.weight, eps=1e-6)
 
 
+_HAS_FUSED_RMS_NORM = hasattr(torch.ops.aten, "_fused_rms_norm")
+
+
 class _RMSNormFn(torch.autograd.Function):
     """RMSNorm with the fused forward kernel and a backward of eight kernels. With autograd on,
     ``F.rms_norm`` runs as six separate ops and differentiates each (torch 2.13 has no CPU
@@ -54,7 +57,11 @@ class _RMSNormFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-        y, rstd = torch.ops.aten._fused_rms_norm(x, [x.shape[-1]], weight, eps)
+        if _HAS_FUSED_RMS_NORM:
+            y, rstd = torch.ops.aten._fused_rms_norm(x, [x.shape[-1]], weight, eps)
+        else:  # a torch without the op (rlscale[rl] admits torch>=2.4): the same arithmetic
+            rstd = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+            y = x * rstd * weight
         ctx.save_for_backward(x, weight, rstd)
         return y
 
