@@ -207,3 +207,39 @@ def test_shared_prompt_logprobs_give_the_per_sequence_gradient():
     Lp = ro.prompt_ids.shape[1]
     alone = grads(token_logprobs(model(full, valid)[:, Lp - 1:], ro.response_ids))
     assert torch.allclose(shared, alone, atol=1e-5, rtol=1e-4)
+
+
+class _RunsCode:
+    """Pickles to a call of os.system: what a crafted checkpoint in a shared store would hold."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_resume_never_runs_code_from_a_checkpoint_and_names_a_damaged_one(tmp_path):
+    from rlscale.cli import main
+
+    runner = CliRunner()
+    store = tmp_path / "store"
+    args = ["--no-progress", "--store", str(store)] + sum((["--set", s] for s in TINY), [])
+    ok = runner.invoke(main, ["run", *args, "--set", "rl.steps=2", "--set", "run_id=r"],
+                       catch_exceptions=False)
+    assert ok.exit_code == 0, ok.output
+    ckpt = store / "_ckpt" / "r" / "ckpt.pt"
+    good = torch.load(ckpt, weights_only=True)  # what rlscale writes loads as plain data
+    assert set(good) == {"policy", "opt", "ref", "state"} and good["state"]["step"] == 2
+    before = curve(store, "r")
+    marker = tmp_path / "pwned"
+    torch.save({**good, "state": _RunsCode(marker)}, ckpt)
+    crafted = runner.invoke(main, ["run", "--resume", "r", "--store", str(store)])
+    assert not marker.exists()
+    assert crafted.exit_code != 0 and str(ckpt) in crafted.output
+    assert "Traceback" not in crafted.output and "Error: " in crafted.output.splitlines()[-1]
+    torch.save(good, ckpt)
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 3])  # a crash mid-copy
+    cut = runner.invoke(main, ["run", "--resume", "r", "--store", str(store)])
+    assert cut.exit_code != 0 and str(ckpt) in cut.output and "damaged" in cut.output
+    assert curve(store, "r").equals(before) and Store(store).read_meta("r").status == "complete"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
+import pickle
 import time
 import uuid
 from dataclasses import replace
@@ -52,6 +53,34 @@ def checkpoint_dir(store: Store, run_id: str) -> Path:
     return store.root / "_ckpt" / run_id
 
 
+def load_checkpoint(path: Path, *, device: str = "cpu") -> dict[str, Any]:
+    """Read a run's checkpoint with ``weights_only=True``: tensors and plain values, never code.
+
+    A store may be shared between people and machines, so a checkpoint is data, not a program:
+    a pickle that would build an arbitrary object (run a command) is refused with a
+    :class:`StoreError` naming the file, as is a truncated or foreign file.
+    """
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's own text suggests weights_only=False, the one thing never to do with it.
+        what = [ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
+        what = f" ({what[0][:160]})" if what else ""
+        msg = (f"{path}: refused, the checkpoint holds Python objects other than tensors and plain "
+               f"values{what}; loading it could run code. "
+               f"rlscale never writes such a file: delete it to rerun from step 0")
+        raise StoreError(msg) from exc
+    except Exception as exc:  # torch raises many types for a truncated or foreign file
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        msg = (f"{path}: cannot read the checkpoint ({type(exc).__name__}: {first}); it is "
+               f"damaged or truncated: delete it to rerun from step 0, or restore it from a copy")
+        raise StoreError(msg) from exc
+    if not isinstance(ck, dict) or not {"policy", "opt", "state"} <= set(ck):
+        msg = f"{path}: not an rlscale checkpoint (expected a dict with policy, opt, ref, state)"
+        raise StoreError(msg)
+    return ck
+
+
 def run_job(config: JobConfig, *, store: Store | str | os.PathLike[str], resume: bool = False,
             progress: bool = True) -> str:
     """Run (or with ``resume`` continue) the RL job ``config`` into ``store``; return its run_id."""
@@ -69,6 +98,8 @@ def run_job(config: JobConfig, *, store: Store | str | os.PathLike[str], resume:
                f"`rlscale run --resume {run_id}` or pick another run_id (--set run_id=...)")
         raise StoreError(msg)
 
+    # Before the base, which may take minutes to pretrain: a bad checkpoint fails at once.
+    ck = load_checkpoint(ckpt_path, device=device) if resume and ckpt_path.is_file() else None
     base, base_info = get_base(config, device=device, progress=progress)
     policy = base
     ref = copy.deepcopy(base).eval() if config.rl.kl_coef else None
@@ -77,8 +108,7 @@ def run_job(config: JobConfig, *, store: Store | str | os.PathLike[str], resume:
     state = {"step": 0, "flops": 0, "tokens": 0, "wall_s": 0.0}
     if resume:
         writer = RunWriter.resume(store, run_id)
-        if ckpt_path.is_file():
-            ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ck is not None:
             policy.load_state_dict(ck["policy"])
             opt.load_state_dict(ck["opt"])
             if ref is not None:
