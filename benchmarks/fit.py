@@ -21,7 +21,7 @@ import pandas as pd
 from rlscale.fit import fit
 from rlscale.fit import uncertainty as unc
 from rlscale.fit.solver import Space, solve
-from rlscale.laws import get_law
+from rlscale.fit.laws import get_law
 
 LAW = get_law("sigmoid")
 TRUTH = {"A": 0.610, "B": 1.92, "C_mid": 2542.0, "R0": 0.45}

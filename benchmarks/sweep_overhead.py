@@ -21,10 +21,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlscale.executors import InProcessExecutor, LocalExecutor  # noqa: E402
-from rlscale.store import RunMeta, RunWriter  # noqa: E402
-from rlscale.sweep import run_sweep  # noqa: E402
-from rlscale.sweep_spec import parse_spec  # noqa: E402
+from rlscale.sweep.executors import InProcessExecutor, LocalExecutor  # noqa: E402
+from rlscale.store.runs import RunMeta, RunWriter  # noqa: E402
+from rlscale.sweep.run import run_sweep  # noqa: E402
+from rlscale.sweep.spec import parse_spec  # noqa: E402
 
 
 def job(config: dict, *, store: str, resume: bool) -> str:
@@ -60,7 +60,7 @@ def main() -> None:
     except ImportError:
         ray = None
     if ray is not None:
-        from rlscale.executors import RayExecutor
+        from rlscale.sweep.executors import RayExecutor
 
         t0 = time.perf_counter()
         ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)

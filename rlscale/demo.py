@@ -11,7 +11,7 @@ does is what ``rlscale sweep`` + ``rlscale fit`` + ``rlscale report`` do by hand
    resumed, so rerunning the demo reuses everything that exists;
 3. **fit**: the ScaleRL sigmoid is fitted per (level, recipe) to the held-out metric against
    exact FLOPs;
-4. **outputs** in ``--out``: ``report.html`` (:mod:`rlscale.report`), ``curves.png`` (fitted
+4. **outputs** in ``--out``: ``report.html`` (:mod:`rlscale.plot.report`), ``curves.png`` (fitted
    curves, one panel per level), ``levels.png`` (A, B and C_mid against the pretraining level,
    one line per recipe), ``params.png`` and ``params.csv`` (the fitted parameters).
 
@@ -45,7 +45,7 @@ class DemoResult:
 
     ``run_ids``: the sweep's runs, in spec order; ``ran``: those this call started or resumed
     (empty when everything was reused); ``files``: name -> path of each output;
-    ``params``: one row per (level, recipe, parameter) (see :func:`rlscale.plot_levels.level_params_frame`).
+    ``params``: one row per (level, recipe, parameter) (see :func:`rlscale.plot.levels.level_params_frame`).
     """
 
     spec: str
@@ -89,10 +89,10 @@ def run_demo(*, store: str | os.PathLike[str], out: str | os.PathLike[str], quic
     one. Progress goes to ``stream`` (default stdout). Raises :class:`RLScaleError` if a job
     failed (its error is in the message and in ``<store>/_sweeps/``).
     """
-    from rlscale.executors import make_executor
-    from rlscale.store import Store
-    from rlscale.sweep import load_spec, plan_jobs, resolve_jobs, run_sweep
-    from rlscale.sweep_progress import ProgressView
+    from rlscale.sweep.executors import make_executor
+    from rlscale.store.runs import Store
+    from rlscale.sweep.run import load_spec, plan_jobs, resolve_jobs, run_sweep
+    from rlscale.sweep.progress import ProgressView
 
     t0 = time.perf_counter()
     stream = stream or sys.stdout
@@ -129,10 +129,10 @@ def run_demo(*, store: str | os.PathLike[str], out: str | os.PathLike[str], quic
 def write_outputs(res: DemoResult, store: Any) -> None:
     """Fit the demo's runs and write the report, charts and parameter table into ``res.out``."""
     from rlscale.fit import fit
-    from rlscale.plot import curves_chart, params_chart, save
-    from rlscale.plot_levels import level_params_chart, level_params_frame
-    from rlscale.report import write_report
-    from rlscale.store import load_points, load_runs
+    from rlscale.plot.charts import curves_chart, params_chart, save
+    from rlscale.plot.levels import level_params_chart, level_params_frame
+    from rlscale.plot.report import write_report
+    from rlscale.store.runs import load_points, load_runs
 
     points = load_points(store, metric=res.metric, runs=res.run_ids, with_meta=True)
     if points.empty:

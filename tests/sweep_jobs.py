@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rlscale.store import RunMeta, RunWriter, Store
+from rlscale.store.runs import RunMeta, RunWriter, Store
 
 BASE = {"recipe": "toy", "lr": 1.0, "steps": 6, "sleep_s": 0.0, "fail_at": -1, "crash_at": -1,
         "exit_at": -1, "markers": ""}
@@ -88,8 +88,8 @@ def starts(tmp_path):
 
 def assert_whole(store: Store, spec_path):
     """Every run complete, each step logged once, values exactly those of an unbroken run."""
-    from rlscale.sweep import resolve_jobs
-    from rlscale.sweep_spec import load_spec
+    from rlscale.sweep.run import resolve_jobs
+    from rlscale.sweep.spec import load_spec
 
     for job in resolve_jobs(load_spec(spec_path)):
         assert store.read_meta(job.job_id).status == "complete"

@@ -11,7 +11,7 @@ import rlscale
 from rlscale.fit import FitResult, fit
 from rlscale.fit.grid import grid_search
 from rlscale.fit.solver import Space
-from rlscale.laws import get_law
+from rlscale.fit.laws import get_law
 from tests.fitsim import TABLE1, ar1_noise, curve, sigmoid
 
 

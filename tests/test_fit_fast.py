@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rlscale.fit import core, fit
-from rlscale.laws import get_law
+from rlscale.fit.laws import get_law
 from tests.fitsim import TABLE1, ar1_noise, curve
 
 

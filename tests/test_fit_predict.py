@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from rlscale.fit import fit
-from rlscale.forecast import reward_at
+from rlscale.forecast.budgets import reward_at
 from tests.fitsim import TABLE1, curve, sigmoid
 
 

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlscale.backtesting import backtest
-from rlscale.curves import crossing_points, sigmoid_inverse
-from rlscale.laws import sigmoid
+from rlscale.forecast.backtest import backtest
+from rlscale.forecast.roots import crossing_points, sigmoid_inverse
+from rlscale.fit.laws import sigmoid
 from rlscale.fit import FitResult, ParamEstimate, fit
-from rlscale.forecast import compute_for_fraction, compute_for_reward, reward_at
-from rlscale.ranking import crossovers, rank_at
+from rlscale.forecast.budgets import compute_for_fraction, compute_for_reward, reward_at
+from rlscale.forecast.ranking import crossovers, rank_at
 
 TRUE = {"a": dict(A=0.610, B=1.92, C_mid=2542.0), "b": dict(A=0.645, B=1.70, C_mid=10909.0),
         "c": dict(A=0.710, B=1.65, C_mid=4242.0)}
@@ -174,7 +174,7 @@ def test_backtest_with_a_fixed_cut_and_bad_cuts():
 def test_numeric_inverse_path_matches_the_closed_form_over_draws(fits):
     import dataclasses
 
-    from rlscale._fitview import curve
+    from rlscale.forecast.curve import curve
 
     c = curve(fits[2])  # recipe c
     numeric = dataclasses.replace(c, law=dataclasses.replace(c.law, inverse=None))
@@ -203,7 +203,7 @@ def test_other_laws_round_trip_and_fraction_needs_a_baseline():
 
 
 def test_draws_of_different_groups_are_independent(fits):
-    from rlscale._fitview import align_draws, curve
+    from rlscale.forecast.curve import align_draws, curve
 
     cs = [curve(f) for f in fits]
     d = align_draws(cs)
@@ -238,8 +238,8 @@ def test_a_fit_without_draws_gives_unknown_intervals_not_zero_width():
 
 
 def test_never_is_exactly_above_the_interval_of_the_ceiling(fits):
-    from rlscale._fitview import curve
-    from rlscale.curves import interval
+    from rlscale.forecast.curve import curve
+    from rlscale.forecast.roots import interval
 
     f = fits[0]
     _, a_hi = interval(curve(f).draws["A"], 0.9)

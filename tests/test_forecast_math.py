@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlscale.curves import (
+from rlscale.forecast.roots import (
     crossing_points,
     interval,
     numeric_inverse,
@@ -14,8 +14,8 @@ from rlscale.curves import (
     sigmoid_inverse,
 )
 from rlscale.errors import InputError
-from rlscale.laws import get_law, sigmoid
-from rlscale.units import Pricing, flops_per_gpu_hour
+from rlscale.fit.laws import get_law, sigmoid
+from rlscale.forecast.pricing import Pricing, flops_per_gpu_hour
 
 P = {"A": 0.61, "B": 1.92, "C_mid": 2542.0, "R0": 0.45}
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rlscale.errors import InputError
-from rlscale.laws import LAWS, get_law
+from rlscale.fit.laws import LAWS, get_law
 
 PARAMS = {
     "sigmoid": {"A": 0.61, "B": 1.92, "C_mid": 2542.0, "R0": 0.45},

@@ -11,10 +11,10 @@ import pytest
 import _chromium
 import _sim
 from _charts import SVG_NS, data_of, png_size, validate_vegalite
-from rlscale import plot
-from rlscale._plotdata import group_label
+from rlscale.plot import charts as plot
+from rlscale.plot.frames import group_label
 from rlscale.errors import InputError
-from rlscale.store import load_points
+from rlscale.store.runs import load_points
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +270,7 @@ def test_residuals_are_observed_minus_fitted(fits):
 
 
 def test_backtest_chart_shows_cut_and_held_out_points(points):
-    from rlscale.backtesting import backtest
+    from rlscale.forecast.backtest import backtest
 
     bt = backtest(points, metric="reward", x="gpu_hours", by=["recipe"], cut=0.4)
     spec = plot.to_spec(plot.backtest_chart(bt))

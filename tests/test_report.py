@@ -10,8 +10,8 @@ from click.testing import CliRunner
 import _chromium
 import _sim
 from rlscale.cli import main
-from rlscale.report import build_report, report_from_store, write_report
-from rlscale.store import RunMeta, Store, load_points
+from rlscale.plot.report import build_report, report_from_store, write_report
+from rlscale.store.runs import RunMeta, Store, load_points
 
 needs_chromium = pytest.mark.skipif(_chromium.find_chromium() is None,
                                     reason="no Chromium installed (apt-get install -y chromium)")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rlscale.rl.config import JobConfig, base_hash, stable_hash
-from rlscale.sweep import load_spec, resolve_jobs
+from rlscale.sweep.run import load_spec, resolve_jobs
 
 SHIPPED = Path(__file__).resolve().parent.parent / "rlscale" / "data" / "bases"
 BASES = sorted(d for d in SHIPPED.iterdir() if d.is_dir())

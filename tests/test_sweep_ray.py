@@ -6,10 +6,10 @@ import pytest
 
 from sweep_jobs import assert_whole, starts, write_spec
 
-from rlscale.executors import InProcessExecutor, RayExecutor
-from rlscale.store import Store
-from rlscale.sweep import run_sweep
-from rlscale.sweep_spec import load_spec
+from rlscale.sweep.executors import InProcessExecutor, RayExecutor
+from rlscale.store.runs import Store
+from rlscale.sweep.run import run_sweep
+from rlscale.sweep.spec import load_spec
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray

@@ -9,10 +9,10 @@ from click.testing import CliRunner
 
 from rlscale.cli import main
 from rlscale.errors import InputError
-from rlscale.executors import InProcessExecutor
-from rlscale.store import Store
-from rlscale.sweep import estimate_jobs, resolve_jobs, run_sweep
-from rlscale.sweep_spec import load_spec
+from rlscale.sweep.executors import InProcessExecutor
+from rlscale.store.runs import Store
+from rlscale.sweep.run import estimate_jobs, resolve_jobs, run_sweep
+from rlscale.sweep.spec import load_spec
 
 torch = pytest.importorskip("torch")
 

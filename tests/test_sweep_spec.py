@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rlscale.errors import InputError
-from rlscale.sweep import resolve_jobs
-from rlscale.sweep_spec import expand_jobs, load_spec, parse_spec, run_id_for
+from rlscale.sweep.run import resolve_jobs
+from rlscale.sweep.spec import expand_jobs, load_spec, parse_spec, run_id_for
 
 SPEC = """
 name = "study"

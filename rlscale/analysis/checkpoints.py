@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rlscale.errors import input_error
-from rlscale.store import Store
+from rlscale.store.runs import Store
 
 Role = Literal["base", "rl"]
 

@@ -205,7 +205,7 @@ def headroom(points: pd.DataFrame, *, metric: str | None, by: str, x: str = "gpu
     :func:`rlscale.fit.fit`. Raises :class:`~rlscale.errors.InputError` on unusable input.
     """
     from rlscale.fit import fit
-    from rlscale.laws import get_law
+    from rlscale.fit.laws import get_law
 
     law_obj = get_law(law)
     if law_obj.ceiling is None:

@@ -65,7 +65,7 @@ def load_store_points(store: str | None, metric: str) -> Any:
     """Points (with run metadata) of ``metric`` from the store, or a clear error."""
     from rlscale.cli._common import store_path
     from rlscale.errors import StoreError
-    from rlscale.store import Store, load_points
+    from rlscale.store.runs import Store, load_points
 
     root = store_path(store)
     st = Store(root)

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rlscale._fitview import group_label
-from rlscale._jsonout import jsonable, records
-from rlscale.units import Pricing
+from rlscale.forecast.curve import group_label
+from rlscale.text import jsonable, records
+from rlscale.forecast.pricing import Pricing
 
 X_COLUMNS = ("x", "x_lower", "x_upper")
 

@@ -171,7 +171,7 @@ def sparsity_command(store: str | None, base: str, rl: str, atol: float | None, 
     """
     from rlscale.analysis.checkpoints import resolve
     from rlscale.analysis.sparsity import update_sparsity
-    from rlscale.store import Store
+    from rlscale.store.runs import Store
 
     st = Store(store_path(store))
     b, r = resolve(base, role="base", store=st), resolve(rl, role="rl", store=st)
@@ -344,7 +344,7 @@ def _sample_counts(store: str | None, base: str, rl: tuple[str, ...], *,
     from rlscale.analysis.checkpoints import build_model, resolve
     from rlscale.analysis.passk_eval import count_correct
     from rlscale.rl.runner import pick_device
-    from rlscale.store import Store
+    from rlscale.store.runs import Store
 
     diffs = _ints(difficulties, name="--difficulties")
     st = Store(store_path(store))
@@ -374,7 +374,7 @@ def _sample_counts(store: str | None, base: str, rl: tuple[str, ...], *,
 def _save_passk_chart(comparisons: list, *, base_label: str, path: str) -> None:
     import pandas as pd
 
-    from rlscale.analysis.passk_plot import passk_chart
+    from rlscale.plot.passk import passk_chart
 
     frames = []
     for i, (label, cmp) in enumerate(comparisons):

@@ -77,9 +77,9 @@ def forecast_command(store: str | None, budget: str | None, target: float | None
         rlscale forecast --metric reward --x flops --budget 1e21 --peak-flops 9.89e14 --mfu 0.4
     """
     from rlscale.fit import fit
-    from rlscale.forecast import compute_for_fraction, compute_for_reward, reward_at
-    from rlscale.ranking import rank_at as rank
-    from rlscale.units import Pricing
+    from rlscale.forecast.budgets import compute_for_fraction, compute_for_reward, reward_at
+    from rlscale.forecast.ranking import rank_at as rank
+    from rlscale.forecast.pricing import Pricing
 
     chosen = [m for m, v in zip(MODES, (budget, target, ceiling_frac, rank_at)) if v is not None]
     if len(chosen) != 1:
@@ -169,7 +169,7 @@ def backtest_command(store: str | None, cut: float | None, cut_x: float | None, 
         rlscale backtest --metric reward --cut 0.25
         rlscale backtest --metric reward --cut-x 5000 --bootstrap 200 --resample runs --json
     """
-    from rlscale.backtesting import backtest
+    from rlscale.forecast.backtest import backtest
 
     if (cut is None) == (cut_x is None):
         raise click.UsageError("give exactly one of --cut FRAC or --cut-x X")

@@ -53,7 +53,7 @@ def ingest_cmd(paths: tuple[str, ...], store: str | None, fmt: str, run_id: str 
         rlscale ingest history.csv --format wandb --x-col gpu_time --x-unit gpu_hours
         rlscale ingest all_runs.csv --run-col run_id --metric reward
     """
-    from rlscale.ingest.api import ingest_paths
+    from rlscale.ingest.pipeline import ingest_paths
 
     results = ingest_paths(
         list(paths), store_path(store), dry_run=dry_run, format=fmt, run_id=run_id,
@@ -92,7 +92,7 @@ def runs_cmd(store: str | None, as_json: bool) -> None:
         rlscale runs
         rlscale runs --store runs/store --json
     """
-    from rlscale.store import Store
+    from rlscale.store.runs import Store
 
     runs = Store(store_path(store)).runs()
     rows = [{k: _clean(v) for k, v in row.items()} for row in runs.to_dict("records")]
@@ -135,7 +135,7 @@ def show_cmd(run_id: str, store: str | None, as_json: bool) -> None:
         rlscale show scalerl_seed0
         rlscale show scalerl_seed0 --json
     """
-    from rlscale.store import Store
+    from rlscale.store.runs import Store
 
     st = Store(store_path(store))
     meta = st.read_meta(run_id)

@@ -63,7 +63,7 @@ def _fit_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _warn_unfitted(fits: list[Any]) -> None:
-    from rlscale._plotdata import group_label
+    from rlscale.plot.frames import group_label
 
     for f in fits:
         if not f.ok:
@@ -97,7 +97,7 @@ def plot_command(out: str, kind: str, band: str, cut: float, scale: float,
         rlscale plot --metric reward --kind params --out params.png
         rlscale plot --metric reward --kind backtest --cut 0.5 --out backtest.png
     """
-    from rlscale import plot
+    from rlscale.plot import charts as plot
     from rlscale.cli._fitopts import load_store_points
 
     fit_kw = _fit_kwargs(kw)
@@ -107,7 +107,7 @@ def plot_command(out: str, kind: str, band: str, cut: float, scale: float,
         by = [k for k in fit_kw["by"] if k != facet]
         chart = plot.raw_curves_chart(points, metric=metric, x=x, by=by, facet=facet)
     elif kind == "backtest":
-        from rlscale.backtesting import backtest
+        from rlscale.forecast.backtest import backtest
 
         opts = {k: v for k, v in fit_kw.items() if k != "max_x"}
         result = backtest(points, metric=metric, x=x, cut=cut, **opts)
@@ -147,7 +147,7 @@ def report_command(out: str, budgets: list[float], cut: float, no_backtest: bool
         rlscale report --metric reward --budget 2e4,1e5 --out report.html
         rlscale report --metric reward --burn-in 100 --facet pretrain_tokens --out r.html
     """
-    from rlscale.report import report_from_store, write_text
+    from rlscale.plot.report import report_from_store, write_text
 
     fit_kw = _fit_kwargs(kw)
     by = [k for k in fit_kw.pop("by") if k != kw["facet"]]

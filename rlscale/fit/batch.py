@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from rlscale.fit.solver import Space, solve
-from rlscale.laws import Law
+from rlscale.fit.laws import Law
 
 Presolved = tuple[np.ndarray, float, bool]
 

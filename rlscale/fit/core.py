@@ -16,7 +16,7 @@ from rlscale.fit.checks import check_fit
 from rlscale.fit.fast import fast_fit, inside, minpack, suspicious
 from rlscale.fit.result import FitResult, FitWarning, ParamEstimate
 from rlscale.fit.solver import Space, solve
-from rlscale.laws import Law
+from rlscale.fit.laws import Law
 
 N_NORMAL_DRAWS = 1000
 HELDOUT_FRAC = 0.2

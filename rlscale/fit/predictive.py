@@ -1,7 +1,7 @@
 """Curve and prediction intervals from joint parameter draws: the one implementation.
 
-Both :meth:`rlscale.fit.FitResult.predict` (plots) and the forecasts (:mod:`rlscale.forecast`,
-through :mod:`rlscale._fitview`) call :func:`predictive`, so a plotted band and a forecast at the
+Both :meth:`rlscale.fit.FitResult.predict` (plots) and the forecasts (:mod:`rlscale.forecast.budgets`,
+through :mod:`rlscale.forecast.curve`) call :func:`predictive`, so a plotted band and a forecast at the
 same compute agree exactly. The fit package owns it because forecasting depends on fitting,
 never the other way round.
 
@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from rlscale.laws import Law
+from rlscale.fit.laws import Law
 
 MAX_DRAWS = 4000
 NOISE_PER_DRAW = 4

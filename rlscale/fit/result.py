@@ -9,9 +9,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from rlscale._jsonout import jsonable
+from rlscale.text import jsonable
 
-from rlscale.laws import Law, get_law
+from rlscale.fit.laws import Law, get_law
 
 WARNING_CODES: dict[str, str] = {
     "asymptote_not_identified": "the curve has not clearly passed C_mid; A is an extrapolation",
@@ -121,7 +121,7 @@ class FitResult:
         over ``samples``: the uncertainty of the mean curve), pred_lower/pred_upper (one new
         evaluation: each sample's curve plus normal residuals of sd ``resid_sd``, Monte Carlo,
         seeded with ``seed``, default the fit's seed). The same computation as
-        :func:`rlscale.forecast.reward_at` (:func:`rlscale.fit.predictive.predictive`), so plots
+        :func:`rlscale.forecast.budgets.reward_at` (:func:`rlscale.fit.predictive.predictive`), so plots
         and forecasts agree. Intervals are NaN without samples (unknown, never zero-width); all
         columns but x are NaN where the law is undefined (e.g. the power law at x = 0) or the
         fit is not ok.

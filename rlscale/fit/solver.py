@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlscale.laws import Law
+from rlscale.fit.laws import Law
 
 
 @dataclass

@@ -16,12 +16,12 @@ _EXPORTS = {
     "FORMATS": "rlscale.ingest.options",
     "IngestOptions": "rlscale.ingest.options",
     "parse_set": "rlscale.ingest.options",
-    "IngestResult": "rlscale.ingest.api",
-    "detect_format": "rlscale.ingest.api",
-    "discover": "rlscale.ingest.api",
-    "ingest_path": "rlscale.ingest.api",
-    "ingest_paths": "rlscale.ingest.api",
-    "read_source": "rlscale.ingest.api",
+    "IngestResult": "rlscale.ingest.pipeline",
+    "detect_format": "rlscale.ingest.pipeline",
+    "discover": "rlscale.ingest.pipeline",
+    "ingest_path": "rlscale.ingest.pipeline",
+    "ingest_paths": "rlscale.ingest.pipeline",
+    "read_source": "rlscale.ingest.pipeline",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -33,7 +33,7 @@ from rlscale.rl.evaluate import eval_problems, evaluate
 from rlscale.rl.pretrain import get_base
 from rlscale.rl.recipes import KNOBS, resolve
 from rlscale.rl.step import rl_step
-from rlscale.store import RunMeta, RunWriter, Store
+from rlscale.store.runs import RunMeta, RunWriter, Store
 
 
 def pick_device(device: str) -> str:

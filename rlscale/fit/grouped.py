@@ -13,7 +13,7 @@ from rlscale.errors import RLScaleError, input_error
 from rlscale.fit.batch import heldout_many, multistart_many
 from rlscale.fit.core import failed, fit_curve, starts_for
 from rlscale.fit.result import FitResult, FitWarning
-from rlscale.laws import LAWS, Law, get_law
+from rlscale.fit.laws import LAWS, Law, get_law
 
 X_AXES = ("gpu_hours", "flops", "tokens", "wall_s", "step")
 LOSSES = ("linear", "huber")
@@ -67,7 +67,7 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
     (e.g. the seeds of a recipe) into one fit; without it all points form one group. Only points
     with ``burn_in <= x <= max_x`` are used. ``r0``: ``"fit"`` (free), ``"first"`` (fixed at the
     mean first value of the group's runs) or a number. ``law="all"`` fits every law in
-    :data:`rlscale.laws.LAWS` and ranks them (gof ``rank_heldout``, ``rank_aic``, ``rank_bic``).
+    :data:`rlscale.fit.laws.LAWS` and ranks them (gof ``rank_heldout``, ``rank_aic``, ``rank_bic``).
     ``bootstrap`` > 0 refits that many resamples (of ``resample`` = points or runs) for the
     intervals (else ``interval`` = ``"wald"``, AR(1)-widened, or ``"profile"``, profile
     likelihood). ``nan="drop"`` drops NaN values (with a warning) instead of raising.

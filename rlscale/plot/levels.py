@@ -3,8 +3,8 @@
 :func:`level_params_frame` turns FitResults grouped by ``(level, colour)`` into one tidy row per
 (fit, parameter); :func:`level_params_chart` draws each parameter (default A, B, C_mid) against
 the level, one line per colour group (e.g. the recipe), with the fits' intervals as error bars.
-Like :mod:`rlscale.plot`, the chart is returned, never written: save it with
-:func:`rlscale.plot.save`.
+Like :mod:`rlscale.plot.charts`, the chart is returned, never written: save it with
+:func:`rlscale.plot.charts.save`.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def level_params_chart(fits: Sequence[Any], *, level: str, color: str = "recipe"
     """
     import altair as alt
 
-    from rlscale.plot import _inline
+    from rlscale.plot.charts import _inline
 
     frame = level_params_frame(fits, level=level, color=color, params=params)
     frame = frame[frame["value"].notna()].copy()

@@ -14,10 +14,10 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from rlscale.curves import numeric_inverse
+from rlscale.forecast.roots import numeric_inverse
 from rlscale.errors import InputError
 from rlscale.fit.predictive import MAX_DRAWS, draw_columns, predictive
-from rlscale.laws import Law, get_law
+from rlscale.fit.laws import Law, get_law
 
 LOG_X_LIMITS = (-30.0, 60.0)  # "x -> 0" and "x -> inf" when probing a law's ends
 
@@ -68,7 +68,7 @@ class Curve:
         """Compute at which the curve with ``params`` reaches ``y``: ``inf`` never, ``0`` already.
 
         Uses the law's closed-form inverse where it has one, else Brent's method on log10(x)
-        (:func:`rlscale.curves.numeric_inverse`). The closed forms give NaN outside their range;
+        (:func:`rlscale.forecast.roots.numeric_inverse`). The closed forms give NaN outside their range;
         which side ``y`` fell on is decided by the law's ends, probed at ``x = 10**-30`` and
         ``10**60``.
         """

@@ -1,7 +1,7 @@
 """Long tables behind the charts: pure pandas, no altair, so each can be tested on numbers.
 
 Every frame has a ``series`` column (the colour: a group's label without the facet key), a
-``facet`` column when panels are split, and plain numeric columns. :mod:`rlscale.plot` only maps
+``facet`` column when panels are split, and plain numeric columns. :mod:`rlscale.plot.charts` only maps
 these columns to marks.
 """
 
@@ -67,7 +67,7 @@ def check_columns(frame: pd.DataFrame, columns: Iterable[str], *, what: str) -> 
 def select_points(points: pd.DataFrame, *, metric: str, x: str) -> pd.DataFrame:
     """Rows of ``points`` for ``metric`` with a positive value on compute axis ``x``.
 
-    ``points`` is the long frame of :func:`rlscale.store.load_points` (``with_meta=True`` to group
+    ``points`` is the long frame of :func:`rlscale.store.runs.load_points` (``with_meta=True`` to group
     on metadata). Rows whose ``x`` is null or not positive cannot sit on a log axis and are
     dropped; raises :class:`InputError` if nothing is left, saying what is available.
     """
@@ -326,7 +326,7 @@ def residual_frame(fits: Sequence[Any], *, facet: str | None = None) -> pd.DataF
 
 
 def backtest_frames(result: Any, *, facet: str | None = None) -> tuple[list[Any], pd.DataFrame]:
-    """The fits of a :class:`rlscale.backtesting.BacktestResult` and one long frame for its chart.
+    """The fits of a :class:`rlscale.forecast.backtest.BacktestResult` and one long frame for its chart.
 
     Rows: the fitted curves (``fit`` up to the cut, ``extrapolation`` past it, band = prediction
     interval), the points each fit saw (``observed-used``), the held-out points it was scored on

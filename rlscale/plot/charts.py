@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
 
 import pandas as pd
 
-from rlscale import _plotdata as D
+from rlscale.plot import frames as D
 from rlscale.errors import input_error
 
 if TYPE_CHECKING:
@@ -267,7 +267,7 @@ def residuals_chart(fits: Sequence[Any], *, facet: str | None = None) -> Chart:
 
 # -- backtest ----------------------------------------------------------------------------------
 def backtest_chart(result: Any, *, facet: str | None = None) -> Chart:
-    """A backtest (:func:`rlscale.backtesting.backtest`): each group's law fitted on the compute
+    """A backtest (:func:`rlscale.forecast.backtest.backtest`): each group's law fitted on the compute
     up to its cut (vertical rule), extrapolated past it (dashed, prediction band), against the
     held-out points it never saw (crosses: filled when inside the interval, red ring when not).
     """
@@ -328,7 +328,7 @@ def save(chart: Chart, path: str | os.PathLike[str], *, scale: float = 2.0) -> P
     ``.json``: the Vega-Lite spec. PNG/SVG/HTML need vl-convert-python (imported only here).
     Parent directories are created. Returns the path written.
     """
-    from rlscale import _vega
+    from rlscale.plot import vega
 
     out = Path(path)
     suffix = out.suffix.lower()
@@ -344,11 +344,11 @@ def save(chart: Chart, path: str | os.PathLike[str], *, scale: float = 2.0) -> P
         out.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
     elif suffix == ".html":
         title = _title_text(spec) or out.stem
-        out.write_text(_vega.standalone_html(spec, title=title), encoding="utf-8")
+        out.write_text(vega.standalone_html(spec, title=title), encoding="utf-8")
     elif suffix == ".png":
-        out.write_bytes(_vega.to_png(spec, scale=scale))
+        out.write_bytes(vega.to_png(spec, scale=scale))
     else:
-        out.write_text(_vega.to_svg(spec), encoding="utf-8")
+        out.write_text(vega.to_svg(spec), encoding="utf-8")
     return out
 
 

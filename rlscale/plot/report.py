@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from rlscale import _plotdata as D
+from rlscale.plot import frames as D
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2em auto;
@@ -106,8 +106,8 @@ def _warnings_section(fits: Sequence[Any], backtest: Any | None) -> str:
 
 def _forecast_section(fits: Sequence[Any], budgets: Sequence[float],
                       fractions: Sequence[float]) -> str:
-    from rlscale.forecast import compute_for_fraction, reward_at
-    from rlscale.ranking import rank_at
+    from rlscale.forecast.budgets import compute_for_fraction, reward_at
+    from rlscale.forecast.ranking import rank_at
 
     ok = [f for f in fits if f.ok]
     if not ok:
@@ -206,7 +206,7 @@ def _data_section(fits: Sequence[Any], runs: pd.DataFrame | None, store: str | N
 # -- assembly ----------------------------------------------------------------------------------
 def _charts(fits: Sequence[Any], points: pd.DataFrame | None, backtest: Any | None,
             facet: str | None, extrapolate_to: float | None) -> dict[str, list[Any]]:
-    from rlscale import plot
+    from rlscale.plot import charts as plot
 
     ok = [f for f in fits if f.ok]
     charts: dict[str, list[Any]] = {"charts": [], "backtest": []}
@@ -245,11 +245,12 @@ def build_report(
     ``points``: the store's long points with metadata, for the raw and fitted curve charts.
     ``runs``: ``load_runs(store)``, listed with their sources. ``budgets``: compute values
     (the fits' x units) to forecast the reward at; ``fractions``: fractions of the gain to
-    give the compute for. ``backtest``: a :class:`rlscale.backtesting.BacktestResult`.
+    give the compute for. ``backtest``: a :class:`rlscale.forecast.backtest.BacktestResult`.
     ``facet``: a key of the fits' groups to split chart panels by.
     """
-    from rlscale import __version__, _vega
-    from rlscale.plot import to_spec
+    from rlscale import __version__
+    from rlscale.plot import vega
+    from rlscale.plot.charts import to_spec
 
     fits = D.check_fits(fits, facet=facet)
     f0 = fits[0]
@@ -263,7 +264,7 @@ def build_report(
         for chart in charts[section]:
             cid = f"chart-{next(counter)}"
             out.append(f"<div class=\"chart\" id=\"{cid}\" data-chart></div>"
-                       f"<script>{_vega.embed_call(cid, to_spec(chart))}</script>")
+                       f"<script>{vega.embed_call(cid, to_spec(chart))}</script>")
         return "".join(out)
 
     body = {
@@ -280,7 +281,7 @@ def build_report(
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{_esc(title)}</title><style>{CSS}</style>\n"
-        f"<script>{_vega.javascript_bundle()}</script></head>\n<body>"
+        f"<script>{vega.javascript_bundle()}</script></head>\n<body>"
         f"<h1>{_esc(title)}</h1><p class=\"meta\">rlscale {_esc(__version__)}, "
         f"{_esc(generated)}; {len(fits)} fits of {_esc(f0.law)}</p><nav>{nav}</nav>"
         f"{sections}</body></html>\n"
@@ -321,10 +322,10 @@ def report_from_store(
     ...) go to :func:`rlscale.fit.fit` and, except ``max_x``, to the backtest.
     ``backtest_cut``: fraction of each group's compute range the backtest fits on (None: none).
     """
-    from rlscale.backtesting import backtest as run_backtest
+    from rlscale.forecast.backtest import backtest as run_backtest
     from rlscale.errors import StoreError
     from rlscale.fit import fit
-    from rlscale.store import Store, load_points, load_runs
+    from rlscale.store.runs import Store, load_points, load_runs
 
     st = Store(store)
     if not st.run_ids():

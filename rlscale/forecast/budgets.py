@@ -14,7 +14,7 @@ at ``level``, propagated from the fit's joint parameter draws (``FitResult.sampl
   more than ``(1 - level) / 2`` of the draws never get there, and the target is ``reachable=False``
   ("never") when fewer than that fraction reach it, i.e. the target lies above the interval of A.
 
-Ranking and crossovers live in :mod:`rlscale.ranking`, backtests in :mod:`rlscale.backtesting`.
+Ranking and crossovers live in :mod:`rlscale.forecast.ranking`, backtests in :mod:`rlscale.forecast.backtest`.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from rlscale._fitview import Curve, as_fit_list, curve
-from rlscale.curves import check_level, interval, sigmoid_fraction_compute
+from rlscale.forecast.curve import Curve, as_fit_list, curve
+from rlscale.forecast.roots import check_level, interval, sigmoid_fraction_compute
 from rlscale.errors import InputError
 
 REWARD_COLUMNS = ("group", "x", "mean", "mean_lower", "mean_upper", "pred_lower", "pred_upper",

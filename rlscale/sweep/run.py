@@ -25,15 +25,15 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from rlscale.errors import StoreError
-from rlscale.executors import Outcome, Task, resolve_target
-from rlscale.store import Store, _write_json
-from rlscale.sweep_spec import Job, SweepSpec, expand_jobs, load_plain_base, load_spec
+from rlscale.sweep.executors import Outcome, Task, resolve_target
+from rlscale.store.runs import Store, _write_json
+from rlscale.sweep.spec import Job, SweepSpec, expand_jobs, load_plain_base, load_spec
 
 __all__ = ["Job", "SweepSpec", "load_spec", "expand_jobs", "resolve_jobs", "plan_jobs",
            "estimate_jobs", "run_sweep", "read_sweep_state", "PlannedJob", "JobState", "SweepResult"]
 
 Action = Literal["start", "resume", "skip"]
-RL_TARGET = "rlscale.sweep_rl:run_rl_job"
+RL_TARGET = "rlscale.rl.sweep_job:run_rl_job"
 SWEEPS_DIR = "_sweeps"
 
 
@@ -94,13 +94,13 @@ def resolve_jobs(spec: SweepSpec) -> list[Job]:
     job the base is the plain TOML/inline table.
     """
     if spec.job == "rl":
-        from rlscale import sweep_rl
+        from rlscale.rl import sweep_job
 
-        base = sweep_rl.load_base(spec)
+        base = sweep_job.load_base(spec)
         jobs = []
         for j in expand_jobs(spec, base=base):
-            config = sweep_rl.normalize(j.config, spec=spec)
-            jobs.append(Job(j.job_id, j.varied, j.seed, config, group=sweep_rl.group(config)))
+            config = sweep_job.normalize(j.config, spec=spec)
+            jobs.append(Job(j.job_id, j.varied, j.seed, config, group=sweep_job.group(config)))
         return jobs
     base = load_plain_base(spec.base_path) if spec.base_path else spec.base
     return expand_jobs(spec, base=base)
@@ -109,9 +109,9 @@ def resolve_jobs(spec: SweepSpec) -> list[Job]:
 def estimate_jobs(spec: SweepSpec, jobs: list[Job]) -> list[dict[str, float] | None]:
     """Estimated compute per job (``flops``, ``device_hours``), or ``None`` where none is known."""
     if spec.job == "rl":
-        from rlscale import sweep_rl
+        from rlscale.rl import sweep_job
 
-        return [sweep_rl.estimate(j.config) for j in jobs]
+        return [sweep_job.estimate(j.config) for j in jobs]
     if spec.estimate is None:
         return [None] * len(jobs)
     fn = resolve_target(spec.estimate)
@@ -176,7 +176,7 @@ def run_sweep(
     refresh_s: float = 2.0,
     on_update: Callable[[list[JobState]], None] | None = None,
 ) -> SweepResult:
-    """Run every job of ``spec`` on ``executor`` (see :mod:`rlscale.executors`).
+    """Run every job of ``spec`` on ``executor`` (see :mod:`rlscale.sweep.executors`).
 
     Without ``resume`` the sweep refuses to touch runs that already exist; with it, complete runs
     are skipped and the others resumed. ``on_update`` is called with every job's state after each

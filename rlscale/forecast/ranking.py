@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rlscale._fitview import Curve, align_draws, as_fit_list, curve, group_label
-from rlscale.curves import check_level, crossing_points, grid_roots, interval
+from rlscale.forecast.curve import Curve, align_draws, as_fit_list, curve, group_label
+from rlscale.forecast.roots import check_level, crossing_points, grid_roots, interval
 from rlscale.errors import InputError
-from rlscale.forecast import reward_at
+from rlscale.forecast.budgets import reward_at
 
 CROSSOVER_COLUMNS = ("group_a", "group_b", "x", "x_lower", "x_upper", "leader_before",
                      "leader_after", "p_cross")
@@ -40,7 +40,7 @@ class Ranking:
     skipped: list[str]  # labels of groups whose fit failed (ok=False), left out of the ranking
 
     def to_dict(self) -> dict[str, Any]:
-        from rlscale._jsonout import records
+        from rlscale.text import records
 
         return {"x": self.x, "level": self.level, "p_leader_leads": self.p_leader_leads,
                 "ranking": records(self.table), "crossovers": records(self.crossovers),
