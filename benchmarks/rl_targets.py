@@ -20,7 +20,7 @@ import time
 
 from rlscale.fit import fit
 from rlscale.rl.config import JobConfig
-from rlscale.store.runs import Store, load_points
+from rlscale.store import Store, load_points
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlscale.sweep.executors import InProcessExecutor, LocalExecutor  # noqa: E402
-from rlscale.store.runs import RunMeta, RunWriter  # noqa: E402
+from rlscale.store import RunMeta, RunWriter  # noqa: E402
 from rlscale.sweep.run import run_sweep  # noqa: E402
 from rlscale.sweep.spec import parse_spec  # noqa: E402
 

@@ -14,11 +14,11 @@ __version__ = "0.1.0"
 
 # name -> module that defines it. Import happens on first attribute access.
 _EXPORTS: dict[str, str] = {
-    "Store": "rlscale.store.runs",
-    "RunMeta": "rlscale.store.runs",
-    "RunWriter": "rlscale.store.runs",
-    "load_points": "rlscale.store.runs",
-    "load_runs": "rlscale.store.runs",
+    "Store": "rlscale.store",
+    "RunMeta": "rlscale.store",
+    "RunWriter": "rlscale.store",
+    "load_points": "rlscale.store",
+    "load_runs": "rlscale.store",
     "ingest_path": "rlscale.ingest.pipeline",
     "ingest_paths": "rlscale.ingest.pipeline",
     "read_source": "rlscale.ingest.pipeline",

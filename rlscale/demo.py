@@ -90,7 +90,7 @@ def run_demo(*, store: str | os.PathLike[str], out: str | os.PathLike[str], quic
     failed (its error is in the message and in ``<store>/_sweeps/``).
     """
     from rlscale.sweep.executors import make_executor
-    from rlscale.store.runs import Store
+    from rlscale.store import Store
     from rlscale.sweep.run import load_spec, plan_jobs, resolve_jobs, run_sweep
     from rlscale.sweep.progress import ProgressView
 
@@ -132,7 +132,7 @@ def write_outputs(res: DemoResult, store: Any) -> None:
     from rlscale.plot.charts import curves_chart, params_chart, save
     from rlscale.plot.levels import level_params_chart, level_params_frame
     from rlscale.plot.report import write_report
-    from rlscale.store.runs import load_points, load_runs
+    from rlscale.store import load_points, load_runs
 
     points = load_points(store, metric=res.metric, runs=res.run_ids, with_meta=True)
     if points.empty:

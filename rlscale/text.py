@@ -1,12 +1,53 @@
-"""DataFrames and numbers as JSON-safe values: NaN and +-inf become null, numpy scalars plain."""
+"""How rlscale writes values for people and for JSON: group labels, short numbers, JSON-safe values.
+
+- :func:`group_label` / :func:`series_label`: a fit group (``{"recipe": "grpo"}``) as text, in
+  tables and forecasts (``recipe=grpo``) and in chart legends (``grpo``);
+- :func:`format_value`: a metadata value as a short label (``4e9``, ``(none)``);
+- :func:`jsonable` / :func:`records`: NaN and +-inf become null, numpy scalars plain.
+"""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
+from typing import Mapping
+
 import numpy as np
 import pandas as pd
+
+MISSING = "(none)"
+
+
+def group_label(group: Mapping[str, Any] | None, *, sep: str = ",", empty: str = "all") -> str:
+    """``{'recipe': 'a', 'lr': 1e-4}`` -> ``recipe=a,lr=0.0001``; an empty group is ``empty``."""
+    if not group:
+        return empty
+    return sep.join(f"{k}={v}" for k, v in group.items())
+
+
+def series_label(group: Mapping[str, Any] | None) -> str:
+    """A legend entry: ``{"recipe": "grpo"}`` -> ``"grpo"``; several keys ->
+    ``"recipe=grpo, seed=1"`` with each value through :func:`format_value`."""
+    if not group:
+        return "all"
+    if len(group) == 1:
+        return format_value(next(iter(group.values())))
+    return ", ".join(f"{k}={format_value(v)}" for k, v in group.items())
+
+
+def format_value(value: Any) -> str:
+    """A metadata value as a short label: ``4e9`` for 4000000000.0, ``(none)`` for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if value.is_integer() and abs(value) < 1e5:
+            return str(int(value))
+        return f"{value:.4g}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
+    if isinstance(value, (int, np.integer)) and abs(int(value)) >= 1e5:
+        return format_value(float(value))
+    return str(value)
 
 
 def jsonable(v: Any) -> Any:

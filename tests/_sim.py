@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from rlscale.store.runs import RunMeta, Store
+from rlscale.store import RunMeta, Store
 
 # recipe -> (A, C_mid in GPU-hours); R0 = 0.3, B = 1.6 for all; pretraining adds 0.05 to A.
 RECIPES = {"grpo": (0.61, 2500.0), "cispo": (0.70, 4000.0)}

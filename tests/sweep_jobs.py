@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rlscale.store.runs import RunMeta, RunWriter, Store
+from rlscale.store import RunMeta, RunWriter, Store
 
 BASE = {"recipe": "toy", "lr": 1.0, "steps": 6, "sleep_s": 0.0, "fail_at": -1, "crash_at": -1,
         "exit_at": -1, "markers": ""}

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from rlscale.cli import main
-from rlscale.store.runs import RunMeta, Store
+from rlscale.store import RunMeta, Store
 
 LEVELS = (1e7, 1e8, 1e9, 1e10)
 
@@ -116,7 +116,7 @@ def test_every_analysis_command_has_help_with_an_example():
 
 def test_headroom_leaves_out_a_level_that_cannot_be_fitted(headroom_store):
     from rlscale.analysis.headroom import headroom
-    from rlscale.store.runs import load_points
+    from rlscale.store import load_points
 
     st = Store(headroom_store)
     st.write_run(RunMeta(run_id="few", metadata={"pretrain_tokens": 3e10}),

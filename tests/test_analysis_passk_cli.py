@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from rlscale.cli import main
-from rlscale.store.runs import RunMeta, Store
+from rlscale.store import RunMeta, Store
 
 torch = pytest.importorskip("torch")
 

@@ -14,7 +14,7 @@ pytest.importorskip("vl_convert")
 
 from rlscale.cli import main  # noqa: E402
 from rlscale.demo import level_key, run_demo, spec_path  # noqa: E402
-from rlscale.store.runs import Store  # noqa: E402
+from rlscale.store import Store  # noqa: E402
 from rlscale.sweep.run import load_spec, resolve_jobs  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"

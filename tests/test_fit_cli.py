@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from rlscale.cli import main
 from rlscale.fit import fit, load_fits, save_fits
-from rlscale.store.runs import RunMeta, Store, load_points
+from rlscale.store import RunMeta, Store, load_points
 from tests.fitsim import TABLE1, curve
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from rlscale.cli import main
 from rlscale.fit.laws import sigmoid
-from rlscale.store.runs import RunMeta, Store
+from rlscale.store import RunMeta, Store
 
 TRUE = {"a": dict(A=0.610, B=1.92, C_mid=2542.0), "c": dict(A=0.710, B=1.65, C_mid=4242.0)}
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from rlscale.cli import main
 from rlscale.errors import InputError, StoreError
 from rlscale.ingest import ingest_paths
-from rlscale.store.runs import RunMeta, Store, load_points, normalize_points
+from rlscale.store import RunMeta, Store, load_points, normalize_points
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,7 +106,7 @@ def test_eight_processes_ingest_into_one_store(tmp_path):
         files.append([str(f), str(store), f"r{i % 2}"])
     # forkserver with the package preloaded: 8 real processes without paying 8 interpreter imports
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["rlscale.ingest", "rlscale.store.runs"])
+    ctx.set_forkserver_preload(["rlscale.ingest", "rlscale.store"])
     with ctx.Pool(8) as pool:
         pool.map(time.sleep, [0.01] * 8)  # workers up before the clock starts
         start_at = time.time() + 0.3
@@ -125,7 +125,7 @@ def test_eight_processes_ingest_into_one_store(tmp_path):
 WRITER = textwrap.dedent("""
     import os, sys
     import numpy as np, pandas as pd
-    from rlscale.store.runs import RunMeta, Store
+    from rlscale.store import RunMeta, Store
     n = int(sys.argv[2])
     st = Store(sys.argv[1])
     df = pd.DataFrame({"step": np.arange(n), "metric": "reward", "value": np.linspace(0, 1, n),

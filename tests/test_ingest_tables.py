@@ -11,7 +11,7 @@ import pytest
 
 from rlscale.errors import InputError
 from rlscale.ingest import ingest_path, ingest_paths, read_source
-from rlscale.store.runs import POINT_COLUMNS, Store, load_points
+from rlscale.store import POINT_COLUMNS, Store, load_points
 
 
 def snapshot(root):

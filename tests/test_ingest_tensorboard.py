@@ -6,7 +6,7 @@ import pytest
 
 from rlscale.errors import InputError
 from rlscale.ingest import ingest_path, read_source
-from rlscale.store.runs import load_points
+from rlscale.store import load_points
 
 tb = pytest.importorskip("torch.utils.tensorboard")
 

@@ -12,9 +12,9 @@ import _chromium
 import _sim
 from _charts import SVG_NS, data_of, png_size, validate_vegalite
 from rlscale.plot import charts as plot
-from rlscale.plot.frames import group_label
+from rlscale.text import series_label as group_label
 from rlscale.errors import InputError
-from rlscale.store.runs import load_points
+from rlscale.store import load_points
 
 
 @pytest.fixture(scope="module")

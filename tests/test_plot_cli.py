@@ -9,7 +9,7 @@ import pytest
 
 import _sim
 from _charts import data_of, png_size, validate_vegalite
-from rlscale.store.runs import load_points
+from rlscale.store import load_points
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_cli_plot_groups_that_cannot_be_fitted(tmp_path):
     import numpy as np
     import pandas as pd
 
-    from rlscale.store.runs import RunMeta, Store
+    from rlscale.store import RunMeta, Store
 
     st = Store(tmp_path / "store")
     flops = np.full(30, np.nan)

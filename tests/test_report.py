@@ -11,7 +11,7 @@ import _chromium
 import _sim
 from rlscale.cli import main
 from rlscale.plot.report import build_report, report_from_store, write_report
-from rlscale.store.runs import RunMeta, Store, load_points
+from rlscale.store import RunMeta, Store, load_points
 
 needs_chromium = pytest.mark.skipif(_chromium.find_chromium() is None,
                                     reason="no Chromium installed (apt-get install -y chromium)")

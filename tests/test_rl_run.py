@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from rlscale.rl.config import JobConfig
-from rlscale.store.runs import Store
+from rlscale.store import Store
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)

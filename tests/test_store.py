@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rlscale.errors import InputError, StoreError
-from rlscale.store.runs import POINT_COLUMNS, RunMeta, RunWriter, Store, load_points, load_runs
+from rlscale.store import POINT_COLUMNS, RunMeta, RunWriter, Store, load_points, load_runs
 
 
 def _snapshot(root):

@@ -20,7 +20,7 @@ from sweep_jobs import assert_whole, starts, write_spec
 from rlscale.cli import main
 from rlscale.errors import RLScaleError, StoreError
 from rlscale.sweep.executors import InProcessExecutor, LocalExecutor, make_executor
-from rlscale.store.runs import Store
+from rlscale.store import Store
 from rlscale.sweep.run import read_sweep_state, resolve_jobs, run_sweep
 from rlscale.sweep.progress import ProgressView
 from rlscale.sweep.spec import load_spec
@@ -268,7 +268,7 @@ def test_progress_view_log_and_table(tmp_path, store_dir):
 def test_progress_view_reports_running_jobs_periodically(store_dir):
     import pandas as pd
 
-    from rlscale.store.runs import RunMeta, RunWriter
+    from rlscale.store import RunMeta, RunWriter
     from rlscale.sweep.run import JobState
 
     writer = RunWriter.open(store_dir, RunMeta("a", seed=0))

@@ -7,7 +7,7 @@ import pytest
 from sweep_jobs import assert_whole, starts, write_spec
 
 from rlscale.sweep.executors import InProcessExecutor, RayExecutor
-from rlscale.store.runs import Store
+from rlscale.store import Store
 from rlscale.sweep.run import run_sweep
 from rlscale.sweep.spec import load_spec
 

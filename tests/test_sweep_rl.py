@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from rlscale.cli import main
 from rlscale.errors import InputError
 from rlscale.sweep.executors import InProcessExecutor
-from rlscale.store.runs import Store
+from rlscale.store import Store
 from rlscale.sweep.run import estimate_jobs, resolve_jobs, run_sweep
 from rlscale.sweep.spec import load_spec
 

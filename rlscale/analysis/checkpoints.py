@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rlscale.errors import input_error
-from rlscale.store.runs import Store
+from rlscale.store import Store, layout
 
 Role = Literal["base", "rl"]
 
@@ -82,9 +82,8 @@ def _run(run_id: str, *, role: Role, store: Store) -> Resolved:
         out = _base_dir(found, label=f"base of {run_id}")
         out.config = config  # evaluate with the run's task/eval settings
         return out
-    from rlscale.rl.runner import checkpoint_dir
 
-    ckpt = checkpoint_dir(store, run_id) / "ckpt.pt"
+    ckpt = layout.checkpoint_file(store.root, run_id)
     if not ckpt.is_file():
         raise input_error("no checkpoint", path=ckpt, expected="a run that reached its first "
                           "evaluation (checkpoints are written at every evaluation)")
@@ -105,7 +104,7 @@ def _file(path: Path, *, config: Any, label: str) -> Resolved:
     state = _load(path)
     found = config
     parent = path.resolve().parent
-    if parent.parent.name == "_ckpt":
+    if parent.parent.name == layout.CKPT_DIR:
         st = Store(parent.parent.parent)
         if st.has_run(parent.name) and st.read_meta(parent.name).config:
             found = job_config(st.read_meta(parent.name).config,

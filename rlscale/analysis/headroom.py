@@ -30,6 +30,7 @@ import pandas as pd
 
 from rlscale.analysis.headroom_law import fit_headroom_law, n_params, resolve_law
 from rlscale.errors import input_error
+from rlscale.store import POINT_COLUMNS
 
 
 @dataclass
@@ -212,7 +213,7 @@ def headroom(points: pd.DataFrame, *, metric: str | None, by: str, x: str = "gpu
         raise input_error(f"law {law_obj.name!r} has no ceiling parameter", field="law",
                           expected="a saturating law such as sigmoid, power or exp")
     if by not in points.columns:
-        keys = sorted(c for c in points.columns if c not in _POINT_COLS)
+        keys = sorted(c for c in points.columns if c not in POINT_COLUMNS)
         raise input_error(f"no metadata key {by!r} in the runs", field="by",
                           expected=f"one of {keys}")
     results = fit(points, metric=metric, x=x, law=law_obj, by=by, burn_in=burn_in, max_x=max_x,
@@ -259,7 +260,6 @@ def headroom(points: pd.DataFrame, *, metric: str | None, by: str, x: str = "gpu
     return out
 
 
-_POINT_COLS = {"run_id", "step", "metric", "value", "flops", "gpu_hours", "tokens", "wall_s"}
 
 
 def _level_value(value: Any, *, by: str) -> float:

@@ -1,43 +1,101 @@
-"""The ``rlscale fit`` options, reused by commands that fit before they answer (forecast, backtest).
+"""The fit options, defined once and shared by every command that fits before it answers.
 
-The option list is defined once, on the ``fit`` command; this module copies those click
-parameters onto another command, so help text, defaults and choices can never drift apart.
+``rlscale fit``, ``forecast``, ``backtest``, ``plot``, ``report`` and ``headroom`` take the same
+``--metric``, ``--x``, ``--by``, ``--law``, ... options: :func:`fit_options` applies them as one
+decorator (the way sqlite-utils shares option groups), so help text, defaults and choices
+cannot drift apart. :func:`fit_kwargs` turns the parsed values into :func:`rlscale.fit.fit`
+keyword arguments.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Callable, Iterable
 
 import click
 
-# fit options that only make sense for `rlscale fit` itself
-NOT_REUSED = ("store", "save", "as_json")
+from rlscale.cli._common import store_path
+from rlscale.errors import InputError
+from rlscale.fit.grouped import parse_r0
+from rlscale.store import X_AXES, load_metric_points
+
+
+class R0Type(click.ParamType):
+    """``--r0``: parsed by the fit's own :func:`rlscale.fit.grouped.parse_r0`, the one parser."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        try:
+            return parse_r0(value)
+        except InputError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+# (name, param_decls, click.option keywords), in the order `--help` lists them
+FIT_OPTIONS: list[tuple[str, tuple[str, ...], dict[str, Any]]] = [
+    ("metric", ("--metric",), dict(required=True, help="Metric to fit (e.g. reward, pass@1).")),
+    ("x", ("--x", "x"), dict(type=click.Choice(X_AXES), default="gpu_hours", show_default=True,
+                             help="Compute axis: a points column; 'step' uses the training step.")),
+    ("by", ("--by",), dict(default="recipe", show_default=True,
+                           help="Pool runs into one fit per group: recipe, run_id, or metadata "
+                                "KEY[,KEY...]. Runs without a recipe are fitted one by one.")),
+    ("law", ("--law",), dict(default="sigmoid", show_default=True,
+                             help="Law to fit: sigmoid, power, exp, loglinear, or 'all' to fit "
+                                  "and rank them.")),
+    ("burn_in", ("--burn-in",), dict(type=float, default=None,
+                                     help="Drop points below this compute (ScaleRL drops the "
+                                          "first ~1.5k GPU-hours).")),
+    ("max_x", ("--max-x",), dict(type=float, default=None,
+                                 help="Fit only points up to this compute (extrapolation, "
+                                      "backtests).")),
+    ("r0", ("--r0",), dict(type=R0Type(), default="fit", show_default=True,
+                           help="R0: 'fit' (free), 'first' (fixed at the runs' first value) or a "
+                                "number.")),
+    ("loss", ("--loss",), dict(type=click.Choice(["linear", "huber"]), default="linear",
+                               show_default=True,
+                               help="Least squares, or Huber loss against outlier points.")),
+    ("bootstrap", ("--bootstrap",), dict(type=click.IntRange(min=0), default=0, show_default=True,
+                                         help="Number of bootstrap refits for intervals (0: Wald "
+                                              "intervals, AR(1)-widened).")),
+    ("interval", ("--interval",), dict(type=click.Choice(["wald", "profile"]), default="wald",
+                                       show_default=True,
+                                       help="Interval without --bootstrap: Wald (AR(1)-widened; "
+                                            "fast) or profile likelihood (slower; honest when A "
+                                            "is weakly identified).")),
+    ("resample", ("--resample",), dict(type=click.Choice(["points", "runs"]), default="points",
+                                       show_default=True,
+                                       help="Bootstrap unit: points (block bootstrap if residuals "
+                                            "are autocorrelated) or whole runs (seeds).")),
+    ("method", ("--method",), dict(type=click.Choice(["lmfit", "scalerl-grid"]), default="lmfit",
+                                   show_default=True,
+                                   help="lmfit multi-start fit, or the ScaleRL paper's grid "
+                                        "search.")),
+    ("level", ("--level",), dict(type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                                 default=0.95, show_default=True, help="Interval coverage.")),
+    ("seed", ("--seed",), dict(type=int, default=0, show_default=True,
+                               help="Seed for resampling.")),
+    ("drop_nan", ("--drop-nan",), dict(is_flag=True,
+                                       help="Drop non-finite values instead of failing.")),
+]
 
 
 def fit_options(*, exclude: Iterable[str] = (), defaults: dict[str, Any] | None = None
                 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator adding the ``rlscale fit`` options (minus ``exclude``) to a click command.
+    """Decorator adding the fit options (minus ``exclude``) to a click command, in help order.
 
-    ``defaults`` overrides the default of some of them (e.g. ``{"level": 0.9}``). The options
-    appear in the same order as in ``rlscale fit --help``, where the decorator is placed.
+    ``defaults`` overrides the default of some of them (e.g. ``{"level": 0.9}``).
     """
-    from rlscale.cli.fit import fit_command
-
-    skip = set(NOT_REUSED) | set(exclude)
-    defaults = defaults or {}
+    skip, defaults = set(exclude), defaults or {}
+    unknown = (skip | set(defaults)) - {name for name, _, _ in FIT_OPTIONS}
+    if unknown:
+        msg = f"no fit options {sorted(unknown)}"
+        raise ValueError(msg)
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        params = getattr(func, "__click_params__", [])
-        # click collects decorator params bottom-up and reverses them: append in reverse order
-        for param in reversed(fit_command.params):
-            if param.name in skip:
-                continue
-            clone = copy.copy(param)
-            if param.name in defaults:
-                clone.default = defaults[param.name]
-            params.append(clone)
-        func.__click_params__ = params  # type: ignore[attr-defined]
+        for name, decls, kw in reversed(FIT_OPTIONS):  # click applies decorators bottom-up
+            if name not in skip:
+                func = click.option(*decls, **{**kw, **({"default": defaults[name]}
+                                                         if name in defaults else {})})(func)
         return func
 
     return decorate
@@ -62,19 +120,10 @@ def fit_kwargs(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_store_points(store: str | None, metric: str) -> Any:
-    """Points (with run metadata) of ``metric`` from the store, or a clear error."""
-    from rlscale.cli._common import store_path
-    from rlscale.errors import StoreError
-    from rlscale.store.runs import Store, load_points
-
-    root = store_path(store)
-    st = Store(root)
-    if not st.run_ids():
-        msg = f"no runs in store {str(root)!r} (pass --store DIR or set RLSCALE_STORE)"
-        raise StoreError(msg)
-    points = load_points(st, metric=metric, with_meta=True)
-    if points.empty:
-        known = sorted({m for ms in st.runs()["metrics"] for m in ms})
-        raise click.BadParameter(f"no points for metric {metric!r} in {str(root)!r}; "
-                                 f"metrics there: {known}", param_hint="--metric")
-    return points
+    """Points (with run metadata) of ``metric`` from the store; a metric it lacks is a usage error."""
+    try:
+        return load_metric_points(store_path(store), metric)
+    except InputError as exc:
+        if exc.field != "metric":
+            raise
+        raise click.BadParameter(str(exc), param_hint="--metric") from None

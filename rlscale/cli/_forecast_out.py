@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rlscale.forecast.curve import group_label
+from rlscale.text import group_label
 from rlscale.text import jsonable, records
 from rlscale.forecast.pricing import Pricing
 

@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from rlscale.cli._common import store_option, store_path
+from rlscale.store import X_AXES
 
-X_CHOICES = ["gpu_hours", "flops", "tokens", "wall_s", "step"]
 
 
 def _floats(value: str | None, *, name: str) -> list[float]:
@@ -46,7 +46,7 @@ def _interval(lo: Any, hi: Any) -> str:
               help="Metadata key holding each run's pretraining budget (e.g. pretrain_tokens).")
 @click.option("--recipe", default=None,
               help="Use only the runs of this recipe (default: every run, pooled per level).")
-@click.option("--x", "x", type=click.Choice(X_CHOICES), default="gpu_hours", show_default=True,
+@click.option("--x", "x", type=click.Choice(X_AXES), default="gpu_hours", show_default=True,
               help="RL compute axis of the per-level fits.")
 @click.option("--law", default="sigmoid", show_default=True,
               help="RL law fitted per level (needs a ceiling): sigmoid, power or exp.")
@@ -171,7 +171,7 @@ def sparsity_command(store: str | None, base: str, rl: str, atol: float | None, 
     """
     from rlscale.analysis.checkpoints import resolve
     from rlscale.analysis.sparsity import update_sparsity
-    from rlscale.store.runs import Store
+    from rlscale.store import Store
 
     st = Store(store_path(store))
     b, r = resolve(base, role="base", store=st), resolve(rl, role="rl", store=st)
@@ -344,7 +344,7 @@ def _sample_counts(store: str | None, base: str, rl: tuple[str, ...], *,
     from rlscale.analysis.checkpoints import build_model, resolve
     from rlscale.analysis.passk_eval import count_correct
     from rlscale.rl.runner import pick_device
-    from rlscale.store.runs import Store
+    from rlscale.store import Store
 
     diffs = _ints(difficulties, name="--difficulties")
     st = Store(store_path(store))

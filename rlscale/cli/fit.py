@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import click
 
 from rlscale.cli._common import store_option, store_path
-
-X_CHOICES = ["gpu_hours", "flops", "tokens", "wall_s", "step"]
-
-
-def _r0(value: str) -> str | float:
-    if value in ("fit", "first"):
-        return value
-    try:
-        out = float(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not 'fit', 'first' or a number") from None
-    if not math.isfinite(out):
-        raise click.BadParameter(f"{value!r} is not a finite number")
-    return out
+from rlscale.cli._fitopts import fit_options, load_store_points
+from rlscale.text import group_label
 
 
 def _cell(p: Any) -> str:
@@ -43,7 +30,7 @@ def format_table(fits: list) -> str:
     mixed = len({f.law for f in fits}) > 1
     rows = []
     for f in fits:
-        row: dict[str, Any] = {"group": ", ".join(f"{k}={v}" for k, v in f.group.items()) or "all",
+        row: dict[str, Any] = {"group": group_label(f.group, sep=", "),
                                "law": f.law, "n": f.n_points,
                                "window": f"{f.window[0]:.4g}..{f.window[1]:.4g}"}
         if mixed:  # laws differ: the ceiling with its interval, the rest as name=value
@@ -69,37 +56,7 @@ def format_table(fits: list) -> str:
 
 @click.command("fit")
 @store_option
-@click.option("--metric", required=True, help="Metric to fit (e.g. reward, pass@1).")
-@click.option("--x", "x", type=click.Choice(X_CHOICES), default="gpu_hours", show_default=True,
-              help="Compute axis: a points column; 'step' uses the training step.")
-@click.option("--by", default="recipe", show_default=True,
-              help="Pool runs into one fit per group: recipe, run_id, or metadata KEY[,KEY...]. "
-                   "Runs without a recipe are fitted one by one.")
-@click.option("--law", default="sigmoid", show_default=True,
-              help="Law to fit: sigmoid, power, exp, loglinear, or 'all' to fit and rank them.")
-@click.option("--burn-in", type=float, default=None,
-              help="Drop points below this compute (ScaleRL drops the first ~1.5k GPU-hours).")
-@click.option("--max-x", type=float, default=None,
-              help="Fit only points up to this compute (extrapolation, backtests).")
-@click.option("--r0", default="fit", show_default=True,
-              help="R0: 'fit' (free), 'first' (fixed at the runs' first value) or a number.")
-@click.option("--loss", type=click.Choice(["linear", "huber"]), default="linear",
-              show_default=True, help="Least squares, or Huber loss against outlier points.")
-@click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Number of bootstrap refits for intervals (0: Wald intervals, AR(1)-widened).")
-@click.option("--interval", type=click.Choice(["wald", "profile"]), default="wald",
-              show_default=True, help="Interval without --bootstrap: Wald (AR(1)-widened; fast) "
-                                      "or profile likelihood (slower; honest when A is weakly "
-                                      "identified).")
-@click.option("--resample", type=click.Choice(["points", "runs"]), default="points",
-              show_default=True, help="Bootstrap unit: points (block bootstrap if residuals are "
-                                      "autocorrelated) or whole runs (seeds).")
-@click.option("--method", type=click.Choice(["lmfit", "scalerl-grid"]), default="lmfit",
-              show_default=True, help="lmfit multi-start fit, or the ScaleRL paper's grid search.")
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.95, show_default=True, help="Interval coverage.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for resampling.")
-@click.option("--drop-nan", is_flag=True, help="Drop non-finite values instead of failing.")
+@fit_options()
 @click.option("--save", is_flag=True,
               help="Store the fits under <store>/_fits/ for forecast and plot to reuse.")
 @click.option("--json", "as_json", is_flag=True, help="Print {'fits': [...]} JSON, not a table.")
@@ -117,13 +74,12 @@ def fit_command(store: str | None, metric: str, x: str, by: str, law: str,
         rlscale fit --metric reward --method scalerl-grid --r0 first
         rlscale fit --metric reward --max-x 3000 --interval profile
     """
-    from rlscale.cli._fitopts import load_store_points
     from rlscale.fit import fit, save_fits
 
     points = load_store_points(store, metric)
     by_cols = [b.strip() for b in by.split(",") if b.strip()]
     fits = fit(points, metric=metric, x=x, law=law, by=by_cols, burn_in=burn_in, max_x=max_x,
-               r0=_r0(r0), loss=loss, bootstrap=bootstrap, resample=resample, method=method,
+               r0=r0, loss=loss, bootstrap=bootstrap, resample=resample, method=method,
                level=level, seed=seed, nan="drop" if drop_nan else "error", interval=interval)
     if as_json:
         click.echo(json.dumps({"fits": [f.summary() for f in fits]}, indent=2, allow_nan=False))

@@ -9,7 +9,15 @@ from typing import Any
 import click
 
 from rlscale.cli._common import store_option, store_path
-from rlscale.ingest.options import FORMATS, X_UNITS, parse_set
+from rlscale.ingest.options import FORMATS, parse_set
+from rlscale.store import COMPUTE_AXES, X_AXES
+
+
+class AxisChoice(click.Choice):
+    """An axis of :data:`rlscale.store.X_AXES`; ``steps``, the spelling before it, means ``step``."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        return super().convert("step" if value == "steps" else value, param, ctx)
 
 
 @click.command("ingest")
@@ -25,8 +33,8 @@ from rlscale.ingest.options import FORMATS, X_UNITS, parse_set
 @click.option("--step-col", default=None, help="Column holding the step (default: step, _step, "
               "global_step, ... in any case).")
 @click.option("--x-col", default=None, help="Column to use as a compute axis (with --x-unit).")
-@click.option("--x-unit", type=click.Choice(X_UNITS), default=None,
-              help="Which axis --x-col is (steps: use it as the step column).")
+@click.option("--x-unit", type=AxisChoice(X_AXES), default=None,
+              help="Which axis --x-col is (step: use it as the step column).")
 @click.option("--metric", "metrics", multiple=True,
               help="Keep only this metric (column or name); repeatable. Default: all numeric.")
 @click.option("--run-col", default=None,
@@ -92,7 +100,7 @@ def runs_cmd(store: str | None, as_json: bool) -> None:
         rlscale runs
         rlscale runs --store runs/store --json
     """
-    from rlscale.store.runs import Store
+    from rlscale.store import Store
 
     runs = Store(store_path(store)).runs()
     rows = [{k: _clean(v) for k, v in row.items()} for row in runs.to_dict("records")]
@@ -110,7 +118,7 @@ def runs_cmd(store: str | None, as_json: bool) -> None:
     for row in rows:
         compute = ", ".join(
             f"{a} {_fmt(row[f'min_{a}'])}..{_fmt(row[f'max_{a}'])}"
-            for a in ("gpu_hours", "flops", "tokens", "wall_s") if row.get(f"max_{a}") is not None)
+            for a in X_AXES if a in COMPUTE_AXES and row.get(f"max_{a}") is not None)
         meta = [f"{k}={row[k]}" for k in ("seed", "task", "model") if row.get(k) is not None]
         meta += [f"{k}={_fmt(v)}" for k, v in row.items() if k not in fixed and not
                  k.startswith(("min_", "max_")) and v is not None]
@@ -135,7 +143,7 @@ def show_cmd(run_id: str, store: str | None, as_json: bool) -> None:
         rlscale show scalerl_seed0
         rlscale show scalerl_seed0 --json
     """
-    from rlscale.store.runs import Store
+    from rlscale.store import Store
 
     st = Store(store_path(store))
     meta = st.read_meta(run_id)
@@ -147,7 +155,7 @@ def show_cmd(run_id: str, store: str | None, as_json: bool) -> None:
                "last_step": int(g["step"].iloc[-1]), "first": float(g["value"].iloc[0]),
                "last": float(g["value"].iloc[-1]), "min": float(g["value"].min()),
                "max": float(g["value"].max())}
-        for axis in ("gpu_hours", "flops", "tokens", "wall_s"):
+        for axis in (a for a in X_AXES if a in COMPUTE_AXES):
             if g[axis].notna().any():
                 row[f"max_{axis}"] = _clean(g[axis].max())
         summary.append(row)

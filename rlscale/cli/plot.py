@@ -63,12 +63,12 @@ def _fit_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _warn_unfitted(fits: list[Any]) -> None:
-    from rlscale.plot.frames import group_label
+    from rlscale.text import series_label
 
     for f in fits:
         if not f.ok:
             codes = ", ".join(f.warning_codes) or "failed"
-            click.echo(f"warning: {group_label(f.group)} not fitted ({codes})", err=True)
+            click.echo(f"warning: {series_label(f.group)} not fitted ({codes})", err=True)
 
 
 @click.command("plot")

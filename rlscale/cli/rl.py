@@ -60,7 +60,7 @@ def run(config_path, overrides, store, device, threads, resume_id, dry_run, no_p
     """
     from rlscale.rl.config import JobConfig
     from rlscale.rl.flops import estimate_job
-    from rlscale.store.runs import Store
+    from rlscale.store import Store
 
     root = store_path(store)
     if resume_id:

@@ -8,7 +8,7 @@ import click
 
 from rlscale.cli._common import store_option, store_path
 from rlscale.sweep.executors import EXECUTORS, make_executor
-from rlscale.store.runs import Store
+from rlscale.store import Store
 
 
 @click.command("sweep")

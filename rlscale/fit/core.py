@@ -13,13 +13,13 @@ import pandas as pd
 from rlscale.fit import uncertainty as unc
 from rlscale.fit.batch import Presolved, space_for
 from rlscale.fit.checks import check_fit
-from rlscale.fit.fast import fast_fit, inside, minpack, suspicious
+from rlscale.fit.fast import fast_fit, suspicious
+from rlscale.fit.heldout import heldout
 from rlscale.fit.result import FitResult, FitWarning, ParamEstimate
 from rlscale.fit.solver import Space, solve
 from rlscale.fit.laws import Law
 
 N_NORMAL_DRAWS = 1000
-HELDOUT_FRAC = 0.2
 
 
 def starts_for(space: Space, x: np.ndarray, y: np.ndarray, *, first_only: bool = False
@@ -269,41 +269,3 @@ def samples_frame(space: Space, draws: np.ndarray) -> pd.DataFrame:
 
 def _normal_samples(space: Space, u: np.ndarray, cov_u: np.ndarray, seed: int) -> pd.DataFrame:
     return samples_frame(space, unc.normal_draws(space, u, cov_u, n=N_NORMAL_DRAWS, seed=seed))
-
-
-def heldout_split(x: np.ndarray, n_free: int, frac: float = HELDOUT_FRAC
-                  ) -> tuple[np.ndarray, float] | None:
-    """Train mask (x below the cut) and the cut that leaves the last ``frac`` of points out;
-    None when either side would be too small to fit or score."""
-    n_hold = max(2, int(round(frac * x.size)))
-    if x.size - n_hold < n_free + 2:
-        return None
-    cut = float(np.sort(x, kind="stable")[x.size - n_hold])
-    train = x < cut
-    if train.sum() < n_free + 2 or (~train).sum() < 1:
-        return None
-    return train, cut
-
-
-def heldout_gof(space: Space, x, y, u_train, train, cut) -> dict[str, Any]:
-    r = space.predict(x[~train], u_train[None, :])[0] - y[~train]
-    rmse = float(np.sqrt(np.mean(r**2)))
-    return {"heldout_rmse": rmse if math.isfinite(rmse) else None,
-            "heldout_n": int((~train).sum()), "heldout_from": cut}
-
-
-def heldout(space: Space, x, y, u, *, huber) -> dict[str, Any]:
-    """Refit on the first 80% of the window (by x) and score the last 20%.
-
-    Warm-started at the full-window fit: the same basin, far fewer iterations than a fresh
-    multi-start; a law that cannot extrapolate from the shorter window still shows it."""
-    split = heldout_split(x, len(space.free))
-    if split is None:
-        return {"heldout_rmse": None, "heldout_n": 0}
-    train, cut = split
-    if huber is None and space.law.grad is not None and inside(space, u):  # MINPACK, warm
-        u_tr, _, ok, _ = minpack(space, x[train], y[train], u)
-        if ok and inside(space, u_tr):
-            return heldout_gof(space, x, y, u_tr, train, cut)
-    uu, cost, _ = solve(space, x, y, train.astype(float), u[None, :], huber=huber)
-    return heldout_gof(space, x, y, uu[0], train, cut)

@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 
 from rlscale.errors import RLScaleError, input_error
-from rlscale.fit.batch import heldout_many, multistart_many
+from rlscale.fit.batch import multistart_many
 from rlscale.fit.core import failed, fit_curve, starts_for
+from rlscale.fit.heldout import heldout_many
 from rlscale.fit.result import FitResult, FitWarning
 from rlscale.fit.laws import LAWS, Law, get_law
+from rlscale.store import X_AXES
 
-X_AXES = ("gpu_hours", "flops", "tokens", "wall_s", "step")
 LOSSES = ("linear", "huber")
 RESAMPLES = ("points", "runs")
 METHODS = ("lmfit", "scalerl-grid")
@@ -38,19 +39,19 @@ def _by_columns(by: str | Sequence[str] | None) -> list[str]:
     return list(by)
 
 
-def _r0(r0: str | float) -> str | float:
+def parse_r0(r0: str | float) -> str | float:
+    """``r0`` as the fit takes it: "fit", "first" or a finite number (strings are parsed)."""
     if isinstance(r0, (int, float)) and not isinstance(r0, bool):
         if not math.isfinite(float(r0)):
-            raise input_error(f"r0={r0!r} is not finite", field="r0", expected="a finite number")
+            raise input_error(f"r0={r0!r} is not finite", expected="a finite number")
         return float(r0)
     if r0 in ("fit", "first"):
         return r0
     try:
         value = float(r0)
     except (TypeError, ValueError):
-        raise input_error(f"r0={r0!r} is not allowed", field="r0",
-                          expected="'fit', 'first' or a number") from None
-    return _r0(value)
+        raise input_error(f"r0={r0!r} is not 'fit', 'first' or a number") from None
+    return parse_r0(value)
 
 
 def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours",
@@ -88,7 +89,7 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
     if int(bootstrap) < 0:
         raise input_error(f"bootstrap={bootstrap!r} is negative", field="bootstrap",
                           expected="0 (no bootstrap) or a number of resamples")
-    r0v = _r0(r0)
+    r0v = parse_r0(r0)
     if method == "scalerl-grid" and any(lw.name != "sigmoid" for lw in laws):
         raise input_error("method 'scalerl-grid' fits only the sigmoid", field="method",
                           expected="--law sigmoid with --method scalerl-grid")

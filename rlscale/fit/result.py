@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from rlscale.text import jsonable
+from rlscale.text import group_label, jsonable
 
 from rlscale.fit.laws import Law, get_law
 
@@ -166,7 +166,7 @@ class FitResult:
 
     def report(self) -> str:
         """A short human-readable report (like lmfit's ``fit_report``)."""
-        grp = ", ".join(f"{k}={v}" for k, v in self.group.items()) or "(all points)"
+        grp = group_label(self.group, sep=", ", empty="(all points)")
         lines = [f"[{grp}] {self.law} fit of {self.metric} vs {self.x} ({self.method})",
                  f"  points: {self.n_points}, window: [{self.window[0]:.4g}, {self.window[1]:.4g}]"]
         if not self.ok:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
 from rlscale.errors import input_error
 from rlscale.fit.result import FitResult
+from rlscale.store import layout
 
-FITS_DIR = "_fits"
 FORMAT_VERSION = 1
 _SAFE = re.compile(r"[^A-Za-z0-9._=+-]")
 
@@ -31,7 +30,7 @@ def fits_path(store: str | os.PathLike[str], *, metric: str, x: str, law: str,
     """Where fits of this (metric, x, law, by) live; ``by`` None means 'all points'."""
     by_name = by if isinstance(by, str) else "+".join(by or []) or "all"
     name = "__".join(_part(p) for p in (metric, x, law, by_name)) + ".json"
-    return Path(store) / FITS_DIR / name
+    return layout.fits_dir(Path(store)) / name
 
 
 def save_fits(store: str | os.PathLike[str], fits: FitResult | list[FitResult], *,
@@ -53,7 +52,7 @@ def save_fits(store: str | os.PathLike[str], fits: FitResult | list[FitResult], 
             "law": law, "by": [by_cols] if isinstance(by_cols, str) else list(by_cols),
             "method": group[0].method, "fits": [f.to_dict() for f in group],
         }
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        tmp = layout.temp_name(path)
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(doc, fh, indent=1, allow_nan=False)
             fh.write("\n")
@@ -67,7 +66,7 @@ def save_fits(store: str | os.PathLike[str], fits: FitResult | list[FitResult], 
 def load_fits(store: str | os.PathLike[str], *, metric: str | None = None, x: str | None = None,
               law: str | None = None, by: Iterable[str] | str | None = None) -> list[FitResult]:
     """Saved fits matching the filters (None = any), in file-name order."""
-    root = Path(store) / FITS_DIR
+    root = layout.fits_dir(Path(store))
     if not root.is_dir():
         return []
     want_by = None if by is None else ([by] if isinstance(by, str) else list(by))

@@ -14,8 +14,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from rlscale.text import records
-from rlscale.forecast.curve import curve, group_label
+from rlscale.text import group_label, records
+from rlscale.forecast.curve import curve
 from rlscale.errors import InputError
 
 POINT_COLUMNS = ("group", "run_id", "x", "y", "mean", "pred_lower", "pred_upper", "abs_error",

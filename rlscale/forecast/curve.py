@@ -16,6 +16,7 @@ import numpy as np
 
 from rlscale.forecast.roots import numeric_inverse
 from rlscale.errors import InputError
+from rlscale.text import group_label
 from rlscale.fit.predictive import MAX_DRAWS, draw_columns, predictive
 from rlscale.fit.laws import Law, get_law
 
@@ -93,13 +94,6 @@ class Curve:
             out = [numeric_inverse(self.law.func, float(ys[i]), {k: float(c[i]) for k, c in cols.items()},
                                    log_x_range=LOG_X_LIMITS) for i in range(ys.size)]
         return np.asarray(out, dtype=float).reshape(shape)
-
-
-def group_label(group: Mapping[str, Any] | None) -> str:
-    """``{'recipe': 'a', 'lr': 1e-4}`` -> ``recipe=a,lr=0.0001``; an empty group is ``all``."""
-    if not group:
-        return "all"
-    return ",".join(f"{k}={v}" for k, v in group.items())
 
 
 def as_fit_list(fits: Any) -> list[Any]:

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlscale.errors import input_error
+from rlscale.store.schema import X_AXES
 
 FORMATS: tuple[str, ...] = ("auto", "csv", "jsonl", "json", "parquet", "tensorboard", "wandb", "trl")
-X_UNITS: tuple[str, ...] = ("gpu_hours", "flops", "tokens", "wall_s", "steps")
 # RunMeta fields that --set may fill, with the type each must have.
 META_FIELDS: dict[str, type] = {"seed": int, "task": str, "model": str, "recipe": str}
 
@@ -41,8 +41,10 @@ class IngestOptions:
         if (self.x_col is None) != (self.x_unit is None):
             raise input_error("--x-col and --x-unit go together",
                               expected="both (e.g. --x-col gpu_time --x-unit gpu_hours) or neither")
-        if self.x_unit is not None and self.x_unit not in X_UNITS:
-            raise input_error(f"unknown --x-unit {self.x_unit!r}", expected=f"one of {list(X_UNITS)}")
+        if self.x_unit == "steps":  # the spelling before --x-unit shared fit --x's names
+            self.x_unit = "step"
+        if self.x_unit is not None and self.x_unit not in X_AXES:
+            raise input_error(f"unknown --x-unit {self.x_unit!r}", expected=f"one of {list(X_AXES)}")
         self.metrics = tuple(self.metrics)
         for key, value in self.set_values.items():
             check_meta_value(key, value)

@@ -17,7 +17,7 @@ from rlscale.errors import input_error
 from rlscale.ingest.options import IngestOptions, parse_set, sanitize_run_id
 from rlscale.ingest.points import RunSet, to_run_set
 from rlscale.ingest.source import sha256_of
-from rlscale.store.runs import RunMeta, Store, WriteStatus, same_source
+from rlscale.store import RunMeta, Store, WriteStatus, as_store, same_source
 
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".tab": "csv", ".jsonl": "jsonl",
                   ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
@@ -177,7 +177,7 @@ def read_source(path: str | os.PathLike[str],
     ``options`` are :class:`IngestOptions` fields (``format``, ``run_id``, ``recipe``, ``set_values``
     or ``set=["k=v"]``, ``step_col``, ``x_col``, ``x_unit``, ``metrics``, ``run_col``,
     ``drop_nonfinite``). Points frames are what :func:`rlscale.load_points` would return for
-    those runs once written (columns :data:`rlscale.store.runs.POINT_COLUMNS`).
+    those runs once written (columns :data:`rlscale.store.POINT_COLUMNS`).
     """
     items = _read_all([Path(path)], _options(options))
     return [(meta, runs.table(k).to_pandas()) for meta, runs, k in items]
@@ -228,7 +228,7 @@ def ingest_paths(paths: list[str | os.PathLike[str]] | str | os.PathLike[str],
     :class:`StoreError`) and leaves the store byte-for-byte as it was. ``replace=True`` overwrites
     runs that exist with a different source; the same source again is ``"unchanged"``.
     """
-    st = store if isinstance(store, Store) else Store(store)
+    st = as_store(store)
     plist = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
     opts = _options(options)
     items = _read_all(plist, opts)

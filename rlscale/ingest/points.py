@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from rlscale.ingest.source import Source
-from rlscale.store.runs import COMPUTE_AXES, POINTS_SCHEMA, check_run_id
+from rlscale.store import COMPUTE_AXES, POINTS_SCHEMA, check_run_id
 
 
 @dataclass

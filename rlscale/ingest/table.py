@@ -39,7 +39,7 @@ def table_points(table: pa.Table, src: Source, opts: IngestOptions) -> RawPoints
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise src.error("column name appears twice", field=dup, expected="unique column names")
-    step_wanted = opts.x_col if opts.x_unit == "steps" else opts.step_col
+    step_wanted = opts.x_col if opts.x_unit == "step" else opts.step_col
     step_col = find_step_column(names, src, step_wanted)
     metric_col, value_col = _find(names, "metric"), _find(names, "value")
     run_col = None
@@ -62,7 +62,7 @@ def table_points(table: pa.Table, src: Source, opts: IngestOptions) -> RawPoints
 def _axes(table: pa.Table, names: list[str], src: Source, opts: IngestOptions,
           skip: set) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     fields: dict[str, str] = {}
-    if opts.x_col is not None and opts.x_unit != "steps":
+    if opts.x_col is not None and opts.x_unit != "step":
         if opts.x_col not in names:
             raise src.error(f"no column {opts.x_col!r} (from --x-col)", field=opts.x_col,
                             expected=f"one of the columns {names}")

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from rlscale.errors import input_error
+from rlscale.text import format_value, series_label
 
-MISSING = "(none)"
 CURVE_PARAMS: tuple[str, ...] = ("A", "B", "C_mid")
 GRID_IN = 60
 GRID_OUT = 40
@@ -27,29 +27,6 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     clean = frame.replace([np.inf, -np.inf], np.nan)
     clean = clean.astype(object).where(pd.notna(clean), None)
     return json.loads(clean.to_json(orient="records", double_precision=15))
-
-
-def format_value(value: Any) -> str:
-    """A metadata value as a short label: ``4e9`` for 4000000000.0, ``(none)`` for missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return MISSING
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        if value.is_integer() and abs(value) < 1e5:
-            return str(int(value))
-        return f"{value:.4g}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
-    if isinstance(value, (int, np.integer)) and abs(int(value)) >= 1e5:
-        return format_value(float(value))
-    return str(value)
-
-
-def group_label(values: dict[str, Any]) -> str:
-    """``{"recipe": "grpo"}`` -> ``"grpo"``; several keys -> ``"recipe=grpo, seed=1"``."""
-    if not values:
-        return "all"
-    if len(values) == 1:
-        return format_value(next(iter(values.values())))
-    return ", ".join(f"{k}={format_value(v)}" for k, v in values.items())
 
 
 def facet_label(key: str, value: Any) -> str:
@@ -67,7 +44,7 @@ def check_columns(frame: pd.DataFrame, columns: Iterable[str], *, what: str) -> 
 def select_points(points: pd.DataFrame, *, metric: str, x: str) -> pd.DataFrame:
     """Rows of ``points`` for ``metric`` with a positive value on compute axis ``x``.
 
-    ``points`` is the long frame of :func:`rlscale.store.runs.load_points` (``with_meta=True`` to group
+    ``points`` is the long frame of :func:`rlscale.store.load_points` (``with_meta=True`` to group
     on metadata). Rows whose ``x`` is null or not positive cannot sit on a log axis and are
     dropped; raises :class:`InputError` if nothing is left, saying what is available.
     """
@@ -106,12 +83,12 @@ def points_frame(points: pd.DataFrame, *, metric: str, x: str, by: Sequence[str]
 
 
 def _row_labels(rows: pd.DataFrame, by: list[str]) -> np.ndarray:
-    """group_label of each row's ``by`` values, computed once per distinct combination."""
+    """series_label of each row's ``by`` values, computed once per distinct combination."""
     if not by:
         return np.full(len(rows), "all", dtype=object)
     keys = rows[by].astype(object).where(rows[by].notna(), None)
     combos = keys.drop_duplicates()
-    labels = {tuple(c): group_label(dict(zip(by, c))) for c in combos.itertuples(index=False)}
+    labels = {tuple(c): series_label(dict(zip(by, c))) for c in combos.itertuples(index=False)}
     return np.array([labels[tuple(c)] for c in keys.itertuples(index=False)], dtype=object)
 
 
@@ -138,7 +115,7 @@ def successful(fits: Sequence[Any]) -> list[Any]:
     """The fits with ``ok=True``; raises :class:`InputError` saying why when there is none."""
     ok = [f for f in fits if f.ok]
     if not ok:
-        why = "; ".join(f"{group_label(f.group)}: {', '.join(f.warning_codes) or 'failed'}"
+        why = "; ".join(f"{series_label(f.group)}: {', '.join(f.warning_codes) or 'failed'}"
                         for f in fits[:5])
         raise input_error(f"none of the {len(fits)} fits succeeded ({why})",
                           expected="groups with enough points on the compute axis "
@@ -149,7 +126,7 @@ def successful(fits: Sequence[Any]) -> list[Any]:
 def fit_labels(fit: Any, facet: str | None) -> dict[str, str]:
     """``series`` (and ``facet``) labels of one fit's group."""
     rest = {k: v for k, v in fit.group.items() if k != facet}
-    out = {"series": group_label(rest)}
+    out = {"series": series_label(rest)}
     if facet is not None:
         out["facet"] = facet_label(facet, fit.group[facet])
     return out
@@ -286,7 +263,7 @@ def params_frame(fits: Sequence[Any], *, params: Sequence[str] | None = None,
     rows = []
     for fit in fits:
         labels = fit_labels(fit, facet)
-        label = group_label(fit.group)
+        label = series_label(fit.group)
         for name in names:
             est = fit.params.get(name)
             if est is None:

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from rlscale.plot import frames as D
+from rlscale.text import format_value, series_label
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2em auto;
@@ -74,7 +75,7 @@ def _fits_section(fits: Sequence[Any]) -> str:
     rows = []
     for f in fits:
         lo, hi = f.window
-        cells = [D.group_label(f.group), f.law, f.n_points, f"{_num(lo)} .. {_num(hi)}"]
+        cells = [series_label(f.group), f.law, f.n_points, f"{_num(lo)} .. {_num(hi)}"]
         for n in names:
             p = f.params.get(n)
             if not f.ok or p is None:
@@ -92,13 +93,13 @@ def _fits_section(fits: Sequence[Any]) -> str:
 
 
 def _warnings_section(fits: Sequence[Any], backtest: Any | None) -> str:
-    items = [f"<li class=\"warn\"><b>{_esc(D.group_label(f.group))}</b>: "
+    items = [f"<li class=\"warn\"><b>{_esc(series_label(f.group))}</b>: "
              f"<code>{_esc(w.code)}</code> {_esc(w.message)}</li>"
              for f in fits for w in f.warnings]
-    items += [f"<li class=\"bad\"><b>{_esc(D.group_label(f.group))}</b>: not fitted</li>"
+    items += [f"<li class=\"bad\"><b>{_esc(series_label(f.group))}</b>: not fitted</li>"
               for f in fits if not f.ok]
     if backtest is not None:
-        items += [f"<li class=\"warn\">backtest fit <b>{_esc(D.group_label(f.group))}</b>: "
+        items += [f"<li class=\"warn\">backtest fit <b>{_esc(series_label(f.group))}</b>: "
                   f"<code>{_esc(w.code)}</code> {_esc(w.message)}</li>"
                   for f in backtest.fits for w in f.warnings]
     return f"<ul>{''.join(items)}</ul>" if items else "<p>No warnings.</p>"
@@ -121,11 +122,11 @@ def _forecast_section(fits: Sequence[Any], budgets: Sequence[float],
             for b in budgets:
                 ranking = rank_at(ok, float(b))
                 for _, r in ranking.table.iterrows():
-                    best[(D.group_label(r["group"]), float(b))] = r["p_best"]
-        rows = [[D.group_label(r["group"]), _num(r["x"]),
+                    best[(series_label(r["group"]), float(b))] = r["p_best"]
+        rows = [[series_label(r["group"]), _num(r["x"]),
                  _interval(r["mean"], r["mean_lower"], r["mean_upper"]),
                  f"[{_num(r['pred_lower'])}, {_num(r['pred_upper'])}]",
-                 _num(best.get((D.group_label(r["group"]), float(r["x"]))), ".0%")]
+                 _num(best.get((series_label(r["group"]), float(r["x"]))), ".0%")]
                 for _, r in table.iterrows()]
         parts.append(f"<p>Reward at each compute budget ({_esc(x)}): the mean curve with its "
                      f"{pct} interval, the {pct} interval for one new run, and the probability "
@@ -141,7 +142,7 @@ def _forecast_section(fits: Sequence[Any], budgets: Sequence[float],
         except ValueError as exc:  # a law without a ceiling has no "fraction of the gain"
             parts.append(f"<p class=\"warn\">{_esc(exc)}</p>")
             break
-        rows += [[D.group_label(r["group"]), f"{frac:.0%}", _num(r["target"]),
+        rows += [[series_label(r["group"]), f"{frac:.0%}", _num(r["target"]),
                   _interval(r["x"], r["x_lower"], r["x_upper"]), r["status"]]
                  for _, r in table.iterrows()]
     if rows:
@@ -157,7 +158,7 @@ def _backtest_section(backtest: Any | None) -> str:
         return "<p>No backtest was run.</p>"
     s = backtest.summary
     # the backtest labels groups its own way ("recipe=a"); show them as the other tables do
-    names = [D.group_label(f.group) for f in backtest.fits] + ["overall"]
+    names = [series_label(f.group) for f in backtest.fits] + ["overall"]
     rows = [[names[i] if len(names) == len(s) else r["group"], _num(r["cut_x"]), r["n_fit"], r["n_test"], _num(r["mae"]),
              _num(r["max_abs_error"]), _num(r["coverage"], ".0%")]
             for i, (_, r) in enumerate(s.iterrows())]
@@ -176,7 +177,7 @@ def _setting(value: Any) -> str:
         return ", ".join(map(str, value))
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items())
-    return D.format_value(value)
+    return format_value(value)
 
 
 def _data_section(fits: Sequence[Any], runs: pd.DataFrame | None, store: str | None) -> str:
@@ -198,7 +199,7 @@ def _data_section(fits: Sequence[Any], runs: pd.DataFrame | None, store: str | N
         for _, r in runs.iterrows():
             src = " ".join(str(v) for v in (r.get("source_format"), r.get("source_path"))
                            if v is not None and not (isinstance(v, float) and math.isnan(v)))
-            rows.append([D.format_value(r.get(c)) for c in cols[:-1]] + [src or "rlscale job"])
+            rows.append([format_value(r.get(c)) for c in cols[:-1]] + [src or "rlscale job"])
         out.append(f"<p>{len(runs)} runs in the store.</p>" + _table(cols, rows))
     return "".join(out)
 
@@ -323,19 +324,11 @@ def report_from_store(
     ``backtest_cut``: fraction of each group's compute range the backtest fits on (None: none).
     """
     from rlscale.forecast.backtest import backtest as run_backtest
-    from rlscale.errors import StoreError
     from rlscale.fit import fit
-    from rlscale.store.runs import Store, load_points, load_runs
+    from rlscale.store import Store, load_metric_points, load_runs
 
     st = Store(store)
-    if not st.run_ids():
-        msg = f"no runs in store {str(store)!r} (pass --store DIR or set RLSCALE_STORE)"
-        raise StoreError(msg)
-    points = load_points(st, metric=metric, with_meta=True)
-    if points.empty:
-        have = sorted({m for ms in st.runs()["metrics"] for m in ms})
-        msg = f"no points for metric {metric!r} in store {str(store)!r}; metrics there: {have}"
-        raise StoreError(msg)
+    points = load_metric_points(st, metric)
     keys = list(dict.fromkeys([*by, *([facet] if facet else [])]))
     fits = fit(points, metric=metric, x=x, by=keys, **fit_options)
     bt = None

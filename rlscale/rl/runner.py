@@ -19,7 +19,6 @@ import copy
 import os
 import pickle
 import time
-import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from rlscale.rl.evaluate import eval_problems, evaluate
 from rlscale.rl.pretrain import get_base
 from rlscale.rl.recipes import KNOBS, resolve
 from rlscale.rl.step import rl_step
-from rlscale.store.runs import RunMeta, RunWriter, Store
+from rlscale.store import RunMeta, RunWriter, Store, as_store, layout
 
 
 def pick_device(device: str) -> str:
@@ -47,10 +46,6 @@ def pick_device(device: str) -> str:
 
 def default_run_id(config: JobConfig) -> str:
     return f"rl-{config.rl.recipe}-{config.model.name}-{config.hash()[:8]}-s{config.seed}"
-
-
-def checkpoint_dir(store: Store, run_id: str) -> Path:
-    return store.root / "_ckpt" / run_id
 
 
 def load_checkpoint(path: Path, *, device: str = "cpu") -> dict[str, Any]:
@@ -84,12 +79,12 @@ def load_checkpoint(path: Path, *, device: str = "cpu") -> dict[str, Any]:
 def run_job(config: JobConfig, *, store: Store | str | os.PathLike[str], resume: bool = False,
             progress: bool = True) -> str:
     """Run (or with ``resume`` continue) the RL job ``config`` into ``store``; return its run_id."""
-    store = store if isinstance(store, Store) else Store(store)
+    store = as_store(store)
     config = replace(config, rl=resolve(config.rl))
     run_id = config.run_id or default_run_id(config)
     config = replace(config, run_id=run_id)
     device = pick_device(config.device)
-    ckpt_path = checkpoint_dir(store, run_id) / "ckpt.pt"
+    ckpt_path = layout.checkpoint_file(store.root, run_id)
     if resume and not store.has_run(run_id):
         msg = f"cannot resume: no run {run_id!r} in store {str(store.root)!r}"
         raise StoreError(msg)
@@ -195,7 +190,7 @@ def _flush(writer: RunWriter, buffer: list[dict[str, Any]], policy, opt, ref, st
     writer.append(pd.DataFrame(buffer))
     buffer.clear()
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = ckpt_path.with_name(f".ckpt-{uuid.uuid4().hex}.tmp")
+    tmp = layout.temp_name(ckpt_path)
     torch.save({"policy": policy.state_dict(), "opt": opt.state_dict(),
                 "ref": None if ref is None else ref.state_dict(), "state": dict(state)}, tmp)
     os.replace(tmp, ckpt_path)

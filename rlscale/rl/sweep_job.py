@@ -68,7 +68,7 @@ def run_rl_job(config: dict[str, Any], *, store: str, resume: bool) -> str:
 
     from rlscale.rl.config import JobConfig
     from rlscale.rl.runner import run_job
-    from rlscale.store.runs import Store
+    from rlscale.store import Store
 
     threads = os.environ.get("RLSCALE_THREADS")
     if threads:  # the executor's share of the cores (torch may not have been imported before)

@@ -1,208 +1,34 @@
-"""The run store: one directory per run, written whole or not at all.
-
-Layout (see docs/store.md)::
-
-    <store>/<run_id>/run.json        RunMeta as JSON
-    <store>/<run_id>/points.parquet  long table, one row per (step, metric)
+"""Reading and writing runs: :class:`Store`, :class:`RunWriter`, :func:`load_points`.
 
 A run directory is built one level down in a hidden scratch directory
 (``<store>/.tmp-<uuid>/<run_id>/``) and renamed into place, so readers and concurrent writers
 never see half a run, and the glob ``<store>/*/points.parquet`` (DuckDB, polars, pandas) never
 matches a run in flight; a process killed mid-write leaves only a hidden directory that readers
-skip and :meth:`Store.clean` removes.
+skip and :meth:`Store.clean` removes. Where each file lives is :mod:`rlscale.store.layout`.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 import os
-import re
 import shutil
-import uuid
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rlscale.errors import StoreError, input_error
-
-SCHEMA_VERSION = 1
-COMPUTE_AXES: tuple[str, ...] = ("flops", "gpu_hours", "tokens", "wall_s")
-POINTS_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("step", pa.int64()),
-        ("metric", pa.string()),
-        ("value", pa.float64()),
-        ("flops", pa.float64()),
-        ("gpu_hours", pa.float64()),
-        ("tokens", pa.int64()),
-        ("wall_s", pa.float64()),
-    ]
-)
-POINT_COLUMNS: tuple[str, ...] = tuple(POINTS_SCHEMA.names)
-RUN_FILE = "run.json"
-POINTS_FILE = "points.parquet"
-_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]{0,199}$")
+from rlscale.errors import InputError, StoreError
+from rlscale.store import layout
+from rlscale.store.atomic import fsync_dir, write_json, write_parquet
+from rlscale.store.schema import (COMPUTE_AXES, POINT_COLUMNS, POINTS_SCHEMA, RunMeta, check_run_id,
+                                  normalize_points)
 
 WriteStatus = Literal["written", "unchanged", "replaced"]
-
-
-@dataclass
-class RunMeta:
-    """What is known about one run besides its points.
-
-    ``metadata`` holds flat, user-facing keys (``pretrain_tokens``, ``lr``, ...) that ``--by`` and
-    ``--facet`` can group on; ``config`` holds the full job config of an rlscale RL job; ``source``
-    records where ingested points came from (``path``, ``format``, ``sha256``).
-    """
-
-    run_id: str
-    recipe: str | None = None
-    seed: int | None = None
-    task: str | None = None
-    model: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
-    source: dict[str, Any] | None = None
-    status: str = "complete"
-    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat())
-    schema_version: int = SCHEMA_VERSION
-
-    def __post_init__(self) -> None:
-        check_run_id(self.run_id)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], *, path: Path | str | None = None) -> RunMeta:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(data) - known)
-        if unknown or "run_id" not in data:
-            what = f"unknown keys {unknown}" if unknown else "missing key 'run_id'"
-            raise input_error(what, path=path, expected=f"keys among {sorted(known)}")
-        return cls(**data)
-
-
-def check_run_id(run_id: str) -> str:
-    """Return ``run_id`` if it is safe as a directory name, else raise :class:`InputError`."""
-    if not isinstance(run_id, str) or not _RUN_ID_RE.match(run_id):
-        raise input_error(
-            f"invalid run_id {run_id!r}",
-            expected="1-200 characters of letters, digits and . _ = + -, not starting with . or _",
-        )
-    return run_id
-
-
-def normalize_points(points: pd.DataFrame, run_id: str, *, source: str | None = None) -> pa.Table:
-    """Coerce a points frame to :data:`POINTS_SCHEMA`, checking what every stage relies on.
-
-    Missing compute axes become null. Values must be finite, steps non-negative integers, and
-    (step, metric) unique. Raises :class:`InputError` naming ``source`` and the offending column.
-    """
-    df = points.copy()
-    for col in ("step", "metric", "value"):
-        if col not in df.columns:
-            raise input_error(f"missing column {col!r}", path=source, field=col)
-    df["run_id"] = run_id
-    for axis in COMPUTE_AXES:
-        if axis not in df.columns:
-            df[axis] = None
-    df = df[list(POINT_COLUMNS)]
-    value = pd.to_numeric(df["value"], errors="coerce").astype("float64")
-    bad = ~np.isfinite(value.to_numpy())
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise input_error(
-            f"non-finite value {df['value'].iloc[i]!r} for metric {df['metric'].iloc[i]!r} "
-            f"at step {df['step'].iloc[i]}",
-            path=source, field="value", expected="a finite number",
-        )
-    df["value"] = value
-    step = pd.to_numeric(df["step"], errors="coerce")
-    if step.isna().any() or (step < 0).any() or (step != np.floor(step)).any():
-        i = int(np.flatnonzero(step.isna() | (step < 0) | (step != np.floor(step)))[0])
-        raise input_error(f"bad step {df['step'].iloc[i]!r}", path=source, field="step",
-                          expected="a non-negative integer")
-    df["step"] = step.astype("int64")
-    for axis in COMPUTE_AXES:
-        col = pd.to_numeric(df[axis], errors="coerce").astype("float64")
-        arr = col.to_numpy()
-        bad = (~np.isnan(arr) & ~np.isfinite(arr)) | (arr < 0)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise input_error(f"bad compute value {arr[i]!r} at step {df['step'].iloc[i]}",
-                              path=source, field=axis, expected="a finite non-negative number")
-        df[axis] = col
-    df["tokens"] = df["tokens"].round().astype("Int64")
-    dup = df.duplicated(["step", "metric"], keep=False)
-    if dup.any():
-        first = df[dup].iloc[0]
-        raise input_error(
-            f"duplicate (step={first['step']}, metric={first['metric']!r})",
-            path=source, field="step", expected="one value per step and metric",
-        )
-    df = df.sort_values(["metric", "step"], kind="stable").reset_index(drop=True)
-    return pa.Table.from_pandas(df, schema=POINTS_SCHEMA, preserve_index=False)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_json(path: Path, data: dict[str, Any], *, sync: bool = True,
-                direct: bool = False) -> None:
-    tmp = path if direct else path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True, default=_json_default)
-        fh.write("\n")
-        fh.flush()
-        if sync:
-            os.fsync(fh.fileno())
-    if not direct:
-        os.replace(tmp, path)
-
-
-def _write_parquet(path: Path, table: pa.Table, *, sync: bool = True,
-                   direct: bool = False) -> None:
-    """Write ``table`` to ``path`` (via a temporary name and a rename unless ``direct``)."""
-    tmp = path if direct else path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    # Dictionary-encode the text columns only: trying it on 10k distinct floats costs time and
-    # bytes (the encoder falls back to plain anyway).
-    with pa.OSFile(str(tmp), "wb") as sink:
-        pq.write_table(table, sink, use_dictionary=["run_id", "metric"])
-    if sync:
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-    if not direct:
-        os.replace(tmp, path)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    msg = f"cannot store {type(obj).__name__} in run.json"
-    raise TypeError(msg)
 
 
 class Store:
@@ -222,17 +48,17 @@ class Store:
         return sorted(
             p.name
             for p in self.root.iterdir()
-            if p.is_dir() and not p.name.startswith((".", "_")) and (p / RUN_FILE).is_file()
+            if p.is_dir() and layout.is_run_name(p.name) and (p / layout.RUN_FILE).is_file()
         )
 
     def has_run(self, run_id: str) -> bool:
-        return (self.root / run_id / RUN_FILE).is_file()
+        return (layout.run_dir(self.root, run_id) / layout.RUN_FILE).is_file()
 
     def run_dir(self, run_id: str) -> Path:
-        return self.root / check_run_id(run_id)
+        return layout.run_dir(self.root, check_run_id(run_id))
 
     def read_meta(self, run_id: str) -> RunMeta:
-        path = self.run_dir(run_id) / RUN_FILE
+        path = self.run_dir(run_id) / layout.RUN_FILE
         if not path.is_file():
             msg = f"no run {run_id!r} in store {str(self.root)!r}"
             raise StoreError(msg)
@@ -240,7 +66,7 @@ class Store:
             return RunMeta.from_dict(json.load(fh), path=path)
 
     def read_points_table(self, run_id: str) -> pa.Table:
-        path = self.run_dir(run_id) / POINTS_FILE
+        path = self.run_dir(run_id) / layout.POINTS_FILE
         if not path.is_file():
             return POINTS_SCHEMA.empty_table()
         return pq.read_table(path, schema=POINTS_SCHEMA)
@@ -261,8 +87,6 @@ class Store:
         table = pa.concat_tables(tables) if tables else POINTS_SCHEMA.empty_table()
         if metric is not None:
             wanted = [metric] if isinstance(metric, str) else list(metric)
-            import pyarrow.compute as pc
-
             table = table.filter(pc.is_in(table["metric"], pa.array(wanted, pa.string())))
         return table.to_pandas()
 
@@ -342,8 +166,6 @@ class Store:
         changes what readers see; each is atomic, so a crash between two of them leaves some
         runs written and the rest absent, never a partial run.
         """
-        import pyarrow.compute as pc
-
         def checked(meta: RunMeta, table: pa.Table | Callable[[], pa.Table]) -> pa.Table:
             table = table if isinstance(table, pa.Table) else table()
             if not table.schema.equals(POINTS_SCHEMA):
@@ -360,15 +182,13 @@ class Store:
             return plans
         batch = len(todo) > 1 and hasattr(os, "sync")
         self.root.mkdir(parents=True, exist_ok=True)
-        scratch = self._scratch(".tmp-")
+        scratch = self._scratch(layout.STAGING_PREFIX)
         try:
             def stage(item: tuple[RunMeta, Any]) -> Path:
                 return self._stage(item[0], checked(*item), scratch, sync=not batch)
 
             if batch:
                 # Parquet encoding and file creation release the GIL: overlap a few runs.
-                from concurrent.futures import ThreadPoolExecutor
-
                 with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
                     paths = list(pool.map(stage, todo))
                 os.sync()  # one flush for the whole batch instead of fsync per file
@@ -380,7 +200,7 @@ class Store:
                     self._commit(meta.run_id, next(tmps), plan)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)  # empty unless something failed
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         return plans
 
     def _commit(self, run_id: str, tmp: Path, plan: WriteStatus) -> None:
@@ -392,14 +212,14 @@ class Store:
                 msg = f"run {run_id!r} was created by another writer at the same time"
                 raise StoreError(msg) from exc
             return
-        trash = self._scratch(".trash-") / run_id
+        trash = self._scratch(layout.TRASH_PREFIX) / run_id
         os.rename(final, trash)
         os.rename(tmp, final)
         shutil.rmtree(trash.parent, ignore_errors=True)
 
     def _scratch(self, prefix: str) -> Path:
         """A new hidden directory directly under the root (runs go one level below it)."""
-        path = self.root / f"{prefix}{uuid.uuid4().hex}"
+        path = self.root / layout.scratch_name(prefix)
         path.mkdir()
         return path
 
@@ -407,10 +227,10 @@ class Store:
         """Write a run's files under ``scratch/<run_id>/`` (hidden, so no temp names needed)."""
         tmp = scratch / meta.run_id
         tmp.mkdir()
-        _write_parquet(tmp / POINTS_FILE, table, sync=sync, direct=True)
-        _write_json(tmp / RUN_FILE, meta.to_dict(), sync=sync, direct=True)
+        write_parquet(tmp / layout.POINTS_FILE, table, sync=sync, direct=True)
+        write_json(tmp / layout.RUN_FILE, meta.to_dict(), sync=sync, direct=True)
         if sync:
-            _fsync_dir(tmp)
+            fsync_dir(tmp)
         return tmp
 
     def delete_run(self, run_id: str) -> None:
@@ -418,7 +238,7 @@ class Store:
         if not final.is_dir():
             msg = f"no run {run_id!r} in store {str(self.root)!r}"
             raise StoreError(msg)
-        trash = self._scratch(".trash-") / run_id
+        trash = self._scratch(layout.TRASH_PREFIX) / run_id
         os.rename(final, trash)
         shutil.rmtree(trash.parent, ignore_errors=True)
 
@@ -427,7 +247,7 @@ class Store:
         removed = []
         if self.root.is_dir():
             for p in self.root.iterdir():
-                if p.name.startswith((".tmp-", ".trash-")):
+                if layout.is_debris(p.name):
                     shutil.rmtree(p, ignore_errors=True)
                     removed.append(p.name)
         return removed
@@ -442,8 +262,6 @@ def same_source(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
 
 
 def _max_or_none(column: pa.ChunkedArray, how: str = "max") -> float | int | None:
-    import pyarrow.compute as pc
-
     value = getattr(pc, how)(column).as_py()
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -459,7 +277,7 @@ class RunWriter:
     """
 
     def __init__(self, store: Store | str | os.PathLike[str], meta: RunMeta) -> None:
-        self.store = store if isinstance(store, Store) else Store(store)
+        self.store = as_store(store)
         self.meta = meta
         self._table = POINTS_SCHEMA.empty_table()
 
@@ -474,7 +292,7 @@ class RunWriter:
     @classmethod
     def resume(cls, store: Store | str | os.PathLike[str], run_id: str) -> RunWriter:
         """Reopen an existing run, keeping the points already written."""
-        st = store if isinstance(store, Store) else Store(store)
+        st = as_store(store)
         writer = cls(st, st.read_meta(run_id))
         writer._table = st.read_points_table(run_id)
         return writer
@@ -494,13 +312,13 @@ class RunWriter:
 
     def _replace(self, df: pd.DataFrame) -> None:
         table = normalize_points(df, self.meta.run_id, source=f"run {self.meta.run_id}")
-        _write_parquet(self.store.run_dir(self.meta.run_id) / POINTS_FILE, table)
+        write_parquet(self.store.run_dir(self.meta.run_id) / layout.POINTS_FILE, table)
         self._table = table
 
     def update_meta(self, **changes: Any) -> None:
         for key, value in changes.items():
             setattr(self.meta, key, value)
-        _write_json(self.store.run_dir(self.meta.run_id) / RUN_FILE, self.meta.to_dict())
+        write_json(self.store.run_dir(self.meta.run_id) / layout.RUN_FILE, self.meta.to_dict())
 
     def close(self, status: str = "complete") -> None:
         self.update_meta(status=status)
@@ -518,7 +336,7 @@ def load_points(
     With ``with_meta=True`` each row also carries its run's ``recipe``, ``seed``, ``task``,
     ``model`` and metadata keys, ready for grouping (``--by``).
     """
-    st = store if isinstance(store, Store) else Store(store)
+    st = as_store(store)
     points = st.read_points(metric=metric, runs=runs)
     if not with_meta or points.empty:
         return points
@@ -530,7 +348,30 @@ def load_points(
     return points.merge(meta, on="run_id", how="left")
 
 
+def load_metric_points(store: Store | str | os.PathLike[str], metric: str) -> pd.DataFrame:
+    """Points of ``metric`` with run metadata (as :func:`load_points` ``with_meta=True``), or why not.
+
+    Raises :class:`StoreError` for a store with no runs, and :class:`InputError` (field
+    ``metric``) naming the metrics there when none of its points has this metric.
+    """
+    st = as_store(store)
+    if not st.run_ids():
+        msg = f"no runs in store {str(st.root)!r} (pass --store DIR or set RLSCALE_STORE)"
+        raise StoreError(msg)
+    points = load_points(st, metric=metric, with_meta=True)
+    if points.empty:
+        known = sorted({m for ms in st.runs()["metrics"] for m in ms})
+        msg = f"no points for metric {metric!r} in {str(st.root)!r}; metrics there: {known}"
+        raise InputError(msg, field="metric")
+    return points
+
+
 def load_runs(store: Store | str | os.PathLike[str]) -> pd.DataFrame:
     """One row per run in the store (see :meth:`Store.runs`)."""
-    st = store if isinstance(store, Store) else Store(store)
+    st = as_store(store)
     return st.runs()
+
+
+def as_store(store: Store | str | os.PathLike[str]) -> Store:
+    """``store`` itself if it is a :class:`Store`, else a Store at that path."""
+    return store if isinstance(store, Store) else Store(store)

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import pyarrow.compute as pc
 
-from rlscale.store.runs import Store
+from rlscale.store import Store
 from rlscale.sweep.run import JobState
 
 _ORDER = ("running", "failed", "pending", "complete", "skipped")

@@ -26,7 +26,8 @@ from typing import Any, Callable, Literal
 
 from rlscale.errors import StoreError
 from rlscale.sweep.executors import Outcome, Task, resolve_target
-from rlscale.store.runs import Store, _write_json
+from rlscale.store import Store, as_store, layout
+from rlscale.store.atomic import write_json
 from rlscale.sweep.spec import Job, SweepSpec, expand_jobs, load_plain_base, load_spec
 
 __all__ = ["Job", "SweepSpec", "load_spec", "expand_jobs", "resolve_jobs", "plan_jobs",
@@ -34,7 +35,6 @@ __all__ = ["Job", "SweepSpec", "load_spec", "expand_jobs", "resolve_jobs", "plan
 
 Action = Literal["start", "resume", "skip"]
 RL_TARGET = "rlscale.rl.sweep_job:run_rl_job"
-SWEEPS_DIR = "_sweeps"
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ def _config_diff(stored: dict[str, Any], wanted: dict[str, Any], prefix: str = "
 
 
 def sweep_state_path(store: Store, name: str) -> Path:
-    return store.root / SWEEPS_DIR / f"{name}.json"
+    return layout.sweeps_dir(store.root) / f"{name}.json"
 
 
 def read_sweep_state(store: Store, name: str) -> dict[str, Any] | None:
@@ -185,7 +185,7 @@ def run_sweep(
     store have been checked, so a bad spec never starts workers or connects to a cluster.
     The executor is closed on return. Failed jobs are in the result, never raised.
     """
-    store = store if isinstance(store, Store) else Store(store)
+    store = as_store(store)
     jobs = resolve_jobs(spec)
     plan = plan_jobs(jobs, store)
     existing = [p.job.job_id for p in plan if p.action != "start"]
@@ -297,4 +297,4 @@ def _write_state(store: Store, spec: SweepSpec, states: list[JobState], *, final
         "driver": None if final else {"host": socket.gethostname(), "pid": os.getpid()},
         "jobs": {s.job_id: asdict(s) for s in states},
     }
-    _write_json(path, data)
+    write_json(path, data)

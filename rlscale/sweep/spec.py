@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from rlscale.errors import input_error
-from rlscale.store.runs import check_run_id
+from rlscale.store import check_run_id
 
 SPEC_KEYS = ("name", "description", "job", "estimate", "base", "seeds", "num_cpus", "num_gpus",
              "metric", "group_by", "set", "grid", "points")

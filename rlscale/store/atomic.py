@@ -1,0 +1,68 @@
+"""Atomic file writes under a store: a temporary name in the same directory, fsync, rename."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rlscale.store.layout import temp_name
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory entry (a rename) to disk; a no-op where the OS does not allow it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, data: dict[str, Any], *, sync: bool = True,
+               direct: bool = False) -> None:
+    """Write ``data`` as sorted, indented JSON (via a temporary name unless ``direct``)."""
+    tmp = path if direct else temp_name(path)
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True, default=_json_default)
+        fh.write("\n")
+        fh.flush()
+        if sync:
+            os.fsync(fh.fileno())
+    if not direct:
+        os.replace(tmp, path)
+
+
+def write_parquet(path: Path, table: pa.Table, *, sync: bool = True,
+                  direct: bool = False) -> None:
+    """Write ``table`` to ``path`` (via a temporary name and a rename unless ``direct``)."""
+    tmp = path if direct else temp_name(path)
+    # Dictionary-encode the text columns only: trying it on 10k distinct floats costs time and
+    # bytes (the encoder falls back to plain anyway).
+    with pa.OSFile(str(tmp), "wb") as sink:
+        pq.write_table(table, sink, use_dictionary=["run_id", "metric"])
+    if sync:
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+    if not direct:
+        os.replace(tmp, path)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    msg = f"cannot store {type(obj).__name__} in run.json"
+    raise TypeError(msg)
