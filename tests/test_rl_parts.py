@@ -229,7 +229,8 @@ def test_log_prob_pass_runs_each_prompt_once_per_group_as_counted():
 
 
 def test_kv_cached_sampling_matches_a_full_forward():
-    from rlscale.rl.model import Transformer, generate, pad_left
+    from rlscale.rl.model import Transformer
+    from rlscale.rl.decode import generate, pad_left
 
     torch.manual_seed(0)
     model = Transformer(JobConfig().with_overrides(TINY).model)

@@ -179,6 +179,7 @@ def test_both_decoders_sample_the_same(monkeypatch, precision, group, temperatur
     """CPU decodes with each prompt's keys once per group (_GroupedDecoder); the GPU decoder
     (one cache per row, fused SDPA) runs here too, so the GPU path has a CPU-tested twin. With
     temperature 1 rows finish at different steps, so the grouped decoder drops rows too."""
+    import rlscale.rl.decode as D
     import rlscale.rl.model as M
     from rlscale.rl.tasks import BOS, EOS, encode, sample_problems
 
@@ -187,12 +188,12 @@ def test_both_decoders_sample_the_same(monkeypatch, precision, group, temperatur
         for block in model.blocks:
             block.qkv.weight.mul_(25)
     problems = sample_problems(1, 6, ops_min=1, ops_max=3, split="train", eval_fraction=0.05)
-    ids, valid = M.pad_left([[BOS, *encode(p.prompt())] for p in problems])
+    ids, valid = D.pad_left([[BOS, *encode(p.prompt())] for p in problems])
     out = {}
     for grouped in (True, False):
-        monkeypatch.setattr(M, "_grouped_decoding", lambda device, g=grouped: g)
+        monkeypatch.setattr(D, "_grouped_decoding", lambda device, g=grouped: g)
         with M.autocast("cpu", precision):
-            out[grouped] = M.generate(model, ids, valid, max_new_tokens=40, temperature=temperature,
+            out[grouped] = D.generate(model, ids, valid, max_new_tokens=40, temperature=temperature,
                                       group=group, generator=torch.Generator().manual_seed(1))
     assert out[True].shape[0] == 6 * group and torch.equal(out[True], out[False])
     if group > 1:
@@ -202,7 +203,7 @@ def test_both_decoders_sample_the_same(monkeypatch, precision, group, temperatur
 
 def test_grouped_sampling_is_sampling_each_prompt_group_times():
     """group=G decodes the same as the prompts repeated G times (greedy, so the rows agree)."""
-    import rlscale.rl.model as M
+    import rlscale.rl.decode as M
 
     model = small_model(2)
     ids, valid = M.pad_left([[1, 5, 6, 7, 8], [1, 9, 10]])
@@ -283,7 +284,7 @@ def test_inverse_cdf_sampling_draws_from_the_softmax():
     """sample_tokens against the exact distribution: a chi-square test over 200k draws (seeded,
     so deterministic) at temperatures 1 and 0.5, with a token of probability ~1e-10 that must
     (almost) never appear and one of exactly 0 that never may; temperature 0 is the argmax."""
-    from rlscale.rl.model import sample_tokens
+    from rlscale.rl.decode import sample_tokens
 
     logits = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, -20.0, float("-inf"), 1.5])
     n = 200_000

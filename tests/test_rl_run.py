@@ -135,7 +135,7 @@ def test_cli_run_dry_run_resume_errors_and_help(tmp_path):
 
 
 def test_batched_sampling_equals_one_row_at_a_time():
-    from rlscale.rl.model import generate, pad_left
+    from rlscale.rl.decode import generate, pad_left
     from rlscale.rl.pretrain import get_base
     from rlscale.rl.tasks import BOS, EOS, encode, sample_problems
 
