@@ -31,6 +31,8 @@ import pandas as pd
 from rlscale.analysis.headroom_law import fit_headroom_law, n_params, resolve_law
 from rlscale.errors import input_error
 from rlscale.store import POINT_COLUMNS
+from rlscale.fit import fit
+from rlscale.fit.laws import get_law
 
 
 @dataclass
@@ -205,9 +207,6 @@ def headroom(points: pd.DataFrame, *, metric: str | None, by: str, x: str = "gpu
     holding the pretraining budget (numeric). The remaining fit options pass through to
     :func:`rlscale.fit.fit`. Raises :class:`~rlscale.errors.InputError` on unusable input.
     """
-    from rlscale.fit import fit
-    from rlscale.fit.laws import get_law
-
     law_obj = get_law(law)
     if law_obj.ceiling is None:
         raise input_error(f"law {law_obj.name!r} has no ceiling parameter", field="law",

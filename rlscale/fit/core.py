@@ -18,6 +18,8 @@ from rlscale.fit.heldout import heldout
 from rlscale.fit.result import FitResult, FitWarning, ParamEstimate
 from rlscale.fit.solver import Space, solve
 from rlscale.fit.laws import Law
+from rlscale.fit.grid import A_GRID, grid_fit
+from rlscale.fit.profile import profile_interval
 
 N_NORMAL_DRAWS = 1000
 
@@ -111,8 +113,6 @@ def fit_curve(x: np.ndarray, y: np.ndarray, run_id: np.ndarray, *, law: Law,
         huber = 1.345 * max(mad, 1e-12)
     fast = None
     if method == "scalerl-grid":
-        from rlscale.fit.grid import A_GRID, grid_fit
-
         u, conv, nfev = grid_fit(space, x, y, huber=huber)
         a = float(space.to_natural(u)[space.free.index("A")])
         if a <= A_GRID.min() + 1e-9 or a >= A_GRID.max() - 1e-9:
@@ -189,8 +189,6 @@ def finish(*, space: Space, x, y, run_id, u, converged, base, level, bootstrap, 
         lo, hi = max(lo, float(lo_nat[i])), min(hi, float(hi_nat[i]))  # NaN stays NaN
         params[name] = ParamEstimate(float(nat[i]), lo, hi, float(se_nat), True, wald)
     if interval == "profile" and huber is None:
-        from rlscale.fit.profile import profile_interval
-
         base_cost = 0.5 * rss
         how = "profile-ar1" if infl > 1 else "profile"
         for i, name in enumerate(space.free):

@@ -12,6 +12,7 @@ import pandas as pd
 from rlscale.text import group_label, jsonable
 
 from rlscale.fit.laws import Law, get_law
+from rlscale.fit.predictive import draw_columns, predictive
 
 WARNING_CODES: dict[str, str] = {
     "asymptote_not_identified": "the curve has not clearly passed C_mid; A is an extrapolation",
@@ -126,8 +127,6 @@ class FitResult:
         columns but x are NaN where the law is undefined (e.g. the power law at x = 0) or the
         fit is not ok.
         """
-        from rlscale.fit.predictive import draw_columns, predictive
-
         xs = np.atleast_1d(np.asarray(x, dtype=float))
         lvl = self.level if level is None else float(level)
         rng_seed = int(self.options.get("seed", 0) or 0) if seed is None else int(seed)

@@ -17,6 +17,7 @@ import pandas as pd
 from rlscale.text import group_label, records
 from rlscale.forecast.curve import curve
 from rlscale.errors import InputError
+from rlscale.fit import fit
 
 POINT_COLUMNS = ("group", "run_id", "x", "y", "mean", "pred_lower", "pred_upper", "abs_error",
                  "covered")
@@ -58,8 +59,6 @@ def backtest(points: pd.DataFrame, *, metric: str, x: str = "gpu_hours",
     keyword arguments (``law``, ``burn_in``, ``r0``, ``bootstrap``, ``resample``, ``seed``, ...)
     go to :func:`rlscale.fit.fit`; ``max_x`` is set by the cut.
     """
-    from rlscale.fit import fit
-
     if (cut is None) == (cut_x is None):
         msg = "give exactly one of cut (a fraction of each group's compute) or cut_x (a compute value)"
         raise InputError(msg)

@@ -19,6 +19,7 @@ from rlscale.forecast.roots import check_level, crossing_points, grid_roots, int
 from rlscale.errors import InputError
 from rlscale.text import group_label
 from rlscale.forecast.budgets import reward_at
+from rlscale.text import records
 
 CROSSOVER_COLUMNS = ("group_a", "group_b", "x", "x_lower", "x_upper", "leader_before",
                      "leader_after", "p_cross")
@@ -41,8 +42,6 @@ class Ranking:
     skipped: list[str]  # labels of groups whose fit failed (ok=False), left out of the ranking
 
     def to_dict(self) -> dict[str, Any]:
-        from rlscale.text import records
-
         return {"x": self.x, "level": self.level, "p_leader_leads": self.p_leader_leads,
                 "ranking": records(self.table), "crossovers": records(self.crossovers),
                 "skipped": list(self.skipped)}

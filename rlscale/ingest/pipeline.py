@@ -18,6 +18,7 @@ from rlscale.ingest.options import IngestOptions, parse_set, sanitize_run_id
 from rlscale.ingest.points import RunSet, to_run_set
 from rlscale.ingest.source import sha256_of
 from rlscale.store import RunMeta, Store, WriteStatus, as_store, same_source
+from rlscale.ingest import readers, table, tensorboard, trl
 
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".tab": "csv", ".jsonl": "jsonl",
                   ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
@@ -133,8 +134,6 @@ def _walk(root: Path, fmt: str) -> list[tuple[Path, str, str]]:
 
 
 def _read(path: Path, kind: str, opts: IngestOptions, run_id: str) -> RunSet:
-    from rlscale.ingest import readers, table, tensorboard, trl
-
     if kind == "tensorboard":
         raw, src = tensorboard.read_tensorboard(path, opts)
     else:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from rlscale.plot import frames as D
 from rlscale.errors import input_error
+from rlscale.plot import vega
 
 if TYPE_CHECKING:
     import altair as alt
@@ -328,8 +329,6 @@ def save(chart: Chart, path: str | os.PathLike[str], *, scale: float = 2.0) -> P
     ``.json``: the Vega-Lite spec. PNG/SVG/HTML need vl-convert-python (imported only here).
     Parent directories are created. Returns the path written.
     """
-    from rlscale.plot import vega
-
     out = Path(path)
     suffix = out.suffix.lower()
     if suffix not in SAVE_FORMATS:

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from rlscale.errors import input_error
+from rlscale.plot.charts import _inline
 
 _TITLES = {"A": "A (ceiling)", "B": "B (efficiency exponent)", "C_mid": "C_mid (compute at half gain)",
            "R0": "R0 (reward before RL)"}
@@ -61,8 +62,6 @@ def level_params_chart(fits: Sequence[Any], *, level: str, color: str = "recipe"
     all positive). C_mid is always on a log axis. Hollow points mark fits with warnings.
     """
     import altair as alt
-
-    from rlscale.plot.charts import _inline
 
     frame = level_params_frame(fits, level=level, color=color, params=params)
     frame = frame[frame["value"].notna()].copy()

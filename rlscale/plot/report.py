@@ -19,6 +19,15 @@ import pandas as pd
 
 from rlscale.plot import frames as D
 from rlscale.text import format_value, series_label
+from rlscale.forecast.budgets import compute_for_fraction, reward_at
+from rlscale.forecast.ranking import rank_at
+from rlscale.plot import charts as plot
+from rlscale import __version__
+from rlscale.plot import vega
+from rlscale.plot.charts import to_spec
+from rlscale.forecast.backtest import backtest as run_backtest
+from rlscale.fit import fit
+from rlscale.store import Store, load_metric_points, load_runs
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2em auto;
@@ -107,9 +116,6 @@ def _warnings_section(fits: Sequence[Any], backtest: Any | None) -> str:
 
 def _forecast_section(fits: Sequence[Any], budgets: Sequence[float],
                       fractions: Sequence[float]) -> str:
-    from rlscale.forecast.budgets import compute_for_fraction, reward_at
-    from rlscale.forecast.ranking import rank_at
-
     ok = [f for f in fits if f.ok]
     if not ok:
         return "<p>No successful fit to forecast from.</p>"
@@ -207,8 +213,6 @@ def _data_section(fits: Sequence[Any], runs: pd.DataFrame | None, store: str | N
 # -- assembly ----------------------------------------------------------------------------------
 def _charts(fits: Sequence[Any], points: pd.DataFrame | None, backtest: Any | None,
             facet: str | None, extrapolate_to: float | None) -> dict[str, list[Any]]:
-    from rlscale.plot import charts as plot
-
     ok = [f for f in fits if f.ok]
     charts: dict[str, list[Any]] = {"charts": [], "backtest": []}
     if points is not None:
@@ -249,10 +253,6 @@ def build_report(
     give the compute for. ``backtest``: a :class:`rlscale.forecast.backtest.BacktestResult`.
     ``facet``: a key of the fits' groups to split chart panels by.
     """
-    from rlscale import __version__
-    from rlscale.plot import vega
-    from rlscale.plot.charts import to_spec
-
     fits = D.check_fits(fits, facet=facet)
     f0 = fits[0]
     title = title or f"rlscale report: {f0.metric} against {f0.x}"
@@ -323,10 +323,6 @@ def report_from_store(
     ...) go to :func:`rlscale.fit.fit` and, except ``max_x``, to the backtest.
     ``backtest_cut``: fraction of each group's compute range the backtest fits on (None: none).
     """
-    from rlscale.forecast.backtest import backtest as run_backtest
-    from rlscale.fit import fit
-    from rlscale.store import Store, load_metric_points, load_runs
-
     st = Store(store)
     points = load_metric_points(st, metric)
     keys = list(dict.fromkeys([*by, *([facet] if facet else [])]))
