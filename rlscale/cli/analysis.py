@@ -15,6 +15,7 @@ from rlscale.analysis.passk_eval import plan_sampling, sample_counts
 from rlscale.analysis.sparsity import sparsity_between
 from rlscale.cli._common import store_option, store_path
 from rlscale.cli._fitopts import load_store_points
+from rlscale.plot.charts import save_chart
 from rlscale.plot.passk import comparisons_chart
 from rlscale.store.runs import Store
 
@@ -296,7 +297,7 @@ def passk_command(store: str | None, base: str, rl: tuple[str, ...], difficultie
     if counts_path:
         write_counts(counts, counts_path)
     if out_path:
-        comparisons_chart(report.comparisons, base=report.base).save(out_path)
+        save_chart(comparisons_chart(report.comparisons, base=report.base), out_path)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
