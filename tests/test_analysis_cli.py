@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -106,6 +107,21 @@ def test_passk_from_counts_gives_verdicts_and_a_chart(tmp_path):
     assert json.loads((tmp_path / "c.json").read_text())["facet"]
     res = CliRunner().invoke(main, ["passk", "--from-counts", str(path), "base", "rl3"])
     assert res.exit_code == 1 and "column 'model': no model 'rl3'" in res.output
+
+
+def test_passk_html_chart_is_offline(tmp_path):
+    rows = [(m, i, 4, 8, c) for m, c in (("base", 2), ("rl", 5)) for i in range(12)]
+    path = tmp_path / "counts.csv"
+    pd.DataFrame(rows, columns=["model", "problem_id", "difficulty", "n", "c"]).to_csv(path,
+                                                                                      index=False)
+    page = tmp_path / "passk.html"
+    res = CliRunner().invoke(main, ["passk", "--from-counts", str(path), "base", "rl",
+                                    "--n-boot", "50", "--out", str(page)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    text = page.read_text()
+    assert not re.search(r"<script[^>]*\bsrc\s*=", text) and "<link" not in text
+    assert not re.search(r"https?://(cdn\.jsdelivr\.net|unpkg\.com|cdnjs)", text)
+    assert "vegaEmbed(" in text and '"facet"' in text  # the chart, rendered by the inlined bundle
 
 
 def test_every_analysis_command_has_help_with_an_example():

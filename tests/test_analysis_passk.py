@@ -174,3 +174,24 @@ def test_a_difficultys_interval_does_not_depend_on_the_others():
     assert both.loc[2, "d_passk_upper"] == one.loc[2, "d_passk_upper"]
     other_seed = compare_passk(base, rl, n_boot=200, seed=4).verdicts.set_index("difficulty")
     assert other_seed.loc[2, "d_pass1_lower"] != both.loc[2, "d_pass1_lower"]
+
+
+def test_counts_csv_round_trip_and_comparison_per_rl_model(tmp_path):
+    from rlscale.analysis.passk_counts import PasskCounts, compare_to_base, read_counts, write_counts
+
+    base = _table([1] * 12, n=4)
+    tables = {"b": base, "r1": _table([4] * 12, n=4), "r2": base.copy()}
+    counts = PasskCounts(tables=tables, sources={m: m for m in tables}, info={"samples": 4})
+    path = tmp_path / "c.csv"
+    write_counts(counts, path)
+    back = read_counts(path, base="b", rl=["r2", "r1", "r2"])
+    assert list(back.tables) == ["b", "r2", "r1"] and back.base == "b"
+    assert back.info == {"counts": path}
+    pd.testing.assert_frame_equal(back.tables["r1"].reset_index(drop=True),
+                                  tables["r1"].reset_index(drop=True), check_dtype=False)
+    report = compare_to_base(back, n_boot=50)
+    assert [label for label, _ in report.comparisons] == ["r2", "r1"]
+    assert report.to_dict()["comparisons"][1]["rl"] == "r1"
+    assert report.comparisons[0][1].verdicts["verdict"].tolist() == ["no_change"]
+    with pytest.raises(InputError, match="column 'model': no model 'x'"):
+        read_counts(path, base="b", rl=["x"])

@@ -102,3 +102,18 @@ def test_unknown_reference_is_a_clean_error(tiny_run):
     store, _, _ = tiny_run
     res = CliRunner().invoke(main, ["passk", "--store", str(store), "r1", "nope"])
     assert res.exit_code == 1 and "nope: RL is neither a file, a directory, nor a run" in res.output
+
+
+def test_references_that_name_no_model_are_a_usage_error(tiny_run, tmp_path):
+    from rlscale.analysis.checkpoints import NoConfigError
+    from rlscale.analysis.passk_eval import plan_sampling
+
+    store, bdir, _ = tiny_run
+    bare = tmp_path / "bare.pt"
+    torch.save(torch.load(bdir / "model.pt", weights_only=True), bare)
+    with pytest.raises(NoConfigError):
+        plan_sampling(str(bare), [str(bare)], store=Store(store))
+    plan = plan_sampling(str(bare), ["r1"], store=Store(store), device="cpu")
+    assert plan.difficulties == [1, 2] and plan.problems == 6 and plan.models[0].config is not None
+    res = CliRunner().invoke(main, ["passk", "--store", str(store), str(bare), str(bare)])
+    assert res.exit_code == 2 and "none of BASE/RL says which task and model it is" in res.output

@@ -249,3 +249,33 @@ def test_never_is_exactly_above_the_interval_of_the_ceiling(fits):
     assert above["status"] == "never" and not above["reachable"]
     assert inside["status"] == "uncertain" and inside["reachable"] and np.isinf(inside["x"])
     assert np.isfinite(inside["x_lower"]) and np.isinf(inside["x_upper"])
+
+
+def test_run_forecast_answers_each_question_like_the_pieces(fits):
+    from rlscale.forecast.pricing import Pricing
+    from rlscale.forecast.run import ForecastQuery, run_forecast
+
+    pricing = Pricing.create(axis="gpu_hours", usd_per_gpu_hour=2.0)
+    q = ForecastQuery.create(budgets=[20.0], usd_budget=True, pricing=pricing)  # $20 = 10 GPU-h
+    out = run_forecast(fits, q, level=0.9)
+    assert out.mode == "budget" and q.budgets == [10.0] and out.ranking is None
+    np.testing.assert_allclose(out.table["mean"], reward_at(fits, [10.0], level=0.9)["mean"])
+    assert (out.table["usd"] == 20.0).all()
+    d = out.to_dict()
+    assert list(d) == ["metric", "x_axis", "level", "mode", "forecasts"]
+    assert (d["metric"], d["x_axis"]) == ("reward", "gpu_hours")
+    ranked = run_forecast(fits, ForecastQuery.create(rank_at=20000.0), level=0.9)
+    assert list(ranked.to_dict())[-3:] == ["p_leader_leads", "crossovers", "skipped"]
+    assert ranked.table["rank"].tolist() == rank_at(fits, 20000.0, level=0.9).table["rank"].tolist()
+
+
+def test_forecast_query_asks_exactly_one_question():
+    from rlscale.errors import InputError
+    from rlscale.forecast.run import ForecastQuery
+
+    with pytest.raises(InputError, match="exactly one"):
+        ForecastQuery.create(budgets=[1.0], target=0.5)
+    with pytest.raises(InputError, match="applies to --budget and --rank-at"):
+        ForecastQuery.create(target=0.5, usd_budget=True)
+    with pytest.raises(InputError, match="need a rate"):
+        ForecastQuery.create(rank_at=5.0, usd_budget=True)

@@ -123,3 +123,18 @@ def test_law_inverse_agrees_inside_its_range_and_marks_the_outside():
     np.testing.assert_allclose(mine[inside], theirs[inside], rtol=1e-12)
     assert np.isnan(theirs[~inside]).all()  # the law says "no"; the forecast says 0 or inf
     assert list(mine[~inside]) == [0.0, 0.0, np.inf, np.inf]
+
+
+def test_add_costs_prices_every_x_column():
+    import pandas as pd
+
+    from rlscale.forecast.pricing import add_costs, stated_pricing
+
+    df = pd.DataFrame({"x": [1.44e21], "x_lower": [7.2e20], "x_upper": [np.inf], "mean": [0.5]})
+    assert stated_pricing(axis="flops") is None and add_costs(df, None) is df
+    p = stated_pricing(axis="flops", peak_flops=1e15, mfu=0.4, usd_per_gpu_hour=2.0)
+    out = add_costs(df, p)
+    assert out["gpu_hours"].tolist() == pytest.approx([1000.0])
+    assert out["usd_lower"].tolist() == pytest.approx([1000.0]) and np.isinf(out["usd_upper"][0])
+    assert "gpu_hours" not in df  # a copy
+    assert stated_pricing(axis="tokens", required=True).active is False

@@ -20,10 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from rlscale.errors import input_error
+from rlscale.errors import InputError, input_error
 from rlscale.store import Store, layout
 
 Role = Literal["base", "rl"]
+
+
+class NoConfigError(InputError):
+    """None of the references compared says which task and model it is (no job config)."""
 
 
 @dataclass

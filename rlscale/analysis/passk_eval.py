@@ -5,14 +5,83 @@ Problems are the task's held-out evaluation problems (``split="eval"``, seeded b
 ``task.eval_seed`` and the difficulty), so base and RL models see exactly the same problems and
 the comparison can be paired. Every completion is scored by the task's exact verifier
 (:func:`rlscale.rl.tasks.score`, via :func:`rlscale.rl.rollout.rollout`).
+
+:func:`plan_sampling` resolves the models to compare (run ids, base directories or checkpoint
+files, see :mod:`rlscale.analysis.checkpoints`) and the settings; :func:`sample_counts` samples
+each model once. torch is imported only by the functions that use it.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import pandas as pd
+
+from rlscale.analysis.checkpoints import NoConfigError, Resolved, build_model, resolve
+from rlscale.analysis.passk_counts import PasskCounts
+from rlscale.store import Store
+
+
+@dataclass
+class SamplingPlan:
+    """What :func:`sample_counts` samples: ``models`` (base first, each a resolved reference),
+    on the task of ``config`` (a JobConfig), on ``device``."""
+
+    models: list[Resolved]
+    config: Any
+    difficulties: list[int]
+    problems: int
+    samples: int
+    temperature: float
+    seed: int
+    device: str
+
+    def options(self) -> dict[str, Any]:
+        """The settings that make the counts: difficulties, problems, samples, seed, temperature."""
+        return {"difficulties": self.difficulties, "problems": self.problems,
+                "samples": self.samples, "seed": self.seed, "temperature": self.temperature}
+
+
+def plan_sampling(base: str, rl: Sequence[str], *, store: Store,
+                  difficulties: Sequence[int] | None = None, problems: int | None = None,
+                  samples: int = 32, temperature: float = 1.0, device: str = "auto",
+                  seed: int = 0) -> SamplingPlan:
+    """Resolve ``base`` (role base) and every ``rl`` (role rl) in ``store``, and fill in the
+    defaults from their job config: ``difficulties`` the config's ``eval.ops_min..ops_max``,
+    ``problems`` its ``eval.problems``; ``device`` ``"auto"`` picks CUDA when there is one.
+
+    The config comes from the first RL reference that has one, else from the base; a reference
+    without one borrows it. Raises :class:`~rlscale.analysis.checkpoints.NoConfigError` when
+    none has one, :class:`~rlscale.errors.InputError` for a reference that is none of the above.
+    """
+    from rlscale.rl.runner import pick_device
+
+    rl_res = [resolve(r, role="rl", store=store) for r in rl]
+    known = next((r.config for r in rl_res if r.config is not None), None)
+    base_res = resolve(base, role="base", store=store, config=known)
+    for r in rl_res:
+        r.config = r.config or base_res.config
+    cfg = known or base_res.config
+    if cfg is None:
+        msg = ("none of BASE/RL says which task and model it is; pass a run id or a base "
+               "directory for at least one of them")
+        raise NoConfigError(msg)
+    diffs = list(difficulties or range(cfg.eval.ops_min, cfg.eval.ops_max + 1))
+    return SamplingPlan(models=[base_res, *rl_res], config=cfg, difficulties=diffs,
+                        problems=problems or cfg.eval.problems, samples=samples,
+                        temperature=temperature, seed=seed, device=pick_device(device))
+
+
+def sample_counts(plan: SamplingPlan) -> PasskCounts:
+    """Sample and verify every model of ``plan`` (a label that repeats is sampled once)."""
+    tables, sources = {}, {}
+    for res in plan.models:
+        if res.label not in tables:
+            model = build_model(res, device=plan.device)
+            tables[res.label] = count_correct(model, plan.config, **plan.options())
+            sources[res.label] = res.source
+    return PasskCounts(tables=tables, sources=sources, info=plan.options())
 
 
 def count_correct(model: Any, config: Any, *, difficulties: Sequence[int], problems: int,

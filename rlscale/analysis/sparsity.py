@@ -28,7 +28,9 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from rlscale.analysis.checkpoints import resolve
 from rlscale.errors import input_error
+from rlscale.store import Store
 
 # machine epsilon per stored dtype name (numpy or torch spelling)
 _EPS: dict[str, float] = {
@@ -171,6 +173,17 @@ def update_sparsity(base: Mapping[str, Any], rl: Mapping[str, Any], *, atol: flo
     total = _aggregate(matrices.assign(all="model"), by="all").iloc[0].drop("all").to_dict()
     return SparsityReport(matrices=matrices, layers=layers, total=total, atol=tol[0], rtol=tol[1],
                           rank_rtol=rank_rtol, energy=energy)
+
+
+def sparsity_between(base: str, rl: str, *, store: Store, atol: float | None = None,
+                     rtol: float | None = None, rank_rtol: float = 1e-3, energy: float = 0.99,
+                     ranks: bool = True) -> SparsityReport:
+    """:func:`update_sparsity` of two references: run ids in ``store`` (``base``: the base that
+    run started from; ``rl``: its latest checkpoint), base directories or checkpoint files (see
+    :func:`rlscale.analysis.checkpoints.resolve`). Errors name the reference's file."""
+    b, r = resolve(base, role="base", store=store), resolve(rl, role="rl", store=store)
+    return update_sparsity(b.state, r.state, atol=atol, rtol=rtol, rank_rtol=rank_rtol,
+                           energy=energy, ranks=ranks, base_source=b.source, rl_source=r.source)
 
 
 def _check_args(*, atol: float | None, rtol: float | None, rank_rtol: float, energy: float) -> None:

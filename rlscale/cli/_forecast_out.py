@@ -1,4 +1,4 @@
-"""How forecast and backtest results are printed: plain-text tables and JSON, plus cost columns."""
+"""How forecast and backtest results are printed: plain-text tables and JSON."""
 
 from __future__ import annotations
 
@@ -9,26 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rlscale.text import group_label
-from rlscale.text import jsonable, records
-from rlscale.forecast.pricing import Pricing
-
-X_COLUMNS = ("x", "x_lower", "x_upper")
-
-
-def add_costs(df: pd.DataFrame, pricing: Pricing | None) -> pd.DataFrame:
-    """Add ``gpu_hours*`` (FLOP axis with a throughput) and ``usd*`` columns for every x column."""
-    if pricing is None or not pricing.active or df.empty:
-        return df
-    out = df.copy()
-    for col in (c for c in X_COLUMNS if c in out.columns):
-        suffix = col[1:]  # "", "_lower", "_upper"
-        values = out[col].to_numpy(dtype=float)
-        if pricing.axis == "flops" and pricing.flops_per_gpu_hour is not None:
-            out[f"gpu_hours{suffix}"] = pricing.gpu_hours(values)
-        if pricing.usd_per_gpu_hour is not None:
-            out[f"usd{suffix}"] = pricing.usd(values)
-    return out
+from rlscale.text import group_label, jsonable, records
 
 
 def to_json(payload: dict[str, Any]) -> str:

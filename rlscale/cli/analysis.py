@@ -8,9 +8,16 @@ from typing import Any
 
 import click
 
+from rlscale.analysis.checkpoints import NoConfigError
+from rlscale.analysis.headroom import headroom
+from rlscale.analysis.passk_counts import compare_to_base, read_counts, write_counts
+from rlscale.analysis.passk_eval import plan_sampling, sample_counts
+from rlscale.analysis.sparsity import sparsity_between
 from rlscale.cli._common import store_option, store_path
-from rlscale.store import X_AXES
-
+from rlscale.cli._fitopts import load_store_points
+from rlscale.plot.charts import save_chart
+from rlscale.plot.passk import comparisons_chart
+from rlscale.store import X_AXES, Store
 
 
 def _floats(value: str | None, *, name: str) -> list[float]:
@@ -85,9 +92,6 @@ def headroom_command(store: str | None, metric: str, by: str, recipe: str | None
         rlscale headroom --metric reward --by pretrain_tokens --cap 1 --at 1e10,1e11 --json
         rlscale headroom --metric eval/mean@8 --by pretrain_tokens --recipe grpo --x flops
     """
-    from rlscale.analysis.headroom import headroom
-    from rlscale.cli._fitopts import load_store_points
-
     at_values = _floats(at, name="--at")
     points = load_store_points(store, metric)
     if recipe is not None:
@@ -169,15 +173,8 @@ def sparsity_command(store: str | None, base: str, rl: str, atol: float | None, 
         rlscale sparsity base.pt rl.pt --rtol 0 --atol 0      # bitwise inequality
         rlscale sparsity base.pt rl.pt --rtol 0.0039 --json   # would it survive a bf16 cast?
     """
-    from rlscale.analysis.checkpoints import resolve
-    from rlscale.analysis.sparsity import update_sparsity
-    from rlscale.store import Store
-
-    st = Store(store_path(store))
-    b, r = resolve(base, role="base", store=st), resolve(rl, role="rl", store=st)
-    rep = update_sparsity(b.state, r.state, atol=atol, rtol=rtol, rank_rtol=rank_rtol,
-                          energy=energy, ranks=not no_rank, base_source=b.source,
-                          rl_source=r.source)
+    rep = sparsity_between(base, rl, store=Store(store_path(store)), atol=atol, rtol=rtol,
+                           rank_rtol=rank_rtol, energy=energy, ranks=not no_rank)
     if as_json:
         click.echo(json.dumps(rep.to_dict(), indent=2))
         return
@@ -210,7 +207,6 @@ def format_sparsity(rep: Any, *, matrices: bool = True) -> str:
         lines += ["", f"per tensor (rank: singular values > {rep.rank_rtol:g} * s_max):",
                   m[cols].to_string(index=False)]
     return "\n".join(lines)
-
 
 
 # -- passk -------------------------------------------------------------------------------------------
@@ -279,110 +275,32 @@ def passk_command(store: str | None, base: str, rl: tuple[str, ...], difficultie
         rlscale passk ~/.cache/rlscale/bases/HASH runs/store/_ckpt/RUN/ckpt.pt --json
         rlscale passk --from-counts c.csv "base of RUN_ID" RUN_ID --level 0.9
     """
-    import pandas as pd
-
-    from rlscale.analysis.passk import compare_passk
-
     if from_counts:
-        counts, sources, info = _read_counts(from_counts, base, rl)
+        counts = read_counts(from_counts, base=base, rl=rl)
         diffs = _ints(difficulties, name="--difficulties")
         if diffs:
-            counts = {m: c[c["difficulty"].isin(diffs)] for m, c in counts.items()}
-        base_label = base
+            counts = counts.only(diffs)
     else:
-        counts, sources, info = _sample_counts(store, base, rl, difficulties=difficulties,
-                                               problems=problems, samples=samples,
-                                               temperature=temperature, device=device, seed=seed)
-        base_label = next(iter(counts))
-    comparisons = []
-    for label in [m for m in counts if m != base_label] or [base_label]:
-        comparisons.append((label, compare_passk(counts[base_label], counts[label], n_boot=n_boot,
-                                                 level=level, seed=seed,
-                                                 base_source=sources[base_label],
-                                                 rl_source=sources[label])))
+        diffs = _ints(difficulties, name="--difficulties")
+        try:
+            plan = plan_sampling(base, rl, store=Store(store_path(store)), difficulties=diffs,
+                                 problems=problems, samples=samples, temperature=temperature,
+                                 device=device, seed=seed)
+        except NoConfigError as exc:
+            raise click.UsageError(str(exc)) from exc
+        click.echo(f"sampling {samples} completions x {plan.problems} problems x "
+                   f"{len(plan.difficulties)} difficulties per model on {plan.device}", err=True)
+        counts = sample_counts(plan)
+    report = compare_to_base(counts, n_boot=n_boot, level=level, seed=seed)
     if counts_path:
-        pd.concat([c.assign(model=m) for m, c in counts.items()], ignore_index=True)[
-            ["model", "problem_id", "difficulty", "n", "c"]].to_csv(counts_path, index=False)
+        write_counts(counts, counts_path)
     if out_path:
-        _save_passk_chart(comparisons, base_label=base_label, path=out_path)
+        save_chart(comparisons_chart(report.comparisons, base=report.base), out_path)
     if as_json:
-        click.echo(json.dumps({"base": base_label, **info, "comparisons": [
-            {"rl": label, **cmp.to_dict()} for label, cmp in comparisons]}, indent=2))
+        click.echo(json.dumps(report.to_dict(), indent=2))
         return
-    for label, cmp in comparisons:
-        click.echo(format_passk(cmp, base=base_label, rl=label))
-
-
-def _read_counts(path: str, base: str, rl: tuple[str, ...]) -> tuple[dict, dict, dict]:
-    """Counts per model from a --counts CSV; BASE first. Errors name the file and the column."""
-    import pandas as pd
-
-    from rlscale.errors import input_error
-
-    try:
-        table = pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise input_error(f"cannot read counts ({exc})", path=path,
-                          expected="a CSV written by rlscale passk --counts") from exc
-    if "model" not in table.columns:
-        raise input_error("missing column 'model'", path=path, field="model",
-                          expected="columns model, problem_id, difficulty, n, c")
-    models = list(dict.fromkeys(table["model"].astype(str)))
-    counts = {}
-    for name in (base, *rl):
-        if name not in models:
-            raise input_error(f"no model {name!r}", path=path, field="model",
-                              expected=f"one of {models}")
-        counts[name] = table[table["model"].astype(str) == name].drop(columns="model")
-    return counts, {m: f"{path} (model {m!r})" for m in counts}, {"counts": path}
-
-
-def _sample_counts(store: str | None, base: str, rl: tuple[str, ...], *,
-                   difficulties: str | None, problems: int | None, samples: int,
-                   temperature: float, device: str, seed: int) -> tuple[dict, dict, dict]:
-    """Resolve BASE and RL, sample and verify; counts per model label (BASE first)."""
-    from rlscale.analysis.checkpoints import build_model, resolve
-    from rlscale.analysis.passk_eval import count_correct
-    from rlscale.rl.runner import pick_device
-    from rlscale.store import Store
-
-    diffs = _ints(difficulties, name="--difficulties")
-    st = Store(store_path(store))
-    rl_res = [resolve(r, role="rl", store=st) for r in rl]
-    known = next((r.config for r in rl_res if r.config is not None), None)
-    base_res = resolve(base, role="base", store=st, config=known)
-    for r in rl_res:
-        r.config = r.config or base_res.config
-    cfg = known or base_res.config
-    if cfg is None:
-        raise click.UsageError("none of BASE/RL says which task and model it is; pass a run id "
-                               "or a base directory for at least one of them")
-    diffs = diffs or list(range(cfg.eval.ops_min, cfg.eval.ops_max + 1))
-    dev = pick_device(device)
-    opts = {"difficulties": diffs, "problems": problems or cfg.eval.problems, "samples": samples,
-            "seed": seed, "temperature": temperature}
-    click.echo(f"sampling {samples} completions x {opts['problems']} problems x "
-               f"{len(diffs)} difficulties per model on {dev}", err=True)
-    counts, sources = {}, {}
-    for res in (base_res, *rl_res):
-        if res.label not in counts:
-            counts[res.label] = count_correct(build_model(res, device=dev), cfg, **opts)
-            sources[res.label] = res.source
-    return counts, sources, opts
-
-
-def _save_passk_chart(comparisons: list, *, base_label: str, path: str) -> None:
-    import pandas as pd
-
-    from rlscale.plot.passk import passk_chart
-
-    frames = []
-    for i, (label, cmp) in enumerate(comparisons):
-        cur = cmp.curves
-        if i == 0:
-            frames.append(cur[cur["model"] == "base"].assign(model=f"base ({base_label})"))
-        frames.append(cur[cur["model"] == "rl"].assign(model=label))
-    passk_chart(pd.concat(frames, ignore_index=True)).save(path)
+    for label, cmp in report.comparisons:
+        click.echo(format_passk(cmp, base=report.base, rl=label))
 
 
 def format_passk(cmp: Any, *, base: str, rl: str) -> str:

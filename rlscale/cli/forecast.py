@@ -6,11 +6,13 @@ from typing import Any
 
 import click
 
-from rlscale.cli._common import store_option
+from rlscale.cli._common import store_option, store_path
 from rlscale.cli._fitopts import fit_kwargs, fit_options, load_store_points
 from rlscale.cli import _forecast_out as out
-
-MODES = ("budget", "target", "ceiling_frac", "rank_at")
+from rlscale.fit import fit, load_fits
+from rlscale.forecast.backtest import backtest
+from rlscale.forecast.pricing import stated_pricing
+from rlscale.forecast.run import MODES, USD_MODES, Forecast, ForecastQuery, run_forecast
 
 
 def _budgets(value: str | None) -> list[float] | None:
@@ -76,68 +78,51 @@ def forecast_command(store: str | None, budget: str | None, target: float | None
         rlscale forecast --metric reward --rank-at 20000 --usd-budget --usd-per-gpu-hour 2.5
         rlscale forecast --metric reward --x flops --budget 1e21 --peak-flops 9.89e14 --mfu 0.4
     """
-    from rlscale.fit import fit
-    from rlscale.forecast.budgets import compute_for_fraction, compute_for_reward, reward_at
-    from rlscale.forecast.ranking import rank_at as rank
-    from rlscale.forecast.pricing import Pricing
-
     chosen = [m for m, v in zip(MODES, (budget, target, ceiling_frac, rank_at)) if v is not None]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --budget, --target, --ceiling-frac, --rank-at"
                                + (f" (got {', '.join('--' + m.replace('_', '-') for m in chosen)})"
                                   if chosen else ""))
     kw = fit_kwargs(fit_opts)
-    priced = any(v is not None for v in (usd_per_gpu_hour, flops_per_gpu_hour, peak_flops, mfu))
-    pricing = Pricing.create(axis=kw["x"], usd_per_gpu_hour=usd_per_gpu_hour,
+    pricing = stated_pricing(axis=kw["x"], usd_per_gpu_hour=usd_per_gpu_hour,
                              flops_per_gpu_hour=flops_per_gpu_hour, peak_flops=peak_flops,
-                             mfu=mfu) if priced or usd_budget else None
+                             mfu=mfu, required=usd_budget)
     xs = _budgets(budget)
-    if usd_budget:
-        if chosen[0] not in ("budget", "rank_at"):
-            raise click.UsageError("--usd-budget applies to --budget and --rank-at only")
-        if xs is not None:
-            xs = [float(v) for v in pricing.x_from_usd(xs)]  # type: ignore[union-attr]
-        if rank_at is not None:
-            rank_at = float(pricing.x_from_usd(rank_at))  # type: ignore[union-attr]
-    fits = _saved_fits(store, fit_opts["metric"], kw) if saved else fit(
-        load_store_points(store, fit_opts["metric"]), metric=fit_opts["metric"], **kw)
-    fits = fits if isinstance(fits, list) else [fits]
-    level, seed = kw["level"], kw["seed"]
-    head = {"metric": fit_opts["metric"], "x_axis": kw["x"], "level": level, "mode": chosen[0]}
-    extra: dict[str, Any] = {}
-    if chosen[0] == "budget":
-        df, table = reward_at(fits, xs, level=level, seed=seed), out.reward_table
-    elif chosen[0] == "target":
-        df, table = compute_for_reward(fits, target, level=level, seed=seed), out.compute_table
-    elif chosen[0] == "ceiling_frac":
-        df, table = compute_for_fraction(fits, ceiling_frac, level=level, seed=seed), out.compute_table
-    else:
-        ranking = rank(fits, rank_at, level=level, seed=seed)
-        df, table = ranking.table, out.reward_table
-        extra = {"p_leader_leads": ranking.p_leader_leads, "crossovers": ranking.crossovers,
-                 "skipped": ranking.skipped}
-    df = out.add_costs(df, pricing)
+    if usd_budget and chosen[0] not in USD_MODES:
+        raise click.UsageError("--usd-budget applies to --budget and --rank-at only")
+    query = ForecastQuery.create(budgets=xs, target=target, ceiling_frac=ceiling_frac,
+                                 rank_at=rank_at, pricing=pricing, usd_budget=usd_budget)
+    metric = fit_opts["metric"]
+    fits = _saved_fits(store, metric, kw) if saved else fit(
+        load_store_points(store, metric), metric=metric, **kw)
+    result = run_forecast(fits, query, level=kw["level"], seed=kw["seed"])
     if as_json:
-        click.echo(out.to_json({**head, "forecasts": df, **extra}))
+        click.echo(out.to_json(result.to_dict()))
         return
-    what = {"budget": "reward at budget", "target": f"compute to reach {out.num(target)}",
-            "ceiling_frac": f"compute to reach {out.num(ceiling_frac)} of the gain",
-            "rank_at": f"ranking at {out.num(rank_at)}"}[chosen[0]]
-    click.echo(f"{fit_opts['metric']} vs {kw['x']}: {what}; {level:.0%} intervals, "
-               f"{kw['law']} law")
-    click.echo(table(df))
-    if extra:
-        click.echo(f"\nP(leader really leads at {out.num(rank_at)}) = {extra['p_leader_leads']:.3f}")
+    _echo_forecast(result, law=kw["law"])
+
+
+def _echo_forecast(result: Forecast, *, law: str) -> None:
+    """The text report: a header line, the table, and in rank_at mode the crossovers."""
+    q = result.query
+    what = {"budget": "reward at budget", "target": f"compute to reach {out.num(q.target)}",
+            "ceiling_frac": f"compute to reach {out.num(q.ceiling_frac)} of the gain",
+            "rank_at": f"ranking at {out.num(q.rank_at)}"}[q.mode]
+    table = out.compute_table if q.mode in ("target", "ceiling_frac") else out.reward_table
+    click.echo(f"{result.metric} vs {result.x_axis}: {what}; {result.level:.0%} intervals, "
+               f"{law} law")
+    click.echo(table(result.table))
+    if result.ranking is not None:
+        ranking = result.ranking
+        click.echo(f"\nP(leader really leads at {out.num(q.rank_at)}) = "
+                   f"{ranking.p_leader_leads:.3f}")
         click.echo("crossovers:")
-        click.echo(out.crossover_table(extra["crossovers"]))
-        if extra["skipped"]:
-            click.echo(f"not ranked (fit failed): {', '.join(extra['skipped'])}")
+        click.echo(out.crossover_table(ranking.crossovers))
+        if ranking.skipped:
+            click.echo(f"not ranked (fit failed): {', '.join(ranking.skipped)}")
 
 
 def _saved_fits(store: str | None, metric: str, kw: dict[str, Any]) -> list[Any]:
-    from rlscale.cli._common import store_path
-    from rlscale.fit import load_fits
-
     root = store_path(store)
     fits = load_fits(root, metric=metric, x=kw["x"], law=kw["law"], by=kw["by"])
     if not fits:
@@ -169,8 +154,6 @@ def backtest_command(store: str | None, cut: float | None, cut_x: float | None, 
         rlscale backtest --metric reward --cut 0.25
         rlscale backtest --metric reward --cut-x 5000 --bootstrap 200 --resample runs --json
     """
-    from rlscale.forecast.backtest import backtest
-
     if (cut is None) == (cut_x is None):
         raise click.UsageError("give exactly one of --cut FRAC or --cut-x X")
     kw = fit_kwargs(fit_opts)

@@ -2,7 +2,8 @@
 
 A FLOP count says nothing about cost until a throughput is stated: either directly as FLOPs per
 GPU-hour, or as a GPU's peak FLOP/s times the model FLOPs utilisation (MFU) a job achieves. Every
-function here is pure and works on floats or numpy arrays (``inf`` stays ``inf``).
+function here is pure and works on floats or numpy arrays (``inf`` stays ``inf``);
+:func:`add_costs` puts the conversions beside a forecast table.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from rlscale.errors import InputError
 
 SECONDS_PER_HOUR = 3600.0
 # The compute axes a dollar figure can be derived from (tokens and wall seconds carry no GPU count).
 PRICEABLE_AXES: tuple[str, ...] = ("gpu_hours", "flops")
+# The compute columns of a forecast table that get cost columns beside them.
+X_COLUMNS: tuple[str, ...] = ("x", "x_lower", "x_upper")
 
 
 def flops_per_gpu_hour(*, peak_flops: float, mfu: float) -> float:
@@ -119,6 +123,36 @@ class Pricing:
         if self.axis == "gpu_hours":
             return gh
         return gpu_hours_to_flops(gh, flops_per_gpu_hour=self.flops_per_gpu_hour)  # type: ignore[arg-type]
+
+
+def stated_pricing(*, axis: str, usd_per_gpu_hour: float | None = None,
+                   flops_per_gpu_hour: float | None = None, peak_flops: float | None = None,
+                   mfu: float | None = None, required: bool = False) -> Pricing | None:
+    """The :class:`Pricing` of the stated rates (checked by :meth:`Pricing.create`), or ``None``.
+
+    ``None`` when no rate is stated and ``required`` is false. ``required=True`` (budgets given
+    in dollars) always builds one, so that converting says which rate is missing.
+    """
+    stated = any(v is not None for v in (usd_per_gpu_hour, flops_per_gpu_hour, peak_flops, mfu))
+    if not (stated or required):
+        return None
+    return Pricing.create(axis=axis, usd_per_gpu_hour=usd_per_gpu_hour,
+                          flops_per_gpu_hour=flops_per_gpu_hour, peak_flops=peak_flops, mfu=mfu)
+
+
+def add_costs(df: pd.DataFrame, pricing: Pricing | None) -> pd.DataFrame:
+    """Add ``gpu_hours*`` (FLOP axis with a throughput) and ``usd*`` columns for every x column."""
+    if pricing is None or not pricing.active or df.empty:
+        return df
+    out = df.copy()
+    for col in (c for c in X_COLUMNS if c in out.columns):
+        suffix = col[1:]  # "", "_lower", "_upper"
+        values = out[col].to_numpy(dtype=float)
+        if pricing.axis == "flops" and pricing.flops_per_gpu_hour is not None:
+            out[f"gpu_hours{suffix}"] = pricing.gpu_hours(values)
+        if pricing.usd_per_gpu_hour is not None:
+            out[f"usd{suffix}"] = pricing.usd(values)
+    return out
 
 
 def flops_per_gpu_hour_from(peak_flops: float, mfu: float) -> float:
