@@ -3,6 +3,7 @@
 - :func:`group_label` / :func:`series_label`: a fit group (``{"recipe": "grpo"}``) as text, in
   tables and forecasts (``recipe=grpo``) and in chart legends (``grpo``);
 - :func:`format_value`: a metadata value as a short label (``4e9``, ``(none)``);
+- :func:`short`: a number in a table cell (``0.7812``, ``-`` for missing);
 - :func:`jsonable` / :func:`records`: NaN and +-inf become null, numpy scalars plain.
 """
 
@@ -34,6 +35,15 @@ def series_label(group: Mapping[str, Any] | None) -> str:
     if len(group) == 1:
         return format_value(next(iter(group.values())))
     return ", ".join(f"{k}={format_value(v)}" for k, v in group.items())
+
+
+def short(value: Any, fmt: str = ".4g", *, missing: str = "-") -> str:
+    """A table cell: a float to ``fmt`` (4 significant digits), None as ``missing``, else ``str``."""
+    if value is None:
+        return missing
+    if isinstance(value, (float, np.floating)):
+        return format(value, fmt)
+    return str(value)
 
 
 def format_value(value: Any) -> str:

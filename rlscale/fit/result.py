@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from rlscale.text import group_label, jsonable
+from rlscale.text import group_label, jsonable, short
 
 from rlscale.fit.laws import Law, get_law
 from rlscale.fit.predictive import draw_columns, predictive
@@ -176,9 +176,11 @@ class FitResult:
             lines.append(f"  {name:>6} = {p.value:.6g}  {pct} [{p.lower:.6g}, {p.upper:.6g}]"
                          f" ({p.method}){tag}")
         if self.gof:
-            lines.append("  gof: " + ", ".join(f"{k}={_fmt(v)}" for k, v in self.gof.items()))
-        lines.append(f"  residual sd {_fmt(self.resid_sd)}, lag-1 autocorrelation "
-                     f"{_fmt(self.resid_ar1)}; samples: {len(self.samples)} ({self.samples_method})")
+            gof = (f"{k}={short(v, missing='None')}" for k, v in self.gof.items())
+            lines.append("  gof: " + ", ".join(gof))
+        sd, ar1 = (short(v, missing="None") for v in (self.resid_sd, self.resid_ar1))
+        lines.append(f"  residual sd {sd}, lag-1 autocorrelation {ar1}; samples: "
+                     f"{len(self.samples)} ({self.samples_method})")
         for w in self.warnings:
             lines.append(f"  warning {w.code}: {w.message}")
         return "\n".join(lines)
@@ -262,9 +264,3 @@ def _lazy_property(name: str) -> property:
 
 FitResult.samples = _lazy_property("samples")  # type: ignore[assignment]
 FitResult.data = _lazy_property("data")  # type: ignore[assignment]
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, (float, np.floating)):
-        return f"{v:.4g}"
-    return str(v)

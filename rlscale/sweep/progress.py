@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from rlscale.store import Store
 from rlscale.sweep.run import JobState
+from rlscale.text import short
 
 _ORDER = ("running", "failed", "pending", "complete", "skipped")
 
@@ -84,8 +85,8 @@ class ProgressView:
         width = max([len("run_id"), *(len(r["run_id"]) for r in rows)])
         lines = [f"{'run_id':<{width}}  {'state':<10} {'step':>7} {self.metric:>10} {'wall_s':>8}"]
         for r in rows:
-            lines.append(f"{r['run_id']:<{width}}  {r['state']:<10} {_cell(r['step']):>7} "
-                         f"{_cell(r[self.metric]):>10} {_cell(r['wall_s']):>8}")
+            lines.append(f"{r['run_id']:<{width}}  {r['state']:<10} {short(r['step']):>7} "
+                         f"{short(r[self.metric]):>10} {short(r['wall_s']):>8}")
         if len(shown) < len(states):
             lines.append(f"... {len(states) - len(shown)} more (pending or done)")
         return lines
@@ -109,7 +110,7 @@ class ProgressView:
             what = ("resumed" if j.resumed else "started") if j.state == "running" else j.state
             line = f"{what:<9} {j.job_id}"
             if j.state in ("complete", "failed"):
-                line += f"  step {_cell(step)}  {self.metric} {_cell(value)}  ({_cell(j.wall_s)} s)"
+                line += f"  step {short(step)}  {self.metric} {short(value)}  ({short(j.wall_s)} s)"
             if j.error:
                 line += f"\n          error: {j.error}"
             self.stream.write(f"[{self.summary(states)}] {line}\n")
@@ -121,14 +122,6 @@ class ProgressView:
                 if r["step"] is None:  # e.g. an RL job still pretraining its base
                     self.stream.write(f"  running {r['run_id']}: no points yet\n")
                     continue
-                self.stream.write(f"  running {r['run_id']}: step {_cell(r['step'])}, "
-                                  f"{self.metric} {_cell(r[self.metric])}\n")
+                self.stream.write(f"  running {r['run_id']}: step {short(r['step'])}, "
+                                  f"{self.metric} {short(r[self.metric])}\n")
         self.stream.flush()
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
