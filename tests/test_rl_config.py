@@ -158,3 +158,30 @@ def test_run_metadata_keeps_every_key_consumers_read():
     assert (meta.run_id, meta.recipe, meta.seed, meta.task, meta.model) == (
         "x", "dapo", 0, "arith-graph", "d128-L4")
     assert meta.config == STORED
+
+
+def test_a_recipe_is_a_value_and_a_config_overrides_its_knobs(tmp_path):
+    from rlscale.errors import InputError
+    from rlscale.rl.config import RLConfig
+    from rlscale.rl.recipes import DAPO, GRPO, RECIPES
+
+    c = JobConfig().with_overrides(["rl.recipe=dapo", "rl.kl_coef=0.01"])
+    assert c.rl.overrides == {"kl_coef": 0.01}
+    assert c.rl.knobs == replace(DAPO, kl_coef=0.01) and c.rl.kl_coef == 0.01
+    assert c.to_dict()["rl"]["kl_coef"] == 0.01 and c.to_dict()["rl"]["edge_filter"] is None
+    back = c.with_overrides(["rl.recipe=grpo"])  # the override stays, the rest follow the recipe
+    assert back.rl.knobs == replace(GRPO, kl_coef=0.01)
+    assert c.with_overrides(["rl.kl_coef=none"]).rl.knobs == DAPO
+    assert JobConfig().rl == RLConfig() and JobConfig().rl.knobs == RECIPES["grpo"]
+    assert RLConfig(recipe="cispo", overrides={"clip_high": None}) == RLConfig(recipe="cispo")
+    path = tmp_path / "job.toml"
+    path.write_text('[rl]\nrecipe = "scalerl"\nzero_var_filter = false\nclip_low = 0\n')
+    rl = JobConfig.from_toml(path).rl
+    assert rl.overrides == {"zero_var_filter": False, "clip_low": 0.0}
+    assert (rl.objective, rl.zero_var_filter, rl.fp32_logits) == ("cispo", False, True)
+    with pytest.raises(InputError, match=r"unknown recipe knob 'rl.kl'.*rl.kl_coef"):
+        RLConfig(overrides={"kl": 0.1})
+    with pytest.raises(InputError, match=r"unknown key 'rl.overrides'"):
+        JobConfig.from_dict({"rl": {"overrides": {}}})
+    with pytest.raises(InputError, match=r"rl.clip_low='wide'.*a number or none"):
+        JobConfig().with_overrides(["rl.clip_low=wide"])
