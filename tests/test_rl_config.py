@@ -185,3 +185,22 @@ def test_a_recipe_is_a_value_and_a_config_overrides_its_knobs(tmp_path):
         JobConfig.from_dict({"rl": {"overrides": {}}})
     with pytest.raises(InputError, match=r"rl.clip_low='wide'.*a number or none"):
         JobConfig().with_overrides(["rl.clip_low=wide"])
+
+
+def test_run_metadata_is_every_config_field_by_one_naming_rule():
+    from rlscale.rl.runner import META_PREFIX, _meta, config_metadata, metadata_name
+
+    config = JobConfig().with_overrides(["rl.recipe=scalerl", "rl.kl_coef=0.01"])
+    data = as_run(config).to_dict()
+    want = {metadata_name(s, k): v for s in META_PREFIX for k, v in data[s].items()}
+    del want["recipe"], want["task_name"]  # RunMeta's own fields
+    assert config_metadata(config) == want
+    assert len(want) == sum(len(data[s]) for s in META_PREFIX) - 2  # no two fields share a name
+    assert {k: want[k] for k in ("pretrain_batch_size", "n_heads", "rl_precision", "task_shuffle",
+                                 "eval_samples", "kl_coef", "fp32_logits")} == {
+        "pretrain_batch_size": 64, "n_heads": 4, "rl_precision": "bf16", "task_shuffle": False,
+        "eval_samples": 8, "kl_coef": 0.01, "fp32_logits": True}
+    meta = _meta(replace(as_run(config), run_id="x"), {"flops": 1.0, "wall_s": 2.0, "n_params": 3}, "cpu")
+    measured = set(meta.metadata) - set(want)
+    assert measured == {"pretrain_flops", "pretrain_wall_s", "base_hash", "model_params",
+                        "device", "threads", "gpu_hours_means"}
