@@ -196,11 +196,13 @@ def test_run_metadata_is_every_config_field_by_one_naming_rule():
     del want["recipe"], want["task_name"]  # RunMeta's own fields
     assert config_metadata(config) == want
     assert len(want) == sum(len(data[s]) for s in META_PREFIX) - 2  # no two fields share a name
-    assert {k: want[k] for k in ("pretrain_batch_size", "n_heads", "rl_precision", "task_shuffle",
-                                 "eval_samples", "kl_coef", "fp32_logits")} == {
+    shown = ("pretrain_batch_size", "n_heads", "rl_precision", "task_shuffle", "eval_samples",
+             "kl_coef", "fp32_logits")
+    assert {k: want[k] for k in shown} == {
         "pretrain_batch_size": 64, "n_heads": 4, "rl_precision": "bf16", "task_shuffle": False,
         "eval_samples": 8, "kl_coef": 0.01, "fp32_logits": True}
-    meta = _meta(replace(as_run(config), run_id="x"), {"flops": 1.0, "wall_s": 2.0, "n_params": 3}, "cpu")
+    base_info = {"flops": 1.0, "wall_s": 2.0, "n_params": 3}
+    meta = _meta(replace(as_run(config), run_id="x"), base_info, "cpu")
     measured = set(meta.metadata) - set(want)
     assert measured == {"pretrain_flops", "pretrain_wall_s", "base_hash", "model_params",
                         "device", "threads", "gpu_hours_means"}

@@ -1,11 +1,11 @@
 """Job configuration: one small dataclass per stage, plus typed ``key=value`` overrides.
 
-A job is ``JobConfig(task=..., model=..., pretrain=..., rl=..., eval=...)``. It round-trips through TOML / dicts
-(:meth:`JobConfig.from_toml`, :meth:`JobConfig.from_dict`, :meth:`JobConfig.to_dict`), takes
-command-line overrides (:meth:`JobConfig.with_overrides`), and hashes stably
-(:meth:`JobConfig.hash`). Unknown keys and mistyped values are errors that name the key, the
-value and what was expected. The RL stage names a recipe (:mod:`rlscale.rl.recipes`) and
-overrides any of its knobs; written out (TOML, run.json, ``--set``) each knob is a key of
+A job is ``JobConfig(task=..., model=..., pretrain=..., rl=..., eval=...)``. It round-trips
+through TOML / dicts (:meth:`JobConfig.from_toml`, :meth:`JobConfig.from_dict`,
+:meth:`JobConfig.to_dict`), takes command-line overrides (:meth:`JobConfig.with_overrides`), and
+hashes stably (:meth:`JobConfig.hash`). Unknown keys and mistyped values are errors that name
+the key, the value and what was expected. The RL stage names a recipe (:mod:`rlscale.rl.recipes`)
+and overrides any of its knobs; written out (TOML, run.json, ``--set``) each knob is a key of
 ``[rl]``, ``none`` or absent where the recipe decides. This module does not import torch.
 """
 
@@ -106,7 +106,7 @@ class RLConfig:
     """
 
     recipe: str = "grpo"  # the knobs' preset: grpo | dapo | cispo | scalerl | drgrpo (recipes.py)
-    overrides: dict[str, Any] = field(default_factory=dict)  # knobs given explicitly: {"kl_coef": 0.01}
+    overrides: dict[str, Any] = field(default_factory=dict)  # knobs given: {"kl_coef": 0.01}
     steps: int = 120  # RL steps (one batch of prompts_per_step x group_size samples each)
     lr: float = 3e-4  # AdamW learning rate (constant)
     prompts_per_step: int = 32  # distinct prompts per step
@@ -142,12 +142,12 @@ class RLConfig:
 
     @classmethod
     def from_flat(cls, values: dict[str, Any]) -> RLConfig:
-        """From the written form (:meth:`to_dict`): knobs beside the other keys, None = the recipe's."""
+        """From the written form (:meth:`to_dict`): knobs beside the rest, None: the recipe's."""
         plain = {k: v for k, v in values.items() if k not in KNOBS}
         return cls(**plain, overrides={k: v for k, v in values.items() if k in KNOBS})
 
     def to_dict(self) -> dict[str, Any]:
-        """The written form: the recipe, then every knob (None where the recipe decides), then the rest."""
+        """The written form: the recipe, every knob (None where the recipe decides), the rest."""
         data = asdict(self)
         overrides = data.pop("overrides")
         return {"recipe": data.pop("recipe"), **{k: overrides.get(k) for k in KNOBS}, **data}

@@ -165,13 +165,13 @@ META_SKIPPED = ("task.name", "rl.recipe")
 
 
 def metadata_name(section: str, key: str) -> str:
-    """The run metadata key of config field ``section.key`` (``pretrain.tokens`` -> ``pretrain_tokens``)."""
+    """The metadata key of config field ``section.key``, e.g. ``pretrain_tokens``."""
     prefix = "rl_" if section == "rl" and key in META_RL_PREFIXED else META_PREFIX[section]
     return prefix + key
 
 
 def config_metadata(config: JobConfig) -> dict[str, Any]:
-    """The config's fields as run metadata (see :func:`metadata_name`), the recipe's knobs resolved."""
+    """The config's fields as run metadata (:func:`metadata_name`), the recipe's knobs resolved."""
     data = replace(config, rl=resolve(config.rl)).to_dict()
     return {metadata_name(section, key): value for section in META_PREFIX
             for key, value in data[section].items() if f"{section}.{key}" not in META_SKIPPED}
