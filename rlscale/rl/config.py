@@ -1,24 +1,28 @@
 """Job configuration: one small dataclass per stage, plus typed ``key=value`` overrides.
 
-A job is ``JobConfig(task, model, pretrain, rl, eval)``. It round-trips through TOML / dicts
-(:meth:`JobConfig.from_toml`, :meth:`JobConfig.from_dict`, :meth:`JobConfig.to_dict`), takes
-command-line overrides (:meth:`JobConfig.with_overrides`), and hashes stably
-(:meth:`JobConfig.hash`). Unknown keys and mistyped values are errors that name the key, the
-value and what was expected. This module does not import torch.
+A job is ``JobConfig(task=..., model=..., pretrain=..., rl=..., eval=...)``. It round-trips
+through TOML / dicts (:meth:`JobConfig.from_toml`, :meth:`JobConfig.from_dict`,
+:meth:`JobConfig.to_dict`), takes command-line overrides (:meth:`JobConfig.with_overrides`), and
+hashes stably (:meth:`JobConfig.hash`). Unknown keys and mistyped values are errors that name
+the key, the value and what was expected. The RL stage names a recipe (:mod:`rlscale.rl.recipes`)
+and overrides any of its knobs; written out (TOML, run.json, ``--set``) each knob is a key of
+``[rl]``, ``none`` or absent where the recipe decides. This module does not import torch.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tomllib
 import types
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from rlscale.errors import input_error
+from rlscale.rl.recipes import KNOBS, RECIPES, Recipe
 
 # Allowed values of the string knobs, declared once and checked in :meth:`JobConfig.validate`.
 PRECISIONS = ("bf16", "fp32", "auto")  # see rlscale.rl.model.autocast
@@ -26,7 +30,7 @@ PRECISIONS = ("bf16", "fp32", "auto")  # see rlscale.rl.model.autocast
 CHOICES: dict[str, tuple[str, ...]] = {
     "task.name": ("arith-graph",),
     "device": ("auto", "cpu", "cuda"),
-    "rl.recipe": ("grpo", "dapo", "cispo", "scalerl", "drgrpo"),
+    "rl.recipe": tuple(RECIPES),
     "rl.adv_norm": ("group", "batch", "none"),
     "rl.loss_agg": ("token-mean", "seq-mean", "prompt-mean", "constant"),
     "rl.objective": ("ppo", "cispo"),
@@ -35,7 +39,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TaskConfig:
     """The synthetic task: arithmetic (mod 10) over a dependency graph of ``ops`` operations.
 
@@ -59,7 +63,7 @@ class TaskConfig:
                 "n_base": self.n_base, "const_prob": self.const_prob, "shuffle": self.shuffle}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ModelConfig:
     """A decoder-only transformer (pre-norm, RoPE, RMSNorm, tied embeddings)."""
 
@@ -75,7 +79,7 @@ class ModelConfig:
         return f"d{self.d_model}-L{self.n_layers}"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PretrainConfig:
     """What the base model sees before RL: how much (tokens) and what (difficulties, formats)."""
 
@@ -93,11 +97,16 @@ class PretrainConfig:
     precision: str = "bf16"  # bf16 (autocast: bf16 matrix products, fp32 weights) | fp32 | auto
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RLConfig:
-    """GRPO-family RL. Knobs left as None take the value of the named ``recipe`` preset."""
+    """GRPO-family RL: a named recipe, any of its knobs overridden, and the loop's sizes.
 
-    recipe: str = "grpo"  # preset: grpo | dapo | cispo | scalerl | drgrpo (see recipes.py)
+    The recipe's knobs (the fields of :class:`~rlscale.rl.recipes.Recipe`) read as attributes,
+    ``rl.kl_coef``: the override where there is one, else the recipe's value (:attr:`knobs`).
+    """
+
+    recipe: str = "grpo"  # the knobs' preset: grpo | dapo | cispo | scalerl | drgrpo (recipes.py)
+    overrides: dict[str, Any] = field(default_factory=dict)  # knobs given: {"kl_coef": 0.01}
     steps: int = 120  # RL steps (one batch of prompts_per_step x group_size samples each)
     lr: float = 3e-4  # AdamW learning rate (constant)
     prompts_per_step: int = 32  # distinct prompts per step
@@ -105,21 +114,46 @@ class RLConfig:
     max_new_tokens: int = 128  # longest sampled response
     ops_min: int = 1  # easiest RL prompts (operations)
     ops_max: int = 4  # hardest RL prompts
-    edge_filter: bool | None = None  # resample until kept prompts have pass rate strictly in (0,1)
-    zero_var_filter: bool | None = None  # drop groups whose rewards are all equal from the loss
-    adv_norm: str | None = None  # advantage std normalisation: group | batch | none
-    loss_agg: str | None = None  # token-mean | seq-mean | prompt-mean | constant
-    objective: str | None = None  # ppo (clipped ratio) | cispo (truncated IS weight, stop-grad)
-    clip_low: float | None = None  # ratio clip below 1 - clip_low (ppo)
-    clip_high: float | None = None  # ratio clip above 1 + clip_high (ppo and cispo)
-    kl_coef: float | None = None  # k3 KL penalty to the reference policy (0 = no reference)
     ref_reset_every: int = 0  # copy the policy into the reference every N steps (0 = never)
     minibatches: int = 1  # optimiser steps per batch (>1 makes updates off-policy; ratios matter)
-    fp32_logits: bool | None = None  # compute the LM head in fp32 under bf16 autocast
     precision: str = "bf16"  # sampling, log-probs and eval: bf16 | fp32 | auto (bf16 on GPU only)
 
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.overrides) - set(KNOBS))
+        if unknown:
+            raise input_error(f"unknown recipe knob 'rl.{unknown[0]}'", field=f"rl.{unknown[0]}",
+                              expected=f"one of {[f'rl.{k}' for k in KNOBS]}")
+        # None is how a written config says "the recipe's value": not an override
+        self.overrides = {k: v for k, v in self.overrides.items() if v is not None}
 
-@dataclass
+    @property
+    def knobs(self) -> Recipe:
+        """The recipe's knob values with :attr:`overrides` applied."""
+        if self.recipe not in RECIPES:
+            raise input_error(f"rl.recipe={self.recipe!r} is not allowed", field="rl.recipe",
+                              expected=f"one of {list(RECIPES)}")
+        return replace(RECIPES[self.recipe], **self.overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for names that are not attributes: a knob reads from the resolved recipe.
+        if name in KNOBS:
+            return getattr(self.knobs, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @classmethod
+    def from_flat(cls, values: dict[str, Any]) -> RLConfig:
+        """From the written form (:meth:`to_dict`): knobs beside the rest, None: the recipe's."""
+        plain = {k: v for k, v in values.items() if k not in KNOBS}
+        return cls(**plain, overrides={k: v for k, v in values.items() if k in KNOBS})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The written form: the recipe, every knob (None where the recipe decides), the rest."""
+        data = asdict(self)
+        overrides = data.pop("overrides")
+        return {"recipe": data.pop("recipe"), **{k: overrides.get(k) for k in KNOBS}, **data}
+
+
+@dataclass(kw_only=True)
 class EvalConfig:
     """Held-out evaluation: mean@k and unbiased pass@k per difficulty."""
 
@@ -140,7 +174,7 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class JobConfig:
     """A whole RL job: one dataclass per stage. Saved whole in the run's run.json."""
 
@@ -159,7 +193,7 @@ class JobConfig:
         """Build from a nested dict (as TOML gives). Unknown keys and wrong types are errors."""
         if not isinstance(data, dict):
             raise input_error(f"config must be a table, got {type(data).__name__}", path=source)
-        top = {f.name for f in fields(cls)}
+        top = set(_keys(cls))
         unknown = sorted(set(data) - top)
         if unknown:
             raise input_error(f"unknown key {unknown[0]!r}", path=source, field=unknown[0],
@@ -212,7 +246,7 @@ class JobConfig:
                 data[parts[0]] = _parse(JobConfig, parts[0], key, raw)
             elif len(parts) == 2 and parts[0] in _SECTIONS:
                 section_cls = _SECTIONS[parts[0]]
-                names = [f.name for f in fields(section_cls)]
+                names = list(_keys(section_cls))
                 if parts[1] not in names:
                     raise input_error(f"unknown key {key!r}", field=key,
                                       expected=f"one of {[f'{parts[0]}.{n}' for n in names]}")
@@ -224,7 +258,8 @@ class JobConfig:
 
     # -- output ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The written form (as in TOML and run.json): nested plain values, every key present."""
+        return {**asdict(self), "rl": self.rl.to_dict()}
 
     def hash(self) -> str:
         """sha256 (hex) of everything that changes results: the config less run_id and device."""
@@ -235,9 +270,10 @@ class JobConfig:
 
     def validate(self, *, source: str | None = None) -> None:
         """Check allowed string values and ranges; raise :class:`InputError` naming the key."""
-        flat = {**{k: getattr(self, k) for k in ("run_id", "seed", "device")}}
+        data = self.to_dict()
+        flat = {k: data[k] for k in ("run_id", "seed", "device")}
         for name in _SECTIONS:
-            for key, value in asdict(getattr(self, name)).items():
+            for key, value in data[name].items():
                 flat[f"{name}.{key}"] = value
         for key, allowed in CHOICES.items():
             value = flat[key]
@@ -310,17 +346,26 @@ def base_hash(config: JobConfig) -> str:
 def _section_from_dict(cls: type, name: str, value: Any, source: str | None) -> Any:
     if not isinstance(value, dict):
         raise input_error(f"[{name}] must be a table, got {value!r}", path=source, field=name)
-    valid = [f.name for f in fields(cls)]
+    valid = list(_keys(cls))
     unknown = sorted(set(value) - set(valid))
     if unknown:
         raise input_error(f"unknown key '{name}.{unknown[0]}'", path=source,
                           field=f"{name}.{unknown[0]}",
                           expected=f"one of {[f'{name}.{v}' for v in valid]}")
-    return cls(**{k: _coerce(cls, k, f"{name}.{k}", v, source) for k, v in value.items()})
+    values = {k: _coerce(cls, k, f"{name}.{k}", v, source) for k, v in value.items()}
+    return RLConfig.from_flat(values) if cls is RLConfig else cls(**values)
 
 
-def _field_type(cls: type, name: str) -> Any:
-    return typing.get_type_hints(cls)[name]
+@functools.cache
+def _keys(cls: type) -> dict[str, Any]:
+    """Key -> type of a config table as written (TOML, run.json, ``--set``): in ``[rl]`` the
+    recipe's knobs stand beside the other keys, each also taking none (the recipe's value)."""
+    hints = typing.get_type_hints(cls)
+    if cls is RLConfig:
+        del hints["overrides"]
+        knobs = {k: t | None for k, t in typing.get_type_hints(Recipe).items()}
+        hints = {"recipe": hints.pop("recipe"), **knobs, **hints}
+    return hints
 
 
 def _allowed(tp: Any) -> tuple[list[type], bool]:
@@ -333,7 +378,7 @@ def _allowed(tp: Any) -> tuple[list[type], bool]:
 
 def _coerce(cls: type, name: str, key: str, value: Any, source: str | None) -> Any:
     """Check a value read from TOML/JSON against the field's type (ints may stand for floats)."""
-    kinds, nullable = _allowed(_field_type(cls, name))
+    kinds, nullable = _allowed(_keys(cls)[name])
     if value is None and nullable:
         return None
     for kind in kinds:
@@ -353,7 +398,7 @@ def _coerce(cls: type, name: str, key: str, value: Any, source: str | None) -> A
 
 def _parse(cls: type, name: str, key: str, raw: str) -> Any:
     """Parse the text of an override into the field's type."""
-    kinds, nullable = _allowed(_field_type(cls, name))
+    kinds, nullable = _allowed(_keys(cls)[name])
     text = raw.strip()
     if nullable and text.lower() in ("none", "null"):
         return None

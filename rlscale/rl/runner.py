@@ -30,7 +30,7 @@ from rlscale.errors import RLScaleError, StoreError
 from rlscale.rl.config import JobConfig, base_hash
 from rlscale.rl.evaluate import eval_problems, evaluate
 from rlscale.rl.pretrain import get_base
-from rlscale.rl.recipes import KNOBS, resolve
+from rlscale.rl.recipes import resolve
 from rlscale.rl.step import rl_step
 from rlscale.store import RunMeta, RunWriter, Store, as_store, layout
 
@@ -80,7 +80,7 @@ def run_job(config: JobConfig, *, store: Store | str | os.PathLike[str], resume:
             progress: bool = True) -> str:
     """Run (or with ``resume`` continue) the RL job ``config`` into ``store``; return its run_id."""
     store = as_store(store)
-    config = replace(config, rl=resolve(config.rl))
+    config = replace(config, rl=resolve(config.rl))  # run.json and the run id say what ran
     run_id = config.run_id or default_run_id(config)
     config = replace(config, run_id=run_id)
     device = pick_device(config.device)
@@ -149,24 +149,38 @@ def run_job(config: JobConfig, *, store: Store | str | os.PathLike[str], resume:
     return run_id
 
 
+# Run metadata (run.json's flat ``metadata``, which fits, plots and the demo group by) is every
+# config field named ``<section>_<key>``, except that model and rl keys go bare (d_model, lr,
+# kl_coef: what analyses compare runs by); the rl keys below keep ``rl_``, since bare they would
+# read as another stage's or the whole job's. RunMeta's own fields (recipe, the task's name) are
+# left out, and what the run measured is added (pretrain_flops, model_params, device, ...).
+META_PREFIX = {"task": "task_", "model": "", "pretrain": "pretrain_", "rl": "", "eval": "eval_"}
+META_RL_PREFIXED = ("steps", "ops_min", "ops_max", "precision")
+META_SKIPPED = ("task.name", "rl.recipe")
+
+
+def metadata_name(section: str, key: str) -> str:
+    """The metadata key of config field ``section.key``, e.g. ``pretrain_tokens``."""
+    prefix = "rl_" if section == "rl" and key in META_RL_PREFIXED else META_PREFIX[section]
+    return prefix + key
+
+
+def config_metadata(config: JobConfig) -> dict[str, Any]:
+    """The config's fields as run metadata (:func:`metadata_name`), the recipe's knobs resolved."""
+    data = replace(config, rl=resolve(config.rl)).to_dict()
+    return {metadata_name(section, key): value for section in META_PREFIX
+            for key, value in data[section].items() if f"{section}.{key}" not in META_SKIPPED}
+
+
 def _meta(config: JobConfig, base_info: dict[str, Any], device: str) -> RunMeta:
-    rl, pc = config.rl, config.pretrain
-    metadata = {
-        "pretrain_tokens": pc.tokens, "pretrain_ops_min": pc.ops_min, "pretrain_ops_max": pc.ops_max,
-        "pretrain_mix_worked": pc.mix_worked, "pretrain_mix_compact": pc.mix_compact,
-        "pretrain_mix_direct": pc.mix_direct, "pretrain_seed": pc.seed,
+    measured = {
         "pretrain_flops": float(base_info["flops"]), "pretrain_wall_s": base_info["wall_s"],
-        "base_hash": base_hash(config), "model_params": base_info["n_params"],
-        "d_model": config.model.d_model, "n_layers": config.model.n_layers,
-        "lr": rl.lr, "group_size": rl.group_size, "prompts_per_step": rl.prompts_per_step,
-        "rl_steps": rl.steps, "rl_ops_min": rl.ops_min, "rl_ops_max": rl.ops_max,
-        "max_new_tokens": rl.max_new_tokens, "minibatches": rl.minibatches,
-        "ref_reset_every": rl.ref_reset_every, "device": device,
+        "base_hash": base_hash(config), "model_params": base_info["n_params"], "device": device,
         "threads": torch.get_num_threads(), "gpu_hours_means": "device wall-hours",
-        **{k: getattr(rl, k) for k in KNOBS},
     }
-    return RunMeta(run_id=config.run_id, recipe=rl.recipe, seed=config.seed, task=config.task.name,
-                   model=config.model.name, metadata=metadata, config=config.to_dict())
+    return RunMeta(run_id=config.run_id, recipe=config.rl.recipe, seed=config.seed,
+                   task=config.task.name, model=config.model.name,
+                   metadata={**config_metadata(config), **measured}, config=config.to_dict())
 
 
 def _row(step: int, metric: str, value: float, state: dict[str, Any]) -> dict[str, Any]:

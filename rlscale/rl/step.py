@@ -82,9 +82,9 @@ def _concat(parts: list[Rollout], limit: int) -> Rollout:
 
 def rl_step(policy: Transformer, ref: Transformer | None, opt: torch.optim.Optimizer,
             rl: RLConfig, task: TaskConfig, *, seed: int, step: int) -> StepResult:
-    """One GRPO-family step with a resolved ``rl`` config (see recipes.resolve)."""
+    """One GRPO-family step; ``rl``'s knobs are its recipe's, overridden where it says so."""
     cfg = policy.cfg
-    policy.fp32_logits = bool(rl.fp32_logits)
+    policy.fp32_logits = rl.fp32_logits
     if ref is not None:  # the same head precision, or the KL would be non-zero at equal weights
         ref.fp32_logits = policy.fp32_logits
     gen = torch.Generator(device=next(policy.parameters()).device).manual_seed(

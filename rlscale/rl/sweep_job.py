@@ -25,14 +25,13 @@ def load_base(spec: SweepSpec) -> dict[str, Any]:
 def normalize(config: dict[str, Any], *, spec: SweepSpec) -> dict[str, Any]:
     """Validate one job's config by building a JobConfig from it; errors name the spec.
 
-    Recipe knobs left as ``None`` are resolved from the recipe preset, so the config is the one
-    the run records and a restarted sweep can compare the two."""
+    The recipe's knobs are pinned at their values (:func:`rlscale.rl.recipes.resolve`), so the
+    config is the one the run records and a restarted sweep can compare the two."""
     from rlscale.rl.config import JobConfig
     from rlscale.rl.recipes import resolve
 
     try:
         job = JobConfig.from_dict(config, source=spec.path)
-        # knobs left to the recipe are filled in, as the runner records them in run.json
         return replace(job, rl=resolve(job.rl)).to_dict()
     except TypeError as exc:  # InputErrors already name the spec and the key
         raise input_error(f"job {config.get('run_id')!r} has a bad config: {exc}",
