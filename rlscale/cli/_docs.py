@@ -10,10 +10,14 @@ import click
 
 
 def _walk(cmd: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
+    """Every command under ``cmd``, depth first; a lazy group loads all of its commands."""
     out = [(path, cmd)]
     if isinstance(cmd, click.Group):
-        for name in sorted(cmd.commands):
-            out.extend(_walk(cmd.commands[name], [*path, name]))
+        ctx = click.Context(cmd, info_name=path[-1])
+        for name in sorted(cmd.list_commands(ctx)):
+            sub = cmd.get_command(ctx, name)
+            assert sub is not None, f"{' '.join(path)} lists {name!r} but has no such command"
+            out.extend(_walk(sub, [*path, name]))
     return out
 
 
@@ -25,7 +29,9 @@ def _help(path: list[str]) -> str:
                         **main.context_settings)
     cmd: click.Command = main
     for name in path[1:]:
-        cmd = cmd.commands[name]  # type: ignore[attr-defined]
+        sub = cmd.get_command(ctx, name)  # type: ignore[attr-defined]
+        assert sub is not None, f"no command {' '.join(path)}"
+        cmd = sub
         ctx = click.Context(cmd, info_name=name, parent=ctx, **cmd.context_settings)
     return cmd.get_help(ctx).rstrip()
 
