@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import click
 
+from rlscale.cli import main
+
 
 def _walk(cmd: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
     """Every command under ``cmd``, depth first; a lazy group loads all of its commands."""
@@ -23,8 +25,6 @@ def _walk(cmd: click.Command, path: list[str]) -> list[tuple[list[str], click.Co
 
 def _help(path: list[str]) -> str:
     """Help text as ``rlscale ... --help`` prints it, at a fixed width (not the terminal's)."""
-    from rlscale.cli import main
-
     ctx = click.Context(main, info_name=path[0], terminal_width=100, max_content_width=100,
                         **main.context_settings)
     cmd: click.Command = main
@@ -37,8 +37,6 @@ def _help(path: list[str]) -> str:
 
 
 def render() -> str:
-    from rlscale.cli import main
-
     lines = [
         "# Command-line reference",
         "",

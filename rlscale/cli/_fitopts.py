@@ -11,6 +11,10 @@ from typing import Any, Callable, Iterable
 
 import click
 
+from rlscale.cli._common import store_path
+from rlscale.errors import StoreError
+from rlscale.store.runs import Store, load_points
+
 # fit options that only make sense for `rlscale fit` itself
 NOT_REUSED = ("store", "save", "as_json")
 
@@ -22,7 +26,7 @@ def fit_options(*, exclude: Iterable[str] = (), defaults: dict[str, Any] | None 
     ``defaults`` overrides the default of some of them (e.g. ``{"level": 0.9}``). The options
     appear in the same order as in ``rlscale fit --help``, where the decorator is placed.
     """
-    from rlscale.cli.fit import fit_command
+    from rlscale.cli.fit import fit_command  # not at the top: rlscale.cli.fit imports this module
 
     skip = set(NOT_REUSED) | set(exclude)
     defaults = defaults or {}
@@ -63,10 +67,6 @@ def fit_kwargs(options: dict[str, Any]) -> dict[str, Any]:
 
 def load_store_points(store: str | None, metric: str) -> Any:
     """Points (with run metadata) of ``metric`` from the store, or a clear error."""
-    from rlscale.cli._common import store_path
-    from rlscale.errors import StoreError
-    from rlscale.store.runs import Store, load_points
-
     root = store_path(store)
     st = Store(root)
     if not st.run_ids():

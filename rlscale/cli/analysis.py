@@ -7,8 +7,18 @@ import math
 from typing import Any
 
 import click
+import pandas as pd
 
+from rlscale.analysis.checkpoints import build_model, resolve
+from rlscale.analysis.headroom import headroom
+from rlscale.analysis.passk import compare_passk
+from rlscale.analysis.passk_eval import count_correct
+from rlscale.analysis.sparsity import update_sparsity
 from rlscale.cli._common import store_option, store_path
+from rlscale.cli._fitopts import load_store_points
+from rlscale.errors import input_error
+from rlscale.plot.passk import passk_chart
+from rlscale.store.runs import Store
 
 X_CHOICES = ["gpu_hours", "flops", "tokens", "wall_s", "step"]
 
@@ -85,9 +95,6 @@ def headroom_command(store: str | None, metric: str, by: str, recipe: str | None
         rlscale headroom --metric reward --by pretrain_tokens --cap 1 --at 1e10,1e11 --json
         rlscale headroom --metric eval/mean@8 --by pretrain_tokens --recipe grpo --x flops
     """
-    from rlscale.analysis.headroom import headroom
-    from rlscale.cli._fitopts import load_store_points
-
     at_values = _floats(at, name="--at")
     points = load_store_points(store, metric)
     if recipe is not None:
@@ -169,10 +176,6 @@ def sparsity_command(store: str | None, base: str, rl: str, atol: float | None, 
         rlscale sparsity base.pt rl.pt --rtol 0 --atol 0      # bitwise inequality
         rlscale sparsity base.pt rl.pt --rtol 0.0039 --json   # would it survive a bf16 cast?
     """
-    from rlscale.analysis.checkpoints import resolve
-    from rlscale.analysis.sparsity import update_sparsity
-    from rlscale.store.runs import Store
-
     st = Store(store_path(store))
     b, r = resolve(base, role="base", store=st), resolve(rl, role="rl", store=st)
     rep = update_sparsity(b.state, r.state, atol=atol, rtol=rtol, rank_rtol=rank_rtol,
@@ -279,10 +282,6 @@ def passk_command(store: str | None, base: str, rl: tuple[str, ...], difficultie
         rlscale passk ~/.cache/rlscale/bases/HASH runs/store/_ckpt/RUN/ckpt.pt --json
         rlscale passk --from-counts c.csv "base of RUN_ID" RUN_ID --level 0.9
     """
-    import pandas as pd
-
-    from rlscale.analysis.passk import compare_passk
-
     if from_counts:
         counts, sources, info = _read_counts(from_counts, base, rl)
         diffs = _ints(difficulties, name="--difficulties")
@@ -315,10 +314,6 @@ def passk_command(store: str | None, base: str, rl: tuple[str, ...], difficultie
 
 def _read_counts(path: str, base: str, rl: tuple[str, ...]) -> tuple[dict, dict, dict]:
     """Counts per model from a --counts CSV; BASE first. Errors name the file and the column."""
-    import pandas as pd
-
-    from rlscale.errors import input_error
-
     try:
         table = pd.read_csv(path)
     except (OSError, ValueError) as exc:
@@ -341,10 +336,7 @@ def _sample_counts(store: str | None, base: str, rl: tuple[str, ...], *,
                    difficulties: str | None, problems: int | None, samples: int,
                    temperature: float, device: str, seed: int) -> tuple[dict, dict, dict]:
     """Resolve BASE and RL, sample and verify; counts per model label (BASE first)."""
-    from rlscale.analysis.checkpoints import build_model, resolve
-    from rlscale.analysis.passk_eval import count_correct
-    from rlscale.rl.runner import pick_device
-    from rlscale.store.runs import Store
+    from rlscale.rl.runner import pick_device  # imports torch: deferred to when we sample
 
     diffs = _ints(difficulties, name="--difficulties")
     st = Store(store_path(store))
@@ -372,10 +364,6 @@ def _sample_counts(store: str | None, base: str, rl: tuple[str, ...], *,
 
 
 def _save_passk_chart(comparisons: list, *, base_label: str, path: str) -> None:
-    import pandas as pd
-
-    from rlscale.plot.passk import passk_chart
-
     frames = []
     for i, (label, cmp) in enumerate(comparisons):
         cur = cmp.curves

@@ -7,8 +7,11 @@ import math
 from typing import Any
 
 import click
+import pandas as pd
 
 from rlscale.cli._common import store_option, store_path
+from rlscale.cli._fitopts import load_store_points
+from rlscale.fit import fit, save_fits
 
 X_CHOICES = ["gpu_hours", "flops", "tokens", "wall_s", "step"]
 
@@ -35,8 +38,6 @@ def _cell(p: Any) -> str:
 
 def format_table(fits: list) -> str:
     """One line per fit: group, law, points, window, parameters with intervals, gof, warnings."""
-    import pandas as pd
-
     names: list[str] = []
     for f in fits:
         names += [n for n in f.params if n not in names]
@@ -117,9 +118,6 @@ def fit_command(store: str | None, metric: str, x: str, by: str, law: str,
         rlscale fit --metric reward --method scalerl-grid --r0 first
         rlscale fit --metric reward --max-x 3000 --interval profile
     """
-    from rlscale.cli._fitopts import load_store_points
-    from rlscale.fit import fit, save_fits
-
     points = load_store_points(store, metric)
     by_cols = [b.strip() for b in by.split(",") if b.strip()]
     fits = fit(points, metric=metric, x=x, law=law, by=by_cols, burn_in=burn_in, max_x=max_x,

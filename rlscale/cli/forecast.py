@@ -6,9 +6,14 @@ from typing import Any
 
 import click
 
-from rlscale.cli._common import store_option
+from rlscale.cli._common import store_option, store_path
 from rlscale.cli._fitopts import fit_kwargs, fit_options, load_store_points
 from rlscale.cli import _forecast_out as out
+from rlscale.fit import fit, load_fits
+from rlscale.forecast.backtest import backtest
+from rlscale.forecast.budgets import compute_for_fraction, compute_for_reward, reward_at
+from rlscale.forecast.pricing import Pricing
+from rlscale.forecast.ranking import rank_at as rank
 
 MODES = ("budget", "target", "ceiling_frac", "rank_at")
 
@@ -76,11 +81,6 @@ def forecast_command(store: str | None, budget: str | None, target: float | None
         rlscale forecast --metric reward --rank-at 20000 --usd-budget --usd-per-gpu-hour 2.5
         rlscale forecast --metric reward --x flops --budget 1e21 --peak-flops 9.89e14 --mfu 0.4
     """
-    from rlscale.fit import fit
-    from rlscale.forecast.budgets import compute_for_fraction, compute_for_reward, reward_at
-    from rlscale.forecast.ranking import rank_at as rank
-    from rlscale.forecast.pricing import Pricing
-
     chosen = [m for m, v in zip(MODES, (budget, target, ceiling_frac, rank_at)) if v is not None]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --budget, --target, --ceiling-frac, --rank-at"
@@ -135,9 +135,6 @@ def forecast_command(store: str | None, budget: str | None, target: float | None
 
 
 def _saved_fits(store: str | None, metric: str, kw: dict[str, Any]) -> list[Any]:
-    from rlscale.cli._common import store_path
-    from rlscale.fit import load_fits
-
     root = store_path(store)
     fits = load_fits(root, metric=metric, x=kw["x"], law=kw["law"], by=kw["by"])
     if not fits:
@@ -169,8 +166,6 @@ def backtest_command(store: str | None, cut: float | None, cut_x: float | None, 
         rlscale backtest --metric reward --cut 0.25
         rlscale backtest --metric reward --cut-x 5000 --bootstrap 200 --resample runs --json
     """
-    from rlscale.forecast.backtest import backtest
-
     if (cut is None) == (cut_x is None):
         raise click.UsageError("give exactly one of --cut FRAC or --cut-x X")
     kw = fit_kwargs(fit_opts)
