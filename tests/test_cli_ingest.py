@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -29,7 +30,7 @@ def test_every_command_has_help_and_example():
     for name in ("ingest", "runs", "show"):
         out = run(name, "--help")
         assert "Example" in out
-        cmd = main.commands[name]
+        cmd = main.get_command(click.Context(main), name)
         assert all(p.help for p in cmd.params if p.param_type_name == "option")
 
 

@@ -51,10 +51,10 @@ def test_readme_rl_commands_name_real_options(heading):
     for line in (ln for b in _blocks_after(heading) for ln in b):
         args = [a for a in _args(line) if a != "--dry-run"]
         cmd = args[0]
-        sub = main.commands[cmd] if hasattr(main, "commands") else None
-        assert sub is not None, line
         # under rlscale's own context: without it click caches this command's help option as
         # plain --help (no -h), and docs/cli.md rendered later in the process would differ
         parent = click.Context(main, info_name="rlscale", **main.context_settings)
+        sub = main.get_command(parent, cmd)  # loads the command's module (main is lazy)
+        assert sub is not None, line
         ctx = sub.make_context(cmd, args[1:], parent=parent, resilient_parsing=False)
         assert ctx is not None

@@ -1,10 +1,12 @@
-"""Options and error handling shared by the sub-commands."""
+"""Options, error handling and the lazily loading group shared by the sub-commands."""
 
 from __future__ import annotations
 
+import importlib
 import os
+from gettext import gettext as _
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, NamedTuple
 
 import click
 
@@ -21,6 +23,64 @@ class LibraryErrorGroup(click.Group):
             return super().invoke(ctx)
         except RLScaleError as exc:
             raise click.ClickException(str(exc)) from exc
+
+
+class Entry(NamedTuple):
+    """Where a lazily loaded command lives, and its one-line help for ``--help`` listings."""
+
+    module: str  # module of the group's package whose ``COMMANDS`` list holds the command
+    help: str  # the command's short help (``get_short_help_str``), untruncated
+
+
+class LazyGroup(LibraryErrorGroup):
+    """A group whose commands are imported only when one of them is looked up.
+
+    ``registry`` maps each command name to an :class:`Entry`; ``get_command`` imports
+    ``<package>.<entry.module>`` and registers the commands of its ``COMMANDS`` list. The
+    group's own ``--help`` lists the commands from the registry, importing none of them (click's
+    "lazily loading subcommands" pattern). ``self.commands`` holds only what was loaded (or
+    added); look commands up with ``get_command``.
+    """
+
+    def __init__(self, *args: Any, package: str, registry: Mapping[str, Entry],
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.package = package
+        self.registry = dict(registry)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.registry) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.registry:
+            self.load(cmd_name)
+        return self.commands.get(cmd_name)
+
+    def load(self, cmd_name: str) -> click.Command:
+        """Import the module that defines ``cmd_name`` and register its commands."""
+        module_name = f"{self.package}.{self.registry[cmd_name].module}"
+        module = importlib.import_module(module_name)
+        for command in getattr(module, "COMMANDS", []):
+            if command.name not in self.commands:
+                self.add_command(command)
+        if cmd_name not in self.commands:
+            msg = f"{module_name}.COMMANDS has no command {cmd_name!r}, the registry says it does"
+            raise RuntimeError(msg)
+        return self.commands[cmd_name]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """As click's, but an unloaded command's line comes from the registry: nothing loads."""
+        rows: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            cmd = self.commands.get(name)
+            if cmd is None:  # a stand-in, so click shortens the help exactly as for the real one
+                cmd = click.Command(name, help=self.registry[name].help)
+            if not cmd.hidden:
+                rows.append((name, cmd))
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _cmd in rows)
+            with formatter.section(_("Commands")):  # click's heading, translated as click does
+                formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
 
 
 def store_path(value: str | None) -> Path:

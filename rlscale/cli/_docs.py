@@ -8,31 +8,35 @@ from __future__ import annotations
 
 import click
 
+from rlscale.cli import main
+
 
 def _walk(cmd: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
+    """Every command under ``cmd``, depth first; a lazy group loads all of its commands."""
     out = [(path, cmd)]
     if isinstance(cmd, click.Group):
-        for name in sorted(cmd.commands):
-            out.extend(_walk(cmd.commands[name], [*path, name]))
+        ctx = click.Context(cmd, info_name=path[-1])
+        for name in sorted(cmd.list_commands(ctx)):
+            sub = cmd.get_command(ctx, name)
+            assert sub is not None, f"{' '.join(path)} lists {name!r} but has no such command"
+            out.extend(_walk(sub, [*path, name]))
     return out
 
 
 def _help(path: list[str]) -> str:
     """Help text as ``rlscale ... --help`` prints it, at a fixed width (not the terminal's)."""
-    from rlscale.cli import main
-
     ctx = click.Context(main, info_name=path[0], terminal_width=100, max_content_width=100,
                         **main.context_settings)
     cmd: click.Command = main
     for name in path[1:]:
-        cmd = cmd.commands[name]  # type: ignore[attr-defined]
+        sub = cmd.get_command(ctx, name)  # type: ignore[attr-defined]
+        assert sub is not None, f"no command {' '.join(path)}"
+        cmd = sub
         ctx = click.Context(cmd, info_name=name, parent=ctx, **cmd.context_settings)
     return cmd.get_help(ctx).rstrip()
 
 
 def render() -> str:
-    from rlscale.cli import main
-
     lines = [
         "# Command-line reference",
         "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from rlscale.cli._common import store_option, store_path
+from rlscale.demo import run_demo
 
 
 @click.command("demo")
@@ -31,8 +32,6 @@ def demo(store: str | None, out: str, quick: bool, workers: int | None, spec: st
         rlscale demo --quick --store /tmp/s --out /tmp/demo
         rlscale demo --workers 4 --out demo-out
     """
-    from rlscale.demo import run_demo
-
     run_demo(store=store_path(store), out=out, quick=quick, workers=workers, spec=spec)
 
 

@@ -6,9 +6,11 @@ import json
 from typing import Any
 
 import click
+import pandas as pd
 
 from rlscale.cli._common import store_option, store_path
 from rlscale.cli._fitopts import fit_options, load_store_points
+from rlscale.fit import fit, save_fits
 from rlscale.text import group_label
 
 
@@ -22,8 +24,6 @@ def _cell(p: Any) -> str:
 
 def format_table(fits: list) -> str:
     """One line per fit: group, law, points, window, parameters with intervals, gof, warnings."""
-    import pandas as pd
-
     names: list[str] = []
     for f in fits:
         names += [n for n in f.params if n not in names]
@@ -74,8 +74,6 @@ def fit_command(store: str | None, metric: str, x: str, by: str, law: str,
         rlscale fit --metric reward --method scalerl-grid --r0 first
         rlscale fit --metric reward --max-x 3000 --interval profile
     """
-    from rlscale.fit import fit, save_fits
-
     points = load_store_points(store, metric)
     by_cols = [b.strip() for b in by.split(",") if b.strip()]
     fits = fit(points, metric=metric, x=x, law=law, by=by_cols, burn_in=burn_in, max_x=max_x,

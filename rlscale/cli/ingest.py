@@ -10,7 +10,8 @@ import click
 
 from rlscale.cli._common import store_option, store_path
 from rlscale.ingest.options import FORMATS, parse_set
-from rlscale.store import COMPUTE_AXES, X_AXES
+from rlscale.ingest.pipeline import ingest_paths
+from rlscale.store import COMPUTE_AXES, X_AXES, Store
 
 
 class AxisChoice(click.Choice):
@@ -61,8 +62,6 @@ def ingest_cmd(paths: tuple[str, ...], store: str | None, fmt: str, run_id: str 
         rlscale ingest history.csv --format wandb --x-col gpu_time --x-unit gpu_hours
         rlscale ingest all_runs.csv --run-col run_id --metric reward
     """
-    from rlscale.ingest.pipeline import ingest_paths
-
     results = ingest_paths(
         list(paths), store_path(store), dry_run=dry_run, format=fmt, run_id=run_id,
         recipe=recipe, set_values=parse_set(sets), step_col=step_col, x_col=x_col,
@@ -100,8 +99,6 @@ def runs_cmd(store: str | None, as_json: bool) -> None:
         rlscale runs
         rlscale runs --store runs/store --json
     """
-    from rlscale.store import Store
-
     runs = Store(store_path(store)).runs()
     rows = [{k: _clean(v) for k, v in row.items()} for row in runs.to_dict("records")]
     for row in rows:  # pandas turns an int column with gaps into floats
@@ -143,8 +140,6 @@ def show_cmd(run_id: str, store: str | None, as_json: bool) -> None:
         rlscale show scalerl_seed0
         rlscale show scalerl_seed0 --json
     """
-    from rlscale.store import Store
-
     st = Store(store_path(store))
     meta = st.read_meta(run_id)
     pts = st.read_points_table(run_id).to_pandas()

@@ -8,6 +8,12 @@ from typing import Any, Callable
 import click
 
 from rlscale.cli._common import store_option, store_path
+from rlscale.cli._fitopts import fit_kwargs, fit_options, load_store_points
+from rlscale.fit import fit
+from rlscale.forecast.backtest import backtest
+from rlscale.plot import charts as plot
+from rlscale.text import series_label
+from rlscale.plot.report import report_from_store, write_text
 
 KINDS = ["curves", "raw", "params", "residuals", "backtest"]
 
@@ -32,8 +38,6 @@ def _budgets(ctx: click.Context, param: click.Parameter, value: tuple[str, ...])
 
 def chart_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """``rlscale fit``'s options (shared through :mod:`rlscale.cli._fitopts`) plus the chart's."""
-    from rlscale.cli._fitopts import fit_options
-
     options = [
         store_option,
         fit_options(),
@@ -51,8 +55,6 @@ def chart_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _fit_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
     """:func:`rlscale.fit.fit` keywords from the options; ``by`` includes the facet key."""
-    from rlscale.cli._fitopts import fit_kwargs
-
     if kw["law"] == "all":
         raise click.BadParameter("charts draw one law; pick sigmoid, power, exp or loglinear "
                                  "(rank laws with `rlscale fit --law all`)", param_hint="--law")
@@ -63,8 +65,6 @@ def _fit_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _warn_unfitted(fits: list[Any]) -> None:
-    from rlscale.text import series_label
-
     for f in fits:
         if not f.ok:
             codes = ", ".join(f.warning_codes) or "failed"
@@ -97,9 +97,6 @@ def plot_command(out: str, kind: str, band: str, cut: float, scale: float,
         rlscale plot --metric reward --kind params --out params.png
         rlscale plot --metric reward --kind backtest --cut 0.5 --out backtest.png
     """
-    from rlscale.plot import charts as plot
-    from rlscale.cli._fitopts import load_store_points
-
     fit_kw = _fit_kwargs(kw)
     points = load_store_points(kw["store"], kw["metric"])
     metric, x, facet = kw["metric"], fit_kw.pop("x"), kw["facet"]
@@ -107,14 +104,10 @@ def plot_command(out: str, kind: str, band: str, cut: float, scale: float,
         by = [k for k in fit_kw["by"] if k != facet]
         chart = plot.raw_curves_chart(points, metric=metric, x=x, by=by, facet=facet)
     elif kind == "backtest":
-        from rlscale.forecast.backtest import backtest
-
         opts = {k: v for k, v in fit_kw.items() if k != "max_x"}
         result = backtest(points, metric=metric, x=x, cut=cut, **opts)
         chart = plot.backtest_chart(result, facet=facet)
     else:
-        from rlscale.fit import fit
-
         fits = fit(points, metric=metric, x=x, **fit_kw)
         _warn_unfitted(fits)
         if kind == "curves":
@@ -147,8 +140,6 @@ def report_command(out: str, budgets: list[float], cut: float, no_backtest: bool
         rlscale report --metric reward --budget 2e4,1e5 --out report.html
         rlscale report --metric reward --burn-in 100 --facet pretrain_tokens --out r.html
     """
-    from rlscale.plot.report import report_from_store, write_text
-
     fit_kw = _fit_kwargs(kw)
     by = [k for k in fit_kw.pop("by") if k != kw["facet"]]
     html = report_from_store(

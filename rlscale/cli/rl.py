@@ -8,11 +8,12 @@ from pathlib import Path
 import click
 
 from rlscale.cli._common import store_option, store_path
+from rlscale.rl.config import JobConfig
+from rlscale.rl.flops import estimate_job
+from rlscale.store import Store
 
 
 def _load_config(config_path: str | None, overrides: tuple[str, ...], device: str | None):
-    from rlscale.rl.config import JobConfig
-
     config = JobConfig.from_toml(config_path) if config_path else JobConfig()
     extra = list(overrides) + ([f"device={device}"] if device else [])
     return config.with_overrides(extra) if extra else config
@@ -58,10 +59,6 @@ def run(config_path, overrides, store, device, threads, resume_id, dry_run, no_p
         rlscale run --dry-run --set pretrain.tokens=2e6
         rlscale run --resume rl-grpo-d128-L4-1a2b3c4d-s0
     """
-    from rlscale.rl.config import JobConfig
-    from rlscale.rl.flops import estimate_job
-    from rlscale.store import Store
-
     root = store_path(store)
     if resume_id:
         if config_path or overrides:

@@ -7,8 +7,10 @@ from typing import Any
 import click
 
 from rlscale.cli._common import store_option, store_path
-from rlscale.sweep.executors import EXECUTORS, make_executor
 from rlscale.store import Store
+from rlscale.sweep import run as sw
+from rlscale.sweep.executors import EXECUTORS, make_executor
+from rlscale.sweep.progress import ProgressView
 
 
 @click.command("sweep")
@@ -43,9 +45,6 @@ def sweep(spec_path: str, store: str | None, executor: str, workers: int | None,
         rlscale sweep runs/pretrain_study.toml --resume
         rlscale sweep runs/pretrain_study.toml --executor ray --address auto
     """
-    from rlscale.sweep import run as sw
-    from rlscale.sweep.progress import ProgressView
-
     if address is not None and executor != "ray":
         raise click.UsageError("--address is for --executor ray")
     spec = sw.load_spec(spec_path)
@@ -67,8 +66,6 @@ def sweep(spec_path: str, store: str | None, executor: str, workers: int | None,
 
 
 def _print_plan(spec: Any, store: Store) -> None:
-    from rlscale.sweep import run as sw
-
     jobs = sw.resolve_jobs(spec)
     plan = sw.plan_jobs(jobs, store)
     estimates = sw.estimate_jobs(spec, jobs)
