@@ -72,12 +72,24 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        msg = f"module 'rlscale' has no attribute {name!r}"
-        raise AttributeError(msg)
-    return getattr(importlib.import_module(module), name)
+def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Any, Any]:
+    """``__getattr__`` and ``__dir__`` for a package that re-exports ``exports`` (name -> module)
+    and imports each module on first use, so importing the package stays cheap."""
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            msg = f"module {package!r} has no attribute {name!r}"
+            raise AttributeError(msg)
+        return getattr(importlib.import_module(module), name)
+
+    def __dir__() -> list[str]:
+        return sorted(exports)
+
+    return __getattr__, __dir__
+
+
+__getattr__, _ = lazy_exports("rlscale", _EXPORTS)
 
 
 def __dir__() -> list[str]:

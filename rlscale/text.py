@@ -10,12 +10,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
-
-from typing import Mapping
+import sys
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MISSING = "(none)"
 
@@ -74,13 +75,15 @@ def jsonable(v: Any) -> Any:
         return [jsonable(x) for x in v]
     if v is None or isinstance(v, str):
         return v
-    if isinstance(v, pd.Timestamp):
-        return v.isoformat()
-    try:
-        if pd.isna(v):
-            return None
-    except (TypeError, ValueError):
-        pass
+    pd = sys.modules.get("pandas")  # a pandas value exists only once pandas is imported
+    if pd is not None:
+        if isinstance(v, pd.Timestamp):
+            return v.isoformat()
+        try:
+            if pd.isna(v):
+                return None
+        except (TypeError, ValueError):
+            pass
     return str(v)
 
 

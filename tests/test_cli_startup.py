@@ -103,7 +103,14 @@ def test_version_and_help_import_no_heavy_library(args):
     assert _imported(*args) == []
 
 
-def test_runs_imports_no_fitting_or_charting_library(tmp_path):
-    """`rlscale runs` reads the store (pandas, pyarrow) but never fits or draws."""
-    got = _imported("runs", "--store", str(tmp_path / "store"))
-    assert not {"scipy", "lmfit", "altair", "torch"} & set(got), got
+def test_runs_lists_a_store_with_pyarrow_alone(tmp_path):
+    """`rlscale runs` reads run.json and points.parquet with pyarrow: no pandas (a second of
+    start-up), and it never fits or draws."""
+    from click.testing import CliRunner
+
+    store = str(tmp_path / "store")
+    examples = sorted(str(p) for p in (ROOT / "examples").glob("*.csv"))
+    CliRunner().invoke(main, ["ingest", *examples, "--store", store], catch_exceptions=False)
+    got = _imported("runs", "--store", store)
+    assert not {"pandas", "scipy", "lmfit", "altair", "torch"} & set(got), got
+    assert "pyarrow" in got  # it did read the points

@@ -10,11 +10,11 @@ imports. A new command goes into its module's ``COMMANDS`` and into :data:`REGIS
 Look commands up with ``main.get_command(ctx, name)``: ``main.commands`` holds only the
 loaded ones.
 
-Start-up (``python benchmarks/startup.py``, 2 cores, load ~1, fastest of 11 runs; ratio to
-``python -c "import click"``, ~0.13 s): ``rlscale --version`` 1.1x, ``--help`` 1.3x, ``rlscale
-runs`` on the ingested ``examples/*.csv`` ~1.2-1.5 s (11x), most of it importing pandas, which
-``rlscale.store`` needs. Before the commands loaded lazily, every command, ``--version``
-included, took 2.7-3.5 s (21-27x): each imported scipy, pandas and pyarrow.
+Start-up (``python benchmarks/startup.py --repeat 7``, 2 cores, load ~1.3, median wall time;
+ratio to ``python -c "import click"``, 0.13 s): ``rlscale --version`` 0.9x, ``--help`` 0.8x,
+``rlscale runs`` on the ingested ``examples/*.csv`` 0.61 s (4.7x): it reads the store with
+pyarrow alone (``Store.summaries``), no pandas. Before the commands loaded lazily, every command,
+``--version`` included, took 2.7-3.5 s (21-27x): each imported scipy, pandas and pyarrow.
 
 Library errors (:class:`rlscale.errors.RLScaleError`) become ``click.ClickException`` here (in
 :class:`~rlscale.cli._common.LibraryErrorGroup`), and nowhere else.
@@ -50,8 +50,8 @@ REGISTRY: dict[str, Entry] = {
                             "backtest, charts, data."),
     "run": Entry("rl", "Pretrain (or reuse) a base, run RL on it, and write its points into the "
                        "store."),
-    "runs": Entry("ingest", "List runs: recipe, metadata, metrics, point count, compute range."),
-    "show": Entry("ingest", "Show one run: its metadata and a per-metric summary (points, steps, "
+    "runs": Entry("store", "List runs: recipe, metadata, metrics, point count, compute range."),
+    "show": Entry("store", "Show one run: its metadata and a per-metric summary (points, steps, "
                             "first/last/min/max)."),
     "sparsity": Entry("analysis", "Which parameters did RL change, and how low-rank is each "
                                   "update?"),

@@ -1,9 +1,8 @@
-"""``rlscale ingest``, ``rlscale runs``, ``rlscale show``: get logs into the store and look at it."""
+"""``rlscale ingest``: get logs into the store (``runs`` and ``show`` look at it: cli/store.py)."""
 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import click
@@ -11,7 +10,7 @@ import click
 from rlscale.cli._common import store_option, store_path
 from rlscale.ingest.options import FORMATS, parse_set
 from rlscale.ingest.pipeline import ingest_paths
-from rlscale.store import COMPUTE_AXES, X_AXES, Store
+from rlscale.store import X_AXES
 
 
 class AxisChoice(click.Choice):
@@ -78,100 +77,4 @@ def ingest_cmd(paths: tuple[str, ...], store: str | None, fmt: str, run_id: str 
                    f"metrics {', '.join(r.metrics)}")
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "ndarray":
-        return [_clean(v) for v in value]
-    return value
-
-
-@click.command("runs")
-@store_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run, as a list.")
-def runs_cmd(store: str | None, as_json: bool) -> None:
-    """List runs: recipe, metadata, metrics, point count, compute range.
-
-    \b
-    Examples:
-        rlscale runs
-        rlscale runs --store runs/store --json
-    """
-    runs = Store(store_path(store)).runs()
-    rows = [{k: _clean(v) for k, v in row.items()} for row in runs.to_dict("records")]
-    for row in rows:  # pandas turns an int column with gaps into floats
-        if isinstance(row.get("seed"), float) and row["seed"].is_integer():
-            row["seed"] = int(row["seed"])
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, default=str))
-        return
-    if not rows:
-        click.echo(f"no runs in {store_path(store)}")
-        return
-    fixed = {"run_id", "recipe", "seed", "task", "model", "status", "source_path",
-             "source_format", "n_points", "metrics", "max_step"}
-    for row in rows:
-        compute = ", ".join(
-            f"{a} {_fmt(row[f'min_{a}'])}..{_fmt(row[f'max_{a}'])}"
-            for a in X_AXES if a in COMPUTE_AXES and row.get(f"max_{a}") is not None)
-        meta = [f"{k}={row[k]}" for k in ("seed", "task", "model") if row.get(k) is not None]
-        meta += [f"{k}={_fmt(v)}" for k, v in row.items() if k not in fixed and not
-                 k.startswith(("min_", "max_")) and v is not None]
-        click.echo(f"{row['run_id']}  recipe={row['recipe']}  points={row['n_points']}  "
-                   f"steps<={row['max_step']}  {compute or 'no compute axis'}  "
-                   f"metrics={','.join(row['metrics'])}" + (f"  {' '.join(meta)}" if meta else ""))
-
-
-def _fmt(x: Any) -> str:
-    return f"{x:.4g}" if isinstance(x, float) else str(x)
-
-
-@click.command("show")
-@click.argument("run_id")
-@store_option
-@click.option("--json", "as_json", is_flag=True, help="Print meta and summary as JSON.")
-def show_cmd(run_id: str, store: str | None, as_json: bool) -> None:
-    """Show one run: its metadata and a per-metric summary (points, steps, first/last/min/max).
-
-    \b
-    Examples:
-        rlscale show scalerl_seed0
-        rlscale show scalerl_seed0 --json
-    """
-    st = Store(store_path(store))
-    meta = st.read_meta(run_id)
-    pts = st.read_points_table(run_id).to_pandas()
-    summary = []
-    for metric, g in pts.groupby("metric", sort=True):
-        g = g.sort_values("step")
-        row = {"metric": metric, "n": len(g), "first_step": int(g["step"].iloc[0]),
-               "last_step": int(g["step"].iloc[-1]), "first": float(g["value"].iloc[0]),
-               "last": float(g["value"].iloc[-1]), "min": float(g["value"].min()),
-               "max": float(g["value"].max())}
-        for axis in (a for a in X_AXES if a in COMPUTE_AXES):
-            if g[axis].notna().any():
-                row[f"max_{axis}"] = _clean(g[axis].max())
-        summary.append(row)
-    if as_json:
-        click.echo(json.dumps({"meta": meta.to_dict(), "metrics": summary}, indent=2, default=str))
-        return
-    d = meta.to_dict()
-    for key in ("run_id", "recipe", "seed", "task", "model", "status", "created"):
-        click.echo(f"{key}: {d[key]}")
-    for key, value in sorted(d["metadata"].items()):
-        click.echo(f"metadata.{key}: {value}")
-    if d["source"]:
-        src = d["source"]
-        click.echo(f"source: {src.get('path')} [{src.get('format')}] sha256 {str(src.get('sha256'))[:12]}")
-    click.echo(f"{'metric':<28} {'n':>6} {'steps':>13} {'first':>10} {'last':>10} {'min':>10} "
-               f"{'max':>10}  compute")
-    for r in summary:
-        comp = " ".join(f"{k[4:]}<={_fmt(v)}" for k, v in r.items() if k.startswith("max_"))
-        click.echo(f"{r['metric']:<28} {r['n']:>6} {r['first_step']:>6}-{r['last_step']:<6} "
-                   f"{r['first']:>10.4g} {r['last']:>10.4g} {r['min']:>10.4g} {r['max']:>10.4g}  "
-                   f"{comp}")
-
-
-COMMANDS = [ingest_cmd, runs_cmd, show_cmd]
+COMMANDS = [ingest_cmd]

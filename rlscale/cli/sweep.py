@@ -11,6 +11,7 @@ from rlscale.store import Store
 from rlscale.sweep import run as sw
 from rlscale.sweep.executors import EXECUTORS, make_executor
 from rlscale.sweep.progress import ProgressView
+from rlscale.text import short
 
 
 @click.command("sweep")
@@ -73,9 +74,9 @@ def _print_plan(spec: Any, store: Store) -> None:
     header = ["run_id", "action", *keys, "seed", "flops", "device_h"]
     rows = []
     for p, est in zip(plan, estimates):
-        rows.append([p.job.job_id, p.action, *(_fmt(p.job.varied[k]) for k in keys),
-                     str(p.job.seed), _fmt(None if est is None else est["flops"]),
-                     _fmt(None if est is None else est["device_hours"])])
+        rows.append([p.job.job_id, p.action, *(short(p.job.varied[k], ".3g") for k in keys),
+                     str(p.job.seed), short(None if est is None else est["flops"], ".3g"),
+                     short(None if est is None else est["device_hours"], ".3g")])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
@@ -103,14 +104,6 @@ def _total(todo: list[tuple[Any, dict[str, float]]]) -> tuple[float, float]:
         flops += est["flops"] * (1 - share)
         hours += est["device_hours"] * (1 - share)
     return flops, hours
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
 
 
 COMMANDS = [sweep]

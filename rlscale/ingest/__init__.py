@@ -9,8 +9,7 @@ all-or-nothing. See docs/ingest.md. Names are imported on first use, so the CLI 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rlscale import lazy_exports
 
 _EXPORTS = {
     "FORMATS": "rlscale.ingest.options",
@@ -25,10 +24,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        msg = f"module 'rlscale.ingest' has no attribute {name!r}"
-        raise AttributeError(msg)
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,10 +1,16 @@
-"""Reading and writing runs: :class:`Store`, :class:`RunWriter`, :func:`load_points`.
+"""Reading and writing runs: :class:`Store`, a directory of runs.
 
 A run directory is built one level down in a hidden scratch directory
 (``<store>/.tmp-<uuid>/<run_id>/``) and renamed into place, so readers and concurrent writers
 never see half a run, and the glob ``<store>/*/points.parquet`` (DuckDB, polars, pandas) never
 matches a run in flight; a process killed mid-write leaves only a hidden directory that readers
 skip and :meth:`Store.clean` removes. Where each file lives is :mod:`rlscale.store.layout`.
+
+This module reads and writes with pyarrow alone: pandas (about a second to import) is imported
+only by the two methods that take or return a DataFrame (:meth:`Store.runs`,
+:meth:`Store.write_run`), so ``rlscale runs`` lists a store without it. The pandas side of the
+store (:class:`~rlscale.store.frames.RunWriter`, :func:`~rlscale.store.frames.load_points`) is
+:mod:`rlscale.store.frames`.
 """
 
 from __future__ import annotations
@@ -15,18 +21,19 @@ import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rlscale.errors import InputError, StoreError
+from rlscale.errors import StoreError
 from rlscale.store import layout
 from rlscale.store.atomic import fsync_dir, write_json, write_parquet
-from rlscale.store.schema import (COMPUTE_AXES, POINT_COLUMNS, POINTS_SCHEMA, RunMeta, check_run_id,
-                                  normalize_points)
+from rlscale.store.schema import COMPUTE_AXES, POINTS_SCHEMA, RunMeta, check_run_id
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 WriteStatus = Literal["written", "unchanged", "replaced"]
 
@@ -69,7 +76,8 @@ class Store:
         path = self.run_dir(run_id) / layout.POINTS_FILE
         if not path.is_file():
             return POINTS_SCHEMA.empty_table()
-        return pq.read_table(path, schema=POINTS_SCHEMA)
+        table = pq.ParquetFile(path).read()  # not pq.read_table: it imports pandas
+        return table if table.schema.equals(POINTS_SCHEMA) else table.cast(POINTS_SCHEMA)
 
     def read_points(
         self,
@@ -90,9 +98,10 @@ class Store:
             table = table.filter(pc.is_in(table["metric"], pa.array(wanted, pa.string())))
         return table.to_pandas()
 
-    def runs(self) -> pd.DataFrame:
-        """One row per run: identity, metadata keys as columns, metrics, point count, compute range
-        (``min_<axis>``/``max_<axis>``, None where the run has no such axis)."""
+    def summaries(self) -> list[dict[str, Any]]:
+        """One dict per run: identity, metadata keys, metrics, point count, compute range
+        (``min_<axis>``/``max_<axis>``, None where the run has no such axis). Needs no pandas,
+        so listing a store (``rlscale runs``) starts fast."""
         rows = []
         for run_id in self.run_ids():
             meta = self.read_meta(run_id)
@@ -116,7 +125,13 @@ class Store:
             for key, value in meta.metadata.items():
                 row.setdefault(key, value)
             rows.append(row)
-        return pd.DataFrame(rows)
+        return rows
+
+    def runs(self) -> pd.DataFrame:
+        """:meth:`summaries` as a frame, one row per run, metadata keys as columns."""
+        import pandas as pd  # deferred: see the module docstring
+
+        return pd.DataFrame(self.summaries())
 
     # -- writing -------------------------------------------------------------------------------
     def write_run(
@@ -129,6 +144,8 @@ class Store:
         ``replace`` let it overwrite one. Raises :class:`StoreError` if the run exists and
         ``replace`` is false.
         """
+        from rlscale.store.validate import normalize_points  # deferred: pandas, see above
+
         table = normalize_points(points, meta.run_id, source=(meta.source or {}).get("path"))
         return self.write_table(meta, table, replace=replace)
 
@@ -266,110 +283,6 @@ def _max_or_none(column: pa.ChunkedArray, how: str = "max") -> float | int | Non
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return value
-
-
-class RunWriter:
-    """Incremental writer for a run that is still going (the RL jobs use it).
-
-    The run directory appears atomically on :meth:`open` with ``status="running"``; each
-    :meth:`append` rewrites ``points.parquet`` atomically (write a temporary file, then rename),
-    so a crash loses at most the points since the last append. :meth:`close` marks it complete.
-    """
-
-    def __init__(self, store: Store | str | os.PathLike[str], meta: RunMeta) -> None:
-        self.store = as_store(store)
-        self.meta = meta
-        self._table = POINTS_SCHEMA.empty_table()
-
-    @classmethod
-    def open(cls, store: Store | str | os.PathLike[str], meta: RunMeta) -> RunWriter:
-        """Create a new run (error if it exists)."""
-        writer = cls(store, meta)
-        meta.status = "running"
-        writer.store.write_run(meta, pd.DataFrame(columns=list(POINT_COLUMNS)))
-        return writer
-
-    @classmethod
-    def resume(cls, store: Store | str | os.PathLike[str], run_id: str) -> RunWriter:
-        """Reopen an existing run, keeping the points already written."""
-        st = as_store(store)
-        writer = cls(st, st.read_meta(run_id))
-        writer._table = st.read_points_table(run_id)
-        return writer
-
-    @property
-    def points(self) -> pd.DataFrame:
-        return self._table.to_pandas()
-
-    def truncate_after(self, step: int) -> None:
-        """Drop points logged after ``step`` (a resumed job rewinds to its checkpoint)."""
-        df = self.points
-        self._replace(df[df["step"] <= step])
-
-    def append(self, points: pd.DataFrame) -> None:
-        df = pd.concat([self.points, points], ignore_index=True) if len(self._table) else points
-        self._replace(df)
-
-    def _replace(self, df: pd.DataFrame) -> None:
-        table = normalize_points(df, self.meta.run_id, source=f"run {self.meta.run_id}")
-        write_parquet(self.store.run_dir(self.meta.run_id) / layout.POINTS_FILE, table)
-        self._table = table
-
-    def update_meta(self, **changes: Any) -> None:
-        for key, value in changes.items():
-            setattr(self.meta, key, value)
-        write_json(self.store.run_dir(self.meta.run_id) / layout.RUN_FILE, self.meta.to_dict())
-
-    def close(self, status: str = "complete") -> None:
-        self.update_meta(status=status)
-
-
-def load_points(
-    store: Store | str | os.PathLike[str],
-    metric: str | Iterable[str] | None = None,
-    runs: Iterable[str] | None = None,
-    *,
-    with_meta: bool = False,
-) -> pd.DataFrame:
-    """Points of a store as a long DataFrame (columns :data:`POINT_COLUMNS`).
-
-    With ``with_meta=True`` each row also carries its run's ``recipe``, ``seed``, ``task``,
-    ``model`` and metadata keys, ready for grouping (``--by``).
-    """
-    st = as_store(store)
-    points = st.read_points(metric=metric, runs=runs)
-    if not with_meta or points.empty:
-        return points
-    meta = load_runs(st).drop(
-        columns=["n_points", "metrics", "max_step", "source_path", "source_format", "status"]
-        + [f"{m}_{a}" for a in COMPUTE_AXES for m in ("min", "max")],
-        errors="ignore",
-    )
-    return points.merge(meta, on="run_id", how="left")
-
-
-def load_metric_points(store: Store | str | os.PathLike[str], metric: str) -> pd.DataFrame:
-    """Points of ``metric`` with run metadata (as :func:`load_points` ``with_meta=True``), or why not.
-
-    Raises :class:`StoreError` for a store with no runs, and :class:`InputError` (field
-    ``metric``) naming the metrics there when none of its points has this metric.
-    """
-    st = as_store(store)
-    if not st.run_ids():
-        msg = f"no runs in store {str(st.root)!r} (pass --store DIR or set RLSCALE_STORE)"
-        raise StoreError(msg)
-    points = load_points(st, metric=metric, with_meta=True)
-    if points.empty:
-        known = sorted({m for ms in st.runs()["metrics"] for m in ms})
-        msg = f"no points for metric {metric!r} in {str(st.root)!r}; metrics there: {known}"
-        raise InputError(msg, field="metric")
-    return points
-
-
-def load_runs(store: Store | str | os.PathLike[str]) -> pd.DataFrame:
-    """One row per run in the store (see :meth:`Store.runs`)."""
-    st = as_store(store)
-    return st.runs()
 
 
 def as_store(store: Store | str | os.PathLike[str]) -> Store:
