@@ -3,7 +3,8 @@
 - :func:`group_label` / :func:`series_label`: a fit group (``{"recipe": "grpo"}``) as text, in
   tables and forecasts (``recipe=grpo``) and in chart legends (``grpo``);
 - :func:`format_value`: a metadata value as a short label (``4e9``, ``(none)``);
-- :func:`short`: a number in a table cell (``0.7812``, ``-`` for missing);
+- :func:`num` / :func:`interval`: a number or ``[lo, hi]`` in a table or a sentence;
+- :func:`short`: a cell of a plain listing (floats shortened, the rest as they are);
 - :func:`jsonable` / :func:`records`: NaN and +-inf become null, numpy scalars plain.
 """
 
@@ -36,6 +37,32 @@ def series_label(group: Mapping[str, Any] | None) -> str:
     if len(group) == 1:
         return format_value(next(iter(group.values())))
     return ", ".join(f"{k}={format_value(v)}" for k, v in group.items())
+
+
+def num(v: Any, fmt: str = ".4g", *, missing: str = "-", inf: str = "inf") -> str:
+    """A number for a table or a line of text: ``fmt`` (4 significant digits) for floats, ints as
+    they are, booleans as yes/no; ``missing`` for None and NaN, ``inf`` for +inf (``never`` reads
+    better for a compute that is never reached); anything else as ``str``."""
+    if v is None:
+        return missing
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if math.isnan(x):
+        return missing
+    if math.isinf(x):
+        return inf if x > 0 else "-inf"
+    return format(x, fmt)
+
+
+def interval(lo: Any, hi: Any, fmt: str = ".4g", **kw: str) -> str:
+    """``[lo, hi]``, each through :func:`num` (same ``fmt``, ``missing``, ``inf``)."""
+    return f"[{num(lo, fmt, **kw)}, {num(hi, fmt, **kw)}]"
 
 
 def short(value: Any, fmt: str = ".4g", *, missing: str = "-") -> str:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from rlscale.text import group_label, jsonable, records
+from rlscale.text import group_label, interval, jsonable, num, records
 
 
 def to_json(payload: dict[str, Any]) -> str:
@@ -19,29 +17,12 @@ def to_json(payload: dict[str, Any]) -> str:
     return json.dumps(clean, indent=2, allow_nan=False)
 
 
-def num(v: Any) -> str:
-    """4 significant digits; ``inf`` stays ``inf``; missing is ``-``."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    if isinstance(v, (bool, np.bool_)):
-        return "yes" if v else "no"
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, (float, np.floating)):
-        return "inf" if math.isinf(v) else f"{v:.4g}"
-    return str(v)
-
-
-def span(lo: Any, hi: Any) -> str:
-    return f"[{num(lo)}, {num(hi)}]"
-
-
 def reward_table(df: pd.DataFrame) -> str:
     rows = []
     for r in df.to_dict("records"):
         row = {"group": _label(r), "x": num(r["x"]), "mean": num(r["mean"]),
-               "mean interval": span(r["mean_lower"], r["mean_upper"]),
-               "new-run interval": span(r["pred_lower"], r["pred_upper"])}
+               "mean interval": interval(r["mean_lower"], r["mean_upper"]),
+               "new-run interval": interval(r["pred_lower"], r["pred_upper"])}
         row.update(_cost_cells(r, bounds=False))
         row["warnings"] = _warn(r)
         if "rank" in r:
@@ -58,7 +39,7 @@ def compute_table(df: pd.DataFrame) -> str:
             row["fraction"] = num(r["fraction"])
         x = {"never": "never", "uncertain": f">{num(r['x_lower'])}"}.get(r["status"], num(r["x"]))
         row.update({"target": num(r["target"]), "x": x,
-                    "interval": "-" if r["status"] == "never" else span(r["x_lower"], r["x_upper"]),
+                    "interval": "-" if r["status"] == "never" else interval(r["x_lower"], r["x_upper"]),
                     "P(reach)": num(r["p_reach"]), "status": r["status"]})
         row.update(_cost_cells(r, bounds=True))
         row["warnings"] = _warn(r)
@@ -70,7 +51,7 @@ def crossover_table(df: pd.DataFrame) -> str:
     if df.empty:
         return "no crossovers in range"
     rows = [{"overtaker": r["leader_after"], "overtaken": r["leader_before"], "at x": num(r["x"]),
-             "interval": span(r["x_lower"], r["x_upper"]), "P(cross in range)": num(r["p_cross"])}
+             "interval": interval(r["x_lower"], r["x_upper"]), "P(cross in range)": num(r["p_cross"])}
             for r in df.to_dict("records")]
     return _text(rows)
 
@@ -91,7 +72,7 @@ def _cost_cells(r: dict[str, Any], *, bounds: bool) -> dict[str, str]:
         if bounds and r.get("status") == "uncertain":
             cells[unit] = f">{num(r[unit + '_lower'])}"
         elif bounds and r.get("status") != "never":
-            cells[unit] = f"{num(r[unit])} {span(r[unit + '_lower'], r[unit + '_upper'])}"
+            cells[unit] = f"{num(r[unit])} {interval(r[unit + '_lower'], r[unit + '_upper'])}"
         else:
             cells[unit] = "never" if r.get("status") == "never" else num(r[unit])
     return cells

@@ -18,6 +18,7 @@ from rlscale.cli._fitopts import load_store_points
 from rlscale.plot.charts import save_chart
 from rlscale.plot.passk import comparisons_chart
 from rlscale.store import X_AXES, Store
+from rlscale.text import num
 
 
 def _floats(value: str | None, *, name: str) -> list[float]:
@@ -36,9 +37,15 @@ def _floats(value: str | None, *, name: str) -> list[float]:
 
 
 def _g(v: Any, fmt: str = ".4g") -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    return format(v, fmt)
+    """Ints too through ``fmt`` (pretraining budgets read 1.5e+06); non-finite as ``-``."""
+    return num(_as_float(v), fmt, inf="-")
+
+
+def _as_float(v: Any) -> Any:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return v
 
 
 def _interval(lo: Any, hi: Any) -> str:

@@ -20,6 +20,7 @@ import pandas as pd
 from rlscale.plot import frames as D
 from rlscale.errors import input_error
 from rlscale.plot import vega
+from rlscale.text import records
 
 if TYPE_CHECKING:
     import altair as alt
@@ -44,7 +45,7 @@ def _inline(frame: pd.DataFrame) -> dict[str, Any]:
     """Data as a plain ``{"values": records}`` dict: altair moves it to the spec's top-level
     ``datasets`` without running the schema validator over every row (a 40k-point chart
     validates in well under a second) and without its 5000-row limit."""
-    return {"values": D.records(frame)}
+    return {"values": records(frame)}
 
 
 def _series_scale(series: Iterable[str]) -> Any:

@@ -7,7 +7,6 @@ these columns to marks.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Iterable, Sequence
 
@@ -20,13 +19,6 @@ from rlscale.text import format_value, series_label
 CURVE_PARAMS: tuple[str, ...] = ("A", "B", "C_mid")
 GRID_IN = 60
 GRID_OUT = 40
-
-
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-safe dicts (NaN/inf/None -> null, numpy scalars -> Python)."""
-    clean = frame.replace([np.inf, -np.inf], np.nan)
-    clean = clean.astype(object).where(pd.notna(clean), None)
-    return json.loads(clean.to_json(orient="records", double_precision=15))
 
 
 def facet_label(key: str, value: Any) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from rlscale.plot import frames as D
-from rlscale.text import format_value, series_label
+from rlscale.text import format_value, num, series_label
 from rlscale.forecast.budgets import compute_for_fraction, reward_at
 from rlscale.forecast.ranking import rank_at
 from rlscale.plot import charts as plot
@@ -48,17 +48,12 @@ def _esc(value: Any) -> str:
 
 
 def _num(value: Any, fmt: str = ".4g") -> str:
-    if value is None:
-        return ""
+    """Ints too through ``fmt``; missing is blank, a compute never reached reads ``never``."""
     try:
-        v = float(value)
+        value = float(value)
     except (TypeError, ValueError):
-        return str(value)
-    if math.isnan(v):
-        return ""
-    if math.isinf(v):
-        return "never" if v > 0 else "-inf"
-    return format(v, fmt)
+        pass
+    return num(value, fmt, missing="", inf="never")
 
 
 def _interval(value: Any, lower: Any, upper: Any) -> str:
