@@ -32,6 +32,15 @@ from typing import IO, Any
 import pandas as pd
 
 from rlscale.errors import RLScaleError, input_error
+from rlscale.fit import fit
+from rlscale.plot.charts import curves_chart, params_chart, save
+from rlscale.plot.levels import level_params_chart, level_params_frame
+from rlscale.plot.report import write_report
+from rlscale.rl.config import JobConfig
+from rlscale.store import Store, load_points, load_runs
+from rlscale.sweep.executors import make_executor
+from rlscale.sweep.progress import ProgressView
+from rlscale.sweep.run import load_spec, plan_jobs, resolve_jobs, run_sweep
 
 DATA = Path(__file__).resolve().parent / "data"
 SPECS = {"full": DATA / "demo.toml", "quick": DATA / "demo_quick.toml"}
@@ -89,10 +98,6 @@ def run_demo(*, store: str | os.PathLike[str], out: str | os.PathLike[str], quic
     one. Progress goes to ``stream`` (default stdout). Raises :class:`RLScaleError` if a job
     failed (its error is in the message and in ``<store>/_sweeps/``).
     """
-    from rlscale.sweep.executors import make_executor
-    from rlscale.store import Store
-    from rlscale.sweep.run import load_spec, plan_jobs, resolve_jobs, run_sweep
-    from rlscale.sweep.progress import ProgressView
 
     t0 = time.perf_counter()
     stream = stream or sys.stdout
@@ -128,11 +133,6 @@ def run_demo(*, store: str | os.PathLike[str], out: str | os.PathLike[str], quic
 
 def write_outputs(res: DemoResult, store: Any) -> None:
     """Fit the demo's runs and write the report, charts and parameter table into ``res.out``."""
-    from rlscale.fit import fit
-    from rlscale.plot.charts import curves_chart, params_chart, save
-    from rlscale.plot.levels import level_params_chart, level_params_frame
-    from rlscale.plot.report import write_report
-    from rlscale.store import load_points, load_runs
 
     points = load_points(store, metric=res.metric, runs=res.run_ids, with_meta=True)
     if points.empty:
@@ -194,7 +194,6 @@ def _levels(jobs: list[Any], key: str) -> list[Any]:
 
 def _bases_line(jobs: list[Any]) -> str:
     """Which pretrained bases exist (shipped or cached) and which the jobs will pretrain."""
-    from rlscale.rl.config import JobConfig
     from rlscale.rl.pretrain import SHIPPED, find_base
 
     seen: dict[str, str] = {}

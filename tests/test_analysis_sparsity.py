@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlscale.analysis.sparsity import layer_of, load_state_dict, update_rank, update_sparsity
+from rlscale.analysis.checkpoints import load_state_dict
+from rlscale.analysis.sparsity import layer_of, update_rank, update_sparsity
 from rlscale.errors import InputError
 
 

@@ -18,12 +18,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 from rlscale.errors import InputError, input_error
+from rlscale.rl.config import JobConfig
 from rlscale.store import Store, layout
 
 Role = Literal["base", "rl"]
+# where a state dict may sit inside a checkpoint dict (rlscale RL checkpoints use "policy")
+_STATE_KEYS: tuple[str, ...] = ("policy", "model", "state_dict", "model_state_dict", "model_state",
+                                 "params")
 
 
 class NoConfigError(InputError):
@@ -60,7 +64,6 @@ def resolve(ref: str, *, role: Role, store: Store, config: Any = None) -> Resolv
 
 def job_config(data: dict[str, Any], *, source: str) -> Any:
     """A JobConfig from a run's stored config or a base.json (task/model/pretrain sections)."""
-    from rlscale.rl.config import JobConfig
 
     keep = {k: v for k, v in data.items() if k in ("task", "model", "pretrain", "rl", "eval",
                                                     "seed", "run_id", "device")}
@@ -120,7 +123,6 @@ def _file(path: Path, *, config: Any, label: str) -> Resolved:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    from rlscale.analysis.sparsity import load_state_dict
 
     return load_state_dict(path)
 
@@ -141,3 +143,36 @@ def build_model(resolved: Resolved, *, device: str = "cpu") -> Any:
         raise input_error(f"weights do not fit model {resolved.config.model.name}: {first}",
                           path=resolved.source, expected="a checkpoint of that architecture") from exc
     return model.to(device).eval()
+
+
+def load_state_dict(path: str | Path) -> dict[str, Any]:
+    """Read a torch checkpoint file and return its parameter state dict (name -> tensor).
+
+    Accepts a bare state dict, or a dict holding one under ``policy`` (rlscale RL checkpoints),
+    ``model``, ``state_dict``, ``model_state_dict``, ``model_state`` or ``params``. Loads with
+    ``weights_only=True`` (no arbitrary code from the file) onto the CPU.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise input_error("no such checkpoint file", path=path, expected="a torch .pt state dict")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for unreadable files
+        raise input_error(f"cannot read as a torch checkpoint ({type(exc).__name__}: {exc})",
+                          path=path, expected="a file written by torch.save") from exc
+    return _find_state(obj, path=path)
+
+
+def _find_state(obj: Any, *, path: Path) -> dict[str, Any]:
+    if isinstance(obj, Mapping) and obj and all(hasattr(v, "shape") for v in obj.values()):
+        return dict(obj)
+    if isinstance(obj, Mapping):
+        for key in _STATE_KEYS:
+            if isinstance(obj.get(key), Mapping):
+                return _find_state(obj[key], path=path)
+    keys = sorted(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
+    raise input_error(f"no state dict found (top level: {keys})", path=path,
+                      expected=f"a dict of tensors, or one under {list(_STATE_KEYS)}")
+

@@ -30,9 +30,9 @@ import pandas as pd
 
 from rlscale.analysis.headroom_law import fit_headroom_law, n_params, resolve_law
 from rlscale.errors import input_error
-from rlscale.store import POINT_COLUMNS
 from rlscale.fit import fit
 from rlscale.fit.laws import get_law
+from rlscale.store import POINT_COLUMNS
 
 
 @dataclass

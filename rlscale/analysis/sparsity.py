@@ -22,7 +22,6 @@ never adds rank.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -37,8 +36,6 @@ _EPS: dict[str, float] = {
     "float64": float(np.finfo(np.float64).eps), "float32": float(np.finfo(np.float32).eps),
     "float16": float(np.finfo(np.float16).eps), "bfloat16": 2.0 ** -7,
 }
-_STATE_KEYS: tuple[str, ...] = ("policy", "model", "state_dict", "model_state_dict", "model_state",
-                                 "params")
 
 
 @dataclass
@@ -218,37 +215,3 @@ def _aggregate(matrices: pd.DataFrame, *, by: str) -> pd.DataFrame:
     out["delta_fro"] = np.sqrt(out["delta_sq"])
     out["rel_delta_fro"] = out["delta_fro"] / out["base_fro"].where(out["base_sq"] > 0)
     return out.drop(columns=["delta_sq", "base_sq"])
-
-
-# -- checkpoint files ------------------------------------------------------------------------------
-def load_state_dict(path: str | Path) -> dict[str, Any]:
-    """Read a torch checkpoint file and return its parameter state dict (name -> tensor).
-
-    Accepts a bare state dict, or a dict holding one under ``policy`` (rlscale RL checkpoints),
-    ``model``, ``state_dict``, ``model_state_dict``, ``model_state`` or ``params``. Loads with
-    ``weights_only=True`` (no arbitrary code from the file) onto the CPU.
-    """
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise input_error("no such checkpoint file", path=path, expected="a torch .pt state dict")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for unreadable files
-        raise input_error(f"cannot read as a torch checkpoint ({type(exc).__name__}: {exc})",
-                          path=path, expected="a file written by torch.save") from exc
-    return _find_state(obj, path=path)
-
-
-def _find_state(obj: Any, *, path: Path) -> dict[str, Any]:
-    if isinstance(obj, Mapping) and obj and all(hasattr(v, "shape") for v in obj.values()):
-        return dict(obj)
-    if isinstance(obj, Mapping):
-        for key in _STATE_KEYS:
-            if isinstance(obj.get(key), Mapping):
-                return _find_state(obj[key], path=path)
-    keys = sorted(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
-    raise input_error(f"no state dict found (top level: {keys})", path=path,
-                      expected=f"a dict of tensors, or one under {list(_STATE_KEYS)}")
-

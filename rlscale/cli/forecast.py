@@ -6,9 +6,9 @@ from typing import Any
 
 import click
 
+from rlscale.cli import _forecast_out as out
 from rlscale.cli._common import store_option, store_path
 from rlscale.cli._fitopts import fit_kwargs, fit_options, load_store_points
-from rlscale.cli import _forecast_out as out
 from rlscale.fit import fit, load_fits
 from rlscale.forecast.backtest import backtest
 from rlscale.forecast.pricing import stated_pricing

@@ -12,8 +12,8 @@ from rlscale.cli._fitopts import fit_kwargs, fit_options, load_store_points
 from rlscale.fit import fit
 from rlscale.forecast.backtest import backtest
 from rlscale.plot import charts as plot
-from rlscale.text import series_label
 from rlscale.plot.report import report_from_store, write_text
+from rlscale.text import series_label
 
 KINDS = ["curves", "raw", "params", "residuals", "backtest"]
 

@@ -12,9 +12,9 @@ import types
 from typing import Any
 
 from rlscale.fit.grouped import fit
+from rlscale.fit.laws import LAWS, Law, get_law
 from rlscale.fit.result import WARNING_CODES, FitResult, FitWarning, ParamEstimate
 from rlscale.fit.saved import load_fits, save_fits
-from rlscale.fit.laws import LAWS, Law, get_law
 
 __all__ = ["fit", "FitResult", "FitWarning", "ParamEstimate", "WARNING_CODES", "load_fits",
            "save_fits", "get_law", "Law", "LAWS"]

@@ -11,8 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from rlscale.fit.solver import Space, solve
 from rlscale.fit.laws import Law
+from rlscale.fit.solver import Space, solve
 
 Presolved = tuple[np.ndarray, float, bool]
 

@@ -14,12 +14,12 @@ from rlscale.fit import uncertainty as unc
 from rlscale.fit.batch import Presolved, space_for
 from rlscale.fit.checks import check_fit
 from rlscale.fit.fast import fast_fit, suspicious
+from rlscale.fit.grid import A_GRID, grid_fit
 from rlscale.fit.heldout import heldout
+from rlscale.fit.laws import Law
+from rlscale.fit.profile import profile_interval
 from rlscale.fit.result import FitResult, FitWarning, ParamEstimate
 from rlscale.fit.solver import Space, solve
-from rlscale.fit.laws import Law
-from rlscale.fit.grid import A_GRID, grid_fit
-from rlscale.fit.profile import profile_interval
 
 N_NORMAL_DRAWS = 1000
 

@@ -13,8 +13,8 @@ from rlscale.errors import RLScaleError, input_error
 from rlscale.fit.batch import multistart_many
 from rlscale.fit.core import failed, fit_curve, starts_for
 from rlscale.fit.heldout import heldout_many
-from rlscale.fit.result import FitResult, FitWarning
 from rlscale.fit.laws import LAWS, Law, get_law
+from rlscale.fit.result import FitResult, FitWarning
 from rlscale.store import X_AXES
 
 LOSSES = ("linear", "huber")

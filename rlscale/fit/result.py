@@ -9,10 +9,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from rlscale.text import group_label, jsonable, short
-
 from rlscale.fit.laws import Law, get_law
 from rlscale.fit.predictive import draw_columns, predictive
+from rlscale.text import group_label, jsonable, short
 
 WARNING_CODES: dict[str, str] = {
     "asymptote_not_identified": "the curve has not clearly passed C_mid; A is an extrapolation",

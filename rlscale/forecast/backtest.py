@@ -14,10 +14,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from rlscale.text import group_label, records
-from rlscale.forecast.curve import curve
 from rlscale.errors import InputError
 from rlscale.fit import fit
+from rlscale.forecast.curve import curve
+from rlscale.text import group_label, records
 
 POINT_COLUMNS = ("group", "run_id", "x", "y", "mean", "pred_lower", "pred_upper", "abs_error",
                  "covered")

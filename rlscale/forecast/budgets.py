@@ -24,9 +24,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from rlscale.errors import InputError
 from rlscale.forecast.curve import Curve, as_fit_list, curve
 from rlscale.forecast.roots import check_level, interval, sigmoid_fraction_compute
-from rlscale.errors import InputError
 
 REWARD_COLUMNS = ("group", "x", "mean", "mean_lower", "mean_upper", "pred_lower", "pred_upper",
                   "level", "law", "method", "warnings")

@@ -14,11 +14,11 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from rlscale.forecast.roots import numeric_inverse
 from rlscale.errors import InputError
-from rlscale.text import group_label
-from rlscale.fit.predictive import MAX_DRAWS, draw_columns, predictive
 from rlscale.fit.laws import Law, get_law
+from rlscale.fit.predictive import MAX_DRAWS, draw_columns, predictive
+from rlscale.forecast.roots import numeric_inverse
+from rlscale.text import group_label
 
 LOG_X_LIMITS = (-30.0, 60.0)  # "x -> 0" and "x -> inf" when probing a law's ends
 

@@ -14,12 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rlscale.errors import InputError
+from rlscale.forecast.budgets import reward_at
 from rlscale.forecast.curve import Curve, align_draws, as_fit_list, curve
 from rlscale.forecast.roots import check_level, crossing_points, grid_roots, interval
-from rlscale.errors import InputError
-from rlscale.text import group_label
-from rlscale.forecast.budgets import reward_at
-from rlscale.text import records
+from rlscale.text import group_label, records
 
 CROSSOVER_COLUMNS = ("group_a", "group_b", "x", "x_lower", "x_upper", "leader_before",
                      "leader_after", "p_cross")

@@ -14,11 +14,11 @@ from typing import Any
 import pandas as pd
 
 from rlscale.errors import input_error
+from rlscale.ingest import readers, table, tensorboard, trl
 from rlscale.ingest.options import IngestOptions, parse_set, sanitize_run_id
 from rlscale.ingest.points import RunSet, to_run_set
 from rlscale.ingest.source import sha256_of
 from rlscale.store import RunMeta, Store, WriteStatus, as_store, same_source
-from rlscale.ingest import readers, table, tensorboard, trl
 
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".tab": "csv", ".jsonl": "jsonl",
                   ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
 
 import pandas as pd
 
-from rlscale.plot import frames as D
 from rlscale.errors import input_error
+from rlscale.plot import frames as D
 from rlscale.plot import vega
 from rlscale.text import records
 

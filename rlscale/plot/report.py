@@ -17,17 +17,17 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from rlscale.plot import frames as D
-from rlscale.text import format_value, num, series_label
+from rlscale import __version__
+from rlscale.fit import fit
+from rlscale.forecast.backtest import backtest as run_backtest
 from rlscale.forecast.budgets import compute_for_fraction, reward_at
 from rlscale.forecast.ranking import rank_at
 from rlscale.plot import charts as plot
-from rlscale import __version__
+from rlscale.plot import frames as D
 from rlscale.plot import vega
 from rlscale.plot.charts import to_spec
-from rlscale.forecast.backtest import backtest as run_backtest
-from rlscale.fit import fit
 from rlscale.store import Store, load_metric_points, load_runs
+from rlscale.text import format_value, num, series_label
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2em auto;

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from rlscale.rl.model import padded_positions, rope_tables, _as_mask, _attn_mask, Transformer
+from rlscale.rl.model import Transformer, _as_mask, _attn_mask, padded_positions, rope_tables
 from rlscale.rl.tasks import EOS, PAD
 
 

@@ -12,9 +12,9 @@ import torch
 
 from rlscale.rl import flops as fl
 from rlscale.rl.config import ModelConfig
+from rlscale.rl.decode import generate, pad_left
 from rlscale.rl.grpo import token_entropy, token_logprobs
 from rlscale.rl.model import Transformer, autocast, gather_rows
-from rlscale.rl.decode import generate, pad_left
 from rlscale.rl.tasks import BOS, EOS, Problem, decode, encode, response_format, score, token_roles
 
 

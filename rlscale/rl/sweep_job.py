@@ -10,12 +10,15 @@ from dataclasses import replace
 from typing import Any
 
 from rlscale.errors import input_error
+from rlscale.rl.config import JobConfig, base_hash
+from rlscale.rl.flops import estimate_job
+from rlscale.rl.recipes import resolve
+from rlscale.store import Store
 from rlscale.sweep.spec import SweepSpec
 
 
 def load_base(spec: SweepSpec) -> dict[str, Any]:
     """The spec's base config with every default filled in, as a nested dict."""
-    from rlscale.rl.config import JobConfig
 
     if spec.base_path:
         return JobConfig.from_toml(spec.base_path).to_dict()
@@ -27,8 +30,6 @@ def normalize(config: dict[str, Any], *, spec: SweepSpec) -> dict[str, Any]:
 
     The recipe's knobs are pinned at their values (:func:`rlscale.rl.recipes.resolve`), so the
     config is the one the run records and a restarted sweep can compare the two."""
-    from rlscale.rl.config import JobConfig
-    from rlscale.rl.recipes import resolve
 
     try:
         job = JobConfig.from_dict(config, source=spec.path)
@@ -40,7 +41,6 @@ def normalize(config: dict[str, Any], *, spec: SweepSpec) -> dict[str, Any]:
 
 def group(config: dict[str, Any]) -> str:
     """Jobs with the same pretrained base (task, model, pretraining) form a group."""
-    from rlscale.rl.config import JobConfig, base_hash
 
     return base_hash(JobConfig.from_dict(config))
 
@@ -51,8 +51,6 @@ def estimate(config: dict[str, Any]) -> dict[str, float]:
     Pretraining is counted unless the base is already cached; ``shared_flops`` is the
     pretraining part, which jobs of one group share (the sweep builds each base once).
     """
-    from rlscale.rl.config import JobConfig
-    from rlscale.rl.flops import estimate_job
     from rlscale.rl.pretrain import find_base
 
     cfg = JobConfig.from_dict(config)
@@ -65,9 +63,7 @@ def run_rl_job(config: dict[str, Any], *, store: str, resume: bool) -> str:
     """Run one RL job into ``store`` (the executors call this in their workers)."""
     import torch
 
-    from rlscale.rl.config import JobConfig
     from rlscale.rl.runner import run_job
-    from rlscale.store import Store
 
     threads = os.environ.get("RLSCALE_THREADS")
     if threads:  # the executor's share of the cores (torch may not have been imported before)

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from rlscale.errors import StoreError
-from rlscale.sweep.executors import Outcome, Task, resolve_target
 from rlscale.store import Store, as_store, layout
 from rlscale.store.atomic import write_json
+from rlscale.sweep.executors import Outcome, Task, resolve_target
 from rlscale.sweep.spec import Job, SweepSpec, expand_jobs, load_plain_base, load_spec
 
 __all__ = ["Job", "SweepSpec", "load_spec", "expand_jobs", "resolve_jobs", "plan_jobs",
