@@ -79,23 +79,29 @@ FIT_OPTIONS: list[tuple[str, tuple[str, ...], dict[str, Any]]] = [
 ]
 
 
-def fit_options(*, exclude: Iterable[str] = (), defaults: dict[str, Any] | None = None
+def fit_options(*, only: Iterable[str] | None = None, exclude: Iterable[str] = (),
+                defaults: dict[str, Any] | None = None, helps: dict[str, str] | None = None
                 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator adding the fit options (minus ``exclude``) to a click command, in help order.
+    """Decorator adding the fit options (``only`` these, minus ``exclude``) to a click command,
+    in help order.
 
-    ``defaults`` overrides the default of some of them (e.g. ``{"level": 0.9}``).
+    ``defaults`` overrides the default of some of them (e.g. ``{"level": 0.9}``), ``helps`` their
+    help text where a command uses them in its own sense (``headroom`` fits per pretraining level).
     """
-    skip, defaults = set(exclude), defaults or {}
-    unknown = (skip | set(defaults)) - {name for name, _, _ in FIT_OPTIONS}
+    names = [name for name, _, _ in FIT_OPTIONS]
+    keep = set(names if only is None else only) - set(exclude)
+    defaults, helps = defaults or {}, helps or {}
+    unknown = (keep | set(exclude) | set(defaults) | set(helps)) - set(names)
     if unknown:
         msg = f"no fit options {sorted(unknown)}"
         raise ValueError(msg)
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         for name, decls, kw in reversed(FIT_OPTIONS):  # click applies decorators bottom-up
-            if name not in skip:
-                func = click.option(*decls, **{**kw, **({"default": defaults[name]}
-                                                         if name in defaults else {})})(func)
+            if name in keep:
+                own = {"default": defaults[name]} if name in defaults else {}
+                own.update({"help": helps[name]} if name in helps else {})
+                func = click.option(*decls, **{**kw, **own})(func)
         return func
 
     return decorate

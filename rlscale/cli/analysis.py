@@ -14,10 +14,10 @@ from rlscale.analysis.passk_counts import compare_to_base, read_counts, write_co
 from rlscale.analysis.passk_eval import plan_sampling, sample_counts
 from rlscale.analysis.sparsity import sparsity_between
 from rlscale.cli._common import store_option, store_path
-from rlscale.cli._fitopts import load_store_points
+from rlscale.cli._fitopts import fit_options, load_store_points
 from rlscale.plot.charts import save_chart
 from rlscale.plot.passk import comparisons_chart
-from rlscale.store import X_AXES, Store
+from rlscale.store import Store
 from rlscale.text import num
 
 
@@ -55,15 +55,14 @@ def _interval(lo: Any, hi: Any) -> str:
 # -- headroom ----------------------------------------------------------------------------------------
 @click.command("headroom")
 @store_option
-@click.option("--metric", required=True, help="Metric whose RL ceiling to model (e.g. reward).")
+@fit_options(only=["metric"], helps={"metric": "Metric whose RL ceiling to model (e.g. reward)."})
 @click.option("--by", required=True,
               help="Metadata key holding each run's pretraining budget (e.g. pretrain_tokens).")
 @click.option("--recipe", default=None,
               help="Use only the runs of this recipe (default: every run, pooled per level).")
-@click.option("--x", "x", type=click.Choice(X_AXES), default="gpu_hours", show_default=True,
-              help="RL compute axis of the per-level fits.")
-@click.option("--law", default="sigmoid", show_default=True,
-              help="RL law fitted per level (needs a ceiling): sigmoid, power or exp.")
+@fit_options(only=["x", "law"], helps={
+    "x": "RL compute axis of the per-level fits.",
+    "law": "RL law fitted per level (needs a ceiling): sigmoid, power or exp."})
 @click.option("--headroom-law", type=click.Choice(["auto", "saturating", "loglinear"]),
               default="auto", show_default=True,
               help="Law of the ceiling A in the pretraining budget P: saturating "
@@ -74,15 +73,11 @@ def _interval(lo: Any, hi: Any) -> str:
                    "fewer, so 3 levels leave one degree of freedom to test the law.")
 @click.option("--at", "at", default=None,
               help="Pretraining budget(s) to forecast the RL ceiling at, comma-separated.")
-@click.option("--burn-in", type=float, default=None, help="Drop points below this RL compute.")
-@click.option("--max-x", type=float, default=None, help="Use points up to this RL compute only.")
-@click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Bootstrap refits per level (0: draws from each fit's covariance).")
-@click.option("--resample", type=click.Choice(["points", "runs"]), default="points",
-              show_default=True, help="Bootstrap unit for the per-level fits.")
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.95, show_default=True, help="Interval coverage.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for resampling.")
+@fit_options(only=["burn_in", "max_x", "bootstrap", "resample", "level", "seed"], helps={
+    "burn_in": "Drop points below this RL compute.",
+    "max_x": "Use points up to this RL compute only.",
+    "bootstrap": "Bootstrap refits per level (0: draws from each fit's covariance).",
+    "resample": "Bootstrap unit for the per-level fits."})
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def headroom_command(store: str | None, metric: str, by: str, recipe: str | None, x: str,
                      law: str, headroom_law: str, cap: float | None, at: str | None,
