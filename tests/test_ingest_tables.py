@@ -60,6 +60,25 @@ def test_aliases_x_col_step_col_and_metric_filter(tmp_path, store_dir):
     assert df["gpu_hours"].tolist() == [0.5, 1.0] and df["step"].tolist() == [1, 2]
     [(_, t2)] = read_source(f, x_col="iteration", x_unit="steps")
     assert sorted(set(t2["metric"])) == ["acc", "gpu_time", "lr"]
+    [(_, t3)] = read_source(f, x_col="iteration", x_unit="step")  # fit --x's name, the same
+    assert t3.equals(t2)
+
+
+def test_cli_x_unit_takes_the_axis_names_of_fit_x(tmp_path):
+    from click.testing import CliRunner
+
+    from rlscale.cli import main
+    from rlscale.store import X_AXES, Store
+
+    f = write(tmp_path / "h.csv", "iteration,acc\n1,0.1\n2,0.2\n")
+    for i, unit in enumerate(["step", "steps"]):
+        store = str(tmp_path / f"s{i}")
+        res = CliRunner().invoke(main, ["ingest", str(f), "--store", store, "--x-col", "iteration",
+                                        "--x-unit", unit], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        assert Store(store).read_points()["step"].tolist() == [1, 2]
+    res = CliRunner().invoke(main, ["ingest", str(f), "--x-col", "iteration", "--x-unit", "hours"])
+    assert res.exit_code == 2 and all(a in res.output for a in X_AXES)
 
 
 def test_wandb_chart_export_one_and_two_runs(tmp_path, store_dir):
