@@ -114,3 +114,27 @@ def test_runs_lists_a_store_with_pyarrow_alone(tmp_path):
     got = _imported("runs", "--store", store)
     assert not {"pandas", "scipy", "lmfit", "altair", "torch"} & set(got), got
     assert "pyarrow" in got  # it did read the points
+
+
+NO_TORCH = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == "torch":
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+sys.meta_path.insert(0, Block())
+from rlscale.cli import main
+main(sys.argv[1:], prog_name="rlscale")
+"""
+
+
+@pytest.mark.parametrize("args", [["run", "--set", "rl.steps=1", "--store", "s"], ["pretrain"],
+                                  ["demo", "--quick", "--store", "s"]])
+def test_a_command_that_needs_torch_says_which_extra_to_install(tmp_path, args):
+    """Without torch: one line naming the extra and the pinned CPU wheel, exit 1, no traceback."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RLSCALE_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-c", NO_TORCH, *args],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"Error: rlscale {args[0]} needs torch") and "torch==2.13.0" in last

@@ -13,16 +13,31 @@ import click
 from rlscale.errors import RLScaleError
 
 DEFAULT_STORE = "runs/store"
+# optional dependency -> how to install it (torch first and pinned: a plain `pip install torch`
+# pulls a multi-GB CUDA build; the pinned version is the CPU wheel)
+EXTRAS = {
+    "torch": "the 'rl' extra: pip install torch==2.13.0 && pip install 'rlscale[rl]'",
+    "ray": "the 'ray' extra: pip install 'rlscale[ray]'",
+}
 
 
 class LibraryErrorGroup(click.Group):
-    """A click group that shows library errors as one clean line with exit code 1."""
+    """A click group that shows library errors as one clean line with exit code 1, and a
+    missing optional dependency (torch, ray) as the line that says which extra to install."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except RLScaleError as exc:
             raise click.ClickException(str(exc)) from exc
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or "").split(".")[0]
+            if missing not in EXTRAS:
+                raise
+            command = ctx.invoked_subcommand or "this command"
+            msg = (f"rlscale {command} needs {missing}, which is not installed; "
+                   f"install {EXTRAS[missing]}")
+            raise click.ClickException(msg) from exc
 
 
 class Entry(NamedTuple):
