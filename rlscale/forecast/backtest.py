@@ -126,16 +126,34 @@ def _split(df: pd.DataFrame, by_cols: list[str]) -> list[tuple[dict[str, Any], p
     return out
 
 
+def forecast_fit(fitted: Any, xs: np.ndarray, *, levels: Sequence[float]) -> dict[str, np.ndarray]:
+    """The forecast of one fit at compute ``xs``: ``{"mean", "lower@L", "upper@L"}`` for each
+    level ``L`` (prediction intervals for one new evaluation); NaN where the fit failed.
+
+    This is what a backtest scores, so ``benchmarks/extrapolation.py`` measures the same thing.
+    """
+    xs = np.asarray(xs, dtype=float)
+    nan = np.full(xs.shape, np.nan)
+    out: dict[str, np.ndarray] = {"mean": nan}
+    for lv in levels:
+        out[f"lower@{lv:g}"], out[f"upper@{lv:g}"] = nan, nan
+    if not fitted.ok:
+        return out
+    c = curve(fitted)
+    for lv in levels:
+        pred = c.predict(xs, level=lv)
+        out["mean"] = pred["mean"]
+        out[f"lower@{lv:g}"], out[f"upper@{lv:g}"] = pred["pred_lower"], pred["pred_upper"]
+    return out
+
+
 def _score(fitted: Any, test: pd.DataFrame, *, x: str, level: float, label: str) -> pd.DataFrame:
     if test.empty:
         return pd.DataFrame(columns=list(POINT_COLUMNS))
     xs = test[x].to_numpy(dtype=float)
     ys = test["value"].to_numpy(dtype=float)
-    if fitted.ok:
-        pred = curve(fitted).predict(xs, level=level)
-        mean, lo, hi = pred["mean"], pred["pred_lower"], pred["pred_upper"]
-    else:
-        mean = lo = hi = np.full(xs.shape, np.nan)
+    pred = forecast_fit(fitted, xs, levels=(level,))
+    mean, lo, hi = pred["mean"], pred[f"lower@{level:g}"], pred[f"upper@{level:g}"]
     return pd.DataFrame({"group": label, "run_id": test["run_id"].astype(str).to_numpy(), "x": xs,
                          "y": ys, "mean": mean, "pred_lower": lo, "pred_upper": hi,
                          "abs_error": np.abs(ys - mean), "covered": (ys >= lo) & (ys <= hi)})
