@@ -204,21 +204,36 @@ def _sort_metric_names(raw: RawPoints) -> None:
 
 
 def _collapse_duplicates(raw: RawPoints, src: Source, dup: np.ndarray) -> None:
+    """Merge repeats of one (run, metric, step): equal values are one point whatever their wall
+    times (TRL logs ``train/epoch`` twice at its last step); the first one's wall time is kept.
+    A repeat whose value, or other compute axis, differs is an error that shows both."""
     if not dup.any():
         return
     idx = np.flatnonzero(dup)
     same = raw.value[idx] == raw.value[idx + 1]
-    for arr in raw.axes.values():
+    differs: dict[str, np.ndarray] = {}
+    for axis, arr in raw.axes.items():
+        if axis == "wall_s":
+            continue
         a, b = arr[idx], arr[idx + 1]
-        same &= (a == b) | (np.isnan(a) & np.isnan(b))
+        differs[axis] = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+        same &= ~differs[axis]
     if not same.all():
-        j = int(idx[np.flatnonzero(~same)[0]])
+        k = int(np.flatnonzero(~same)[0])
+        j = int(idx[k])
         first_line, first_label = src.locate(raw.row_of(j))
         first = f"line {first_line}" if first_line is not None else first_label
+        field = raw.value_field(int(raw.metric[j]))
+        if raw.value[j] != raw.value[j + 1]:
+            shown = f"{_n(raw.value[j + 1])} here, {_n(raw.value[j])} at {first}"
+        else:
+            axis = next(a for a, d in differs.items() if d[k])
+            field = raw.axis_fields.get(axis, axis)
+            shown = (f"value {_n(raw.value[j])} both times, but {axis} {_n(raw.axes[axis][j + 1])} "
+                     f"here, {_n(raw.axes[axis][j])} at {first}")
         raise src.error(
             f"duplicate point for metric {raw.metric_names[raw.metric[j]]!r} at step "
-            f"{raw.step[j]}: {_n(raw.value[j + 1])} here, {_n(raw.value[j])} at {first}",
-            row=raw.row_of(j + 1), field=raw.value_field(int(raw.metric[j])),
+            f"{raw.step[j]}: {shown}", row=raw.row_of(j + 1), field=field,
             expected="one value per (step, metric); identical repeats are merged",
         )
     keep = np.ones(len(raw.step), bool)
