@@ -184,6 +184,12 @@ def test_wandb_history_gpus_give_gpu_hours_from_step_times(tmp_path):
     assert "time/step" in set(pts["metric"])  # the step time itself stays a metric
 
 
+def test_metric_filter_keeps_the_columns_that_make_axes():
+    [(_, pts)] = read_source(PRIMERL, gpus=8, metrics=("reward/mean",))
+    assert set(pts["metric"]) == {"reward/mean"}  # time/step and the counter were read, not kept
+    assert pts["gpu_hours"].notna().all() and pts["tokens"].notna().all()
+
+
 # --- W&B chart exports (Deep-GRPO) ----------------------------------------------------------
 
 DEEP = REAL / "wandb-export-deepgrpo"

@@ -28,6 +28,8 @@ TOKEN_COUNTERS: tuple[str, ...] = ("perf/total_num_tokens", "progress/total_toke
 # Seconds one training step took (verl, prime-rl, ...): with --gpus N, summed into gpu_hours.
 STEP_TIMES: tuple[str, ...] = ("timing_s/step", "step_time", "time/step", "train/step_time",
                                "perf/step_time", "timing/step")
+# Kept past --metric (which may not name them) until the axes they give are made.
+COUNTERS_AND_TIMES: frozenset[str] = frozenset(TOKEN_COUNTERS + STEP_TIMES)
 # Columns that name the run of each row without --run-col (any case), first found wins.
 RUN_COLUMNS: tuple[str, ...] = ("run_id", "run", "run_name", "name")
 # Words in a column name that make it a likely step when no column is named like one.

@@ -42,6 +42,7 @@ class RawPoints:
     dup_hint: Callable[[], str | None] | None = None  # on a duplicate step: which option helps
     dropped: np.ndarray | None = None  # per run code: non-finite points dropped
     derived: dict[str, str] = field(default_factory=dict)  # axis -> how it was computed
+    aux: set[str] = field(default_factory=set)  # metrics read only to make an axis (--metric)
 
     def row_of(self, i: int) -> int:
         """The 0-based source record of point ``i``."""
@@ -188,6 +189,8 @@ def to_run_set(raw: RawPoints, src: Source, *, default_run_id: str,
     _promote_token_counter(raw)
     if gpus is not None:
         _derive_gpu_hours(raw, src, gpus)
+    if raw.aux:
+        raw.take(~np.isin(raw.metric, [k for k, n in enumerate(raw.metric_names) if n in raw.aux]))
     _sort_metric_names(raw)
     if raw.run is not None:
         for code, name in enumerate(raw.run_names):

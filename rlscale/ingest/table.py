@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rlscale.ingest.columns import (
+    COUNTERS_AND_TIMES,
     RUN_COLUMNS,
     compute_axis,
     find_step_column,
@@ -299,12 +300,14 @@ def _wide(table, src, opts, names, taken, common) -> RawPoints:
     history = opts.format == "wandb" or any(n in names for n in _WANDB_INTERNAL)
     cols = [n for n in names if n not in taken and not is_step_like(n)
             and not (history and n.startswith("_"))]
+    aux: set[str] = set()
     if opts.metrics:
         missing = sorted(set(opts.metrics) - set(cols))
         if missing:
             raise src.error(f"no metric column(s) {missing} (from --metric)", field=missing[0],
                             expected=f"columns among {sorted(cols)}")
-        cols = [c for c in cols if c in opts.metrics]
+        aux = {c for c in cols if c in COUNTERS_AND_TIMES and c not in opts.metrics}
+        cols = [c for c in cols if c in opts.metrics or c in aux]
     parts, kept, skipped = [], [], []
     for name in cols:
         col = table[name]
@@ -325,7 +328,7 @@ def _wide(table, src, opts, names, taken, common) -> RawPoints:
                         "besides the step and compute columns")
     rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
     return RawPoints(
-        step=common["step"][rows], step_field=common["step_field"],
+        aux=aux, step=common["step"][rows], step_field=common["step_field"],
         metric=np.concatenate([np.full(len(p[0]), p[2], np.int32) for p in parts]),
         metric_names=list(kept), value_fields=list(kept),
         value=np.concatenate([p[1] for p in parts]), row=rows.astype(np.int64),
