@@ -204,3 +204,50 @@ def test_unknown_format_and_bad_set(tmp_path):
         read_source(g, set=["seed=abc"])
     with pytest.raises(InputError, match="unknown format"):
         read_source(g, format="excel")
+
+
+def test_run_column_by_name_seed_and_recipe_are_metadata(tmp_path, store_dir):
+    f = write(tmp_path / "sweep.csv", "name,seed,recipe,step,reward\n"
+              "grpo a,1,grpo,10,0.1\ngrpo a,1,grpo,20,0.2\nppo/b,2,ppo,10,0.3\n")
+    res = ingest_path(f, store_dir)
+    assert [(r.run_id, r.n_points, r.metrics) for r in res] == [
+        ("grpo-a", 2, ["reward"]), ("ppo-b", 1, ["reward"])]  # seed is no metric
+    pts = load_points(store_dir, with_meta=True)
+    assert pts.groupby("run_id")[["seed", "recipe"]].first().to_dict("index") == {
+        "grpo-a": {"seed": 1, "recipe": "grpo"}, "ppo-b": {"seed": 2, "recipe": "ppo"}}
+
+
+def test_recipe_col_seed_col_and_run_prefix(tmp_path, store_dir):
+    body = "run,algorithm,trial,step,reward\nbase,grpo,3,1,0.1\nbase,grpo,3,2,0.2\n"
+    a, b = write(tmp_path / "a.csv", body), write(tmp_path / "b.csv", body)
+    with pytest.raises(InputError, match=r"run_id 'base' comes from two logs.*--run-prefix"):
+        ingest_paths([a, b], store_dir)
+    res = ingest_paths([a, b], store_dir, recipe_col="algorithm", seed_col="trial",
+                       run_prefix="{file}-")
+    assert [r.run_id for r in res] == ["a-base", "b-base"] and res[0].metrics == ["reward"]
+    [(meta, _)] = read_source(a, recipe_col="algorithm", seed_col="trial", run_prefix="x_")
+    assert (meta.run_id, meta.recipe, meta.seed) == ("x_base", "grpo", 3)
+
+
+def test_varying_seed_col_run_ids_that_clash_and_gpus_without_step_time(tmp_path, store_dir):
+    f = write(tmp_path / "t.csv", "run,seed,step,reward\nx,1,1,0.1\nx,2,2,0.2\n")
+    assert "seed" in {m for r in ingest_paths([f], store_dir, dry_run=True) for m in r.metrics}
+    with pytest.raises(InputError, match=r"t.csv, line 3, column 'seed': 2 here, 1 earlier"):
+        read_source(f, seed_col="seed")
+    g = write(tmp_path / "g.csv", "run,step,reward\na b,1,0.1\na/b,1,0.2\n")
+    with pytest.raises(InputError, match=r"line 3, column 'run': runs 'a b' and 'a/b' both give"):
+        read_source(g)
+    with pytest.raises(InputError, match=r"--gpus needs a per-step time"):
+        read_source(f, gpus=8)
+    assert not store_dir.exists()
+
+
+def test_step_times_with_gaps_and_token_counter_that_decreases(tmp_path):
+    f = write(tmp_path / "verl.csv", "step,timing_s/step,perf/total_num_tokens,reward\n"
+              "1,10,100,0.1\n2,20,50,0.2\n4,30,300,0.3\n")
+    [(meta, pts)] = read_source(f, gpus=2)
+    reward = pts[pts.metric == "reward"]
+    # each logged time stands for the steps since the previous log: 10, +20, +2 x 30
+    assert reward["gpu_hours"].tolist() == pytest.approx([20 / 3600, 60 / 3600, 180 / 3600])
+    assert reward["tokens"].isna().all()  # it decreased: not a counter, so a metric
+    assert "perf/total_num_tokens" in set(pts["metric"])

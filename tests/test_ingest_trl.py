@@ -45,10 +45,11 @@ def test_grpo_trainer_state(tmp_path):
     assert reward["value"].tolist() == [0.25, 0.35] and reward["tokens"].tolist() == [4096, 8192]
     ev = df[df.metric == "eval_reward"]
     assert ev["step"].tolist() == [10] and ev["tokens"].tolist() == [4096]  # same-step join
-    assert set(df.metric) >= {"rewards/accuracy_reward/mean", "completions/mean_length", "kl",
-                              "train_runtime"}
-    assert "num_tokens" not in set(df.metric) and "total_flos" not in set(df.metric)
-    assert df.loc[df.metric == "train_loss", "flops"].tolist() == [0.0]
+    assert set(df.metric) >= {"rewards/accuracy_reward/mean", "completions/mean_length", "kl"}
+    # The final summary is the run's metadata: no one-point metrics, no flops axis at one step.
+    assert not set(df.metric) & {"num_tokens", "total_flos", "train_loss", "train_runtime"}
+    assert df["flops"].isna().all()
+    assert meta.metadata == {"total_flos": 0.0, "train_loss": 0.015, "train_runtime": 60.5}
 
 
 def test_decreasing_tokens_and_missing_step(tmp_path):

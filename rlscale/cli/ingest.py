@@ -37,8 +37,19 @@ class AxisChoice(click.Choice):
               help="Which axis --x-col is (step: use it as the step column).")
 @click.option("--metric", "metrics", multiple=True,
               help="Keep only this metric (column or name); repeatable. Default: all numeric.")
-@click.option("--run-col", default=None,
-              help="Column naming the run of each row: one table -> many runs.")
+@click.option("--run-col", "run_cols", multiple=True,
+              help="Column naming the run of each row: one table -> many runs (repeatable: the "
+                   "values joined). Default: a column run_id, run, run_name or name.")
+@click.option("--recipe-col", default=None,
+              help="Column holding each run's recipe (default: a column named recipe).")
+@click.option("--seed-col", default=None,
+              help="Column holding each run's seed (default: a column named seed).")
+@click.option("--run-prefix", default=None, metavar="PREFIX",
+              help="Put PREFIX before every run id; {file} in it is the log's name "
+                   "(--run-prefix '{file}-' keeps runs of two files apart).")
+@click.option("--gpus", type=float, default=None,
+              help="GPUs of the run: gpu_hours = cumulative per-step time (timing_s/step, "
+                   "step_time, time/step) x GPUs / 3600.")
 @click.option("--replace", is_flag=True, help="Overwrite runs that exist with another source.")
 @click.option("--drop-nonfinite", is_flag=True,
               help="Drop NaN/inf metric values (and empty long-table values) instead of failing.")
@@ -47,8 +58,9 @@ class AxisChoice(click.Choice):
 def ingest_cmd(paths: tuple[str, ...], store: str | None, fmt: str, run_id: str | None,
                recipe: str | None, sets: tuple[str, ...], step_col: str | None,
                x_col: str | None, x_unit: str | None, metrics: tuple[str, ...],
-               run_col: str | None, replace: bool, drop_nonfinite: bool, dry_run: bool,
-               as_json: bool) -> None:
+               run_cols: tuple[str, ...], recipe_col: str | None, seed_col: str | None,
+               run_prefix: str | None, gpus: float | None, replace: bool, drop_nonfinite: bool,
+               dry_run: bool, as_json: bool) -> None:
     """Ingest logs (CSV/TSV, JSONL/JSON, Parquet, W&B exports, TensorBoard, trainer_state.json).
 
     A directory ingests every log inside it, one run per file (TensorBoard: per run directory).
@@ -60,11 +72,13 @@ def ingest_cmd(paths: tuple[str, ...], store: str | None, fmt: str, run_id: str 
         rlscale ingest examples/ --store runs/store
         rlscale ingest history.csv --format wandb --x-col gpu_time --x-unit gpu_hours
         rlscale ingest all_runs.csv --run-col run_id --metric reward
+        rlscale ingest a/runs.csv b/runs.csv --run-prefix '{file}-' --recipe-col algorithm
     """
     results = ingest_paths(
         list(paths), store_path(store), dry_run=dry_run, format=fmt, run_id=run_id,
         recipe=recipe, set_values=parse_set(sets), step_col=step_col, x_col=x_col,
-        x_unit=x_unit, metrics=metrics, run_col=run_col, replace=replace,
+        x_unit=x_unit, metrics=metrics, run_col=run_cols, recipe_col=recipe_col,
+        seed_col=seed_col, run_prefix=run_prefix, gpus=gpus, replace=replace,
         drop_nonfinite=drop_nonfinite,
     )
     if as_json:
@@ -73,7 +87,8 @@ def ingest_cmd(paths: tuple[str, ...], store: str | None, fmt: str, run_id: str 
     for r in results:
         what = {"written": "ingested", "replaced": "replaced", None: "valid (dry run)",
                 "unchanged": "unchanged (same source already ingested)"}[r.status]
-        click.echo(f"{what}: {r.run_id} <- {r.path} [{r.format}] {r.n_points} points, "
+        dropped = f" ({r.n_dropped} non-finite dropped)" if r.n_dropped else ""
+        click.echo(f"{what}: {r.run_id} <- {r.path} [{r.format}] {r.n_points} points{dropped}, "
                    f"metrics {', '.join(r.metrics)}")
 
 

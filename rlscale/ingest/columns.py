@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -19,6 +21,19 @@ COMPUTE_ALIASES: dict[str, str] = {
                      "tokens_seen"], "tokens"),
     **dict.fromkeys(["wall_s", "_runtime", "runtime_s", "wall_time_s", "elapsed_s"], "wall_s"),
 }
+# Cumulative token counters that frameworks log under their own names (verl, prime-rl, NeMo):
+# the tokens axis when they never decrease within a run, else an ordinary metric.
+TOKEN_COUNTERS: tuple[str, ...] = ("perf/total_num_tokens", "progress/total_tokens",
+                                   "training_tokens", "train/training_tokens")
+# Seconds one training step took (verl, prime-rl, ...): with --gpus N, summed into gpu_hours.
+STEP_TIMES: tuple[str, ...] = ("timing_s/step", "step_time", "time/step", "train/step_time",
+                               "perf/step_time", "timing/step")
+# Kept past --metric (which may not name them) until the axes they give are made.
+COUNTERS_AND_TIMES: frozenset[str] = frozenset(TOKEN_COUNTERS + STEP_TIMES)
+# Columns that name the run of each row without --run-col (any case), first found wins.
+RUN_COLUMNS: tuple[str, ...] = ("run_id", "run", "run_name", "name")
+# Words in a column name that make it a likely step when no column is named like one.
+_STEP_HINTS = ("step", "iter", "example", "sample", "epoch", "episode", "update", "batch", "seen")
 STEP_NAMES: tuple[str, ...] = ("step", "global_step", "train/global_step", "trainer/global_step",
                                "iteration", "iter", "_step")
 
@@ -30,7 +45,8 @@ def compute_axis(name: str) -> str | None:
     return COMPUTE_ALIASES.get(low)
 
 
-def find_step_column(names: list[str], src: Source, wanted: str | None) -> str:
+def find_step_column(names: list[str], src: Source, wanted: str | None,
+                     table: pa.Table | None = None) -> str:
     """The step column: ``wanted`` (``--step-col``) or the first of :data:`STEP_NAMES` present."""
     if wanted is not None:
         if wanted not in names:
@@ -41,9 +57,34 @@ def find_step_column(names: list[str], src: Source, wanted: str | None) -> str:
     for cand in STEP_NAMES:
         if cand in lower:
             return lower[cand]
-    raise src.error("no step column", field="step",
-                    expected=f"a column named one of {list(STEP_NAMES)} (any case), or --step-col COL;"
-                             f" columns are {names}")
+    raise src.error("no step column", field="step", expected=_step_expected(names, table))
+
+
+def _step_expected(names: list[str], table: pa.Table | None) -> str:
+    cands = step_candidates(table) if table is not None else []
+    if cands:
+        others = f" (or {', '.join(map(repr, cands[1:]))})" if len(cands) > 1 else ""
+        return (f"a column named one of {list(STEP_NAMES)} (any case); {cands[0]!r} holds "
+                f"non-negative whole numbers: pass --step-col {shlex.quote(cands[0])}{others}")
+    return (f"a column named one of {list(STEP_NAMES)} (any case), or --step-col COL;"
+            f" columns are {names}")
+
+
+def step_candidates(table: pa.Table) -> list[str]:
+    """Numeric columns whose cells are all non-negative whole numbers (not all equal): those
+    named like a step count first (``Seen Examples``, ``timesteps``), then by distinct values."""
+    found = []
+    for name in table.column_names:
+        col = table[name]
+        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+            continue
+        v = _to_numpy(col.cast(pa.float64()))
+        v = v[~np.isnan(v)]
+        if len(v) < 2 or (v < 0).any() or (v != np.floor(v)).any() or v.min() == v.max():
+            continue
+        hinted = any(h in name.lower() for h in _STEP_HINTS)
+        found.append((not hinted, -len(np.unique(v)), name))
+    return [name for _, _, name in sorted(found)]
 
 
 def is_step_like(name: str) -> bool:
@@ -54,8 +95,9 @@ def numeric(col: pa.ChunkedArray | pa.Array, *, name: str, src: Source,
             required: bool) -> np.ndarray | None:
     """A column as float64 (null -> NaN), or None if it is not numeric at all.
 
-    A text column in which some cells are numbers and others are not is an error at the first
-    cell that is not (so is any non-number when ``required``); booleans are not numeric.
+    A text column whose first cell is a number and a later one is not is an error at that cell
+    (so is any non-number when ``required``); one whose first cell is text is text (None), like
+    a JSON column; booleans are not numeric.
     """
     typ = col.type
     if pa.types.is_dictionary(typ):
@@ -77,6 +119,9 @@ def numeric(col: pa.ChunkedArray | pa.Array, *, name: str, src: Source,
         bad = ser.notna() & parsed.isna() & ~is_nan_text
         if not required and not (ser.notna() & ~bad).any():
             return None
+        first = int(np.flatnonzero(ser.notna().to_numpy())[0])
+        if not required and bad.iloc[first]:
+            return None  # text first (a name such as "6 Enc, 6 Dec"): a text column
         if not bad.any():  # pyarrow's parser is stricter than pandas' on a few spellings
             return parsed.to_numpy(dtype=np.float64, na_value=np.nan)
         i = int(np.flatnonzero(bad.to_numpy())[0])

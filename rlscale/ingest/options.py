@@ -31,9 +31,26 @@ class IngestOptions:
     x_col: str | None = None
     x_unit: str | None = None
     metrics: tuple[str, ...] = ()
-    run_col: str | None = None
+    run_col: str | tuple[str, ...] | None = None  # several: the run is their values joined
     replace: bool = False
     drop_nonfinite: bool = False
+    run_prefix: str | None = None  # put before every run id; "{file}" is the log's own name
+    recipe_col: str | None = None
+    seed_col: str | None = None
+    gpus: float | None = None  # with a per-step time column: gpu_hours = cumulative time x gpus
+
+    @property
+    def run_cols(self) -> tuple[str, ...]:
+        """``--run-col`` as a tuple (empty when not given)."""
+        if self.run_col is None:
+            return ()
+        return (self.run_col,) if isinstance(self.run_col, str) else tuple(self.run_col)
+
+    def prefixed(self, run_id: str, file_id: str) -> str:
+        """``run_id`` with ``--run-prefix`` before it (``{file}`` -> the log's default run id)."""
+        if not self.run_prefix:
+            return run_id
+        return sanitize_run_id(self.run_prefix.replace("{file}", file_id) + run_id)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -46,6 +63,12 @@ class IngestOptions:
         if self.x_unit is not None and self.x_unit not in X_AXES:
             raise input_error(f"unknown --x-unit {self.x_unit!r}", expected=f"one of {list(X_AXES)}")
         self.metrics = tuple(self.metrics)
+        if not isinstance(self.run_col, (str, type(None))):
+            cols = tuple(self.run_col)
+            self.run_col = None if not cols else cols[0] if len(cols) == 1 else cols
+        if self.gpus is not None and not (self.gpus > 0 and math.isfinite(self.gpus)):
+            raise input_error(f"--gpus {self.gpus!r} is not a positive number", field="--gpus",
+                              expected="the number of GPUs the run used, e.g. --gpus 8")
         for key, value in self.set_values.items():
             check_meta_value(key, value)
 

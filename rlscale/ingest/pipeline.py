@@ -35,6 +35,7 @@ class IngestResult:
     n_points: int
     metrics: list[str]
     status: WriteStatus | None = None  # None until written (or in a dry run)
+    n_dropped: int = 0  # non-finite points dropped by drop_nonfinite
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,16 +147,21 @@ def _read(path: Path, kind: str, opts: IngestOptions, run_id: str) -> RunSet:
         elif kind == "parquet":
             tab, src = readers.read_parquet(path)
         else:
-            tab, src = readers.read_csv(path, string_cols=(opts.run_col,))
+            tab, src = readers.read_csv(path, string_cols=opts.run_cols)
         raw = table.table_points(tab, src, opts)
         del tab
     holder = [raw]
     del raw  # to_run_set reorders the arrays in place; keep no second reference alive
-    return to_run_set(holder.pop(), src, default_run_id=run_id, drop_nonfinite=opts.drop_nonfinite)
+    return to_run_set(holder.pop(), src, default_run_id=run_id, drop_nonfinite=opts.drop_nonfinite,
+                      gpus=opts.gpus)
 
 
-def _meta(run_id: str, path: Path, kind: str, sha: str, opts: IngestOptions) -> RunMeta:
-    extra = dict(opts.set_values)
+def _meta(run_id: str, path: Path, kind: str, sha: str, opts: IngestOptions,
+          runs: RunSet | None = None, k: int = 0) -> RunMeta:
+    found = runs.meta(k) if runs is not None else {}
+    if opts.recipe is not None:
+        found.pop("recipe", None)
+    extra = {**found, **opts.set_values}
     fields = {k: extra.pop(k) for k in ("seed", "task", "model", "recipe") if k in extra}
     for k in ("task", "model", "recipe"):
         if fields.get(k) is not None:
@@ -165,8 +171,10 @@ def _meta(run_id: str, path: Path, kind: str, sha: str, opts: IngestOptions) -> 
     options = {k: v for k, v in asdict(opts).items() if k not in ("replace", "set_values")}
     options["metrics"] = list(options["metrics"])
     options["meta"] = json.loads(json.dumps({"recipe": recipe, **fields, **extra}, sort_keys=True))
-    return RunMeta(run_id=run_id, recipe=recipe, metadata=extra, **fields,
-                   source={"path": str(path), "format": kind, "sha256": sha, "options": options})
+    source = {"path": str(path), "format": kind, "sha256": sha, "options": options}
+    if runs is not None and runs.raw.derived:
+        source["derived"] = dict(runs.raw.derived)
+    return RunMeta(run_id=run_id, recipe=recipe, metadata=extra, **fields, source=source)
 
 
 def read_source(path: str | os.PathLike[str],
@@ -208,12 +216,15 @@ def _read_all(paths: list[Path], opts: IngestOptions) -> list[tuple[RunMeta, Run
             raise input_error(f"--run-id names one run but the input holds {n_runs}", path=path,
                               expected="one log per command with --run-id, or no --run-id")
         for k, run_id in enumerate(runs.run_ids):
+            run_id = runs.run_ids[k] = opts.prefixed(opts.run_id or run_id, default_id)
             if run_id in seen:
                 raise input_error(f"run_id {run_id!r} comes from two logs ({seen[run_id]} and "
                                   f"{path})", path=path,
-                                  expected="distinct file names, or one log per --run-id")
+                                  expected="distinct file names, one log per --run-id, or "
+                                           "--run-prefix '{file}-' (each run id after its log's "
+                                           "name)")
             seen[run_id] = path
-            out.append((_meta(run_id, path, kind, sha, opts), runs, k))
+            out.append((_meta(run_id, path, kind, sha, opts, runs, k), runs, k))
     return out
 
 
@@ -238,7 +249,8 @@ def ingest_paths(paths: list[str | os.PathLike[str]] | str | os.PathLike[str],
         else:
             plans.append(st.plan_write(meta, replace=opts.replace))
     results = [IngestResult(meta.run_id, meta.source["path"], meta.source["format"],
-                            runs.n_points(k), runs.metrics(k)) for meta, runs, k in items]
+                            runs.n_points(k), runs.metrics(k), n_dropped=runs.n_dropped(k))
+               for meta, runs, k in items]
     if dry_run:
         return results
     todo = [((meta, partial(runs.table, k)), res)

@@ -9,10 +9,12 @@ row table costs a few sorts and comparisons, and the first bad point is reported
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
 
+from rlscale.ingest.columns import STEP_TIMES, TOKEN_COUNTERS
 from rlscale.ingest.source import Source
 from rlscale.store import COMPUTE_AXES, POINTS_SCHEMA, check_run_id
 
@@ -35,6 +37,12 @@ class RawPoints:
     step_field: str = "step"
     value_fields: list[str] | None = None  # per metric code, the source column (wide tables)
     axis_fields: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # metadata of every run of the source
+    run_meta: list[dict[str, Any]] | None = None  # per run code: seed, recipe, ... from columns
+    dup_hint: Callable[[], str | None] | None = None  # on a duplicate step: which option helps
+    dropped: np.ndarray | None = None  # per run code: non-finite points dropped
+    derived: dict[str, str] = field(default_factory=dict)  # axis -> how it was computed
+    aux: set[str] = field(default_factory=set)  # metrics read only to make an axis (--metric)
 
     def row_of(self, i: int) -> int:
         """The 0-based source record of point ``i``."""
@@ -72,6 +80,8 @@ def validate(raw: RawPoints, src: Source, *, drop_nonfinite: bool = False) -> Ra
                 row=raw.row_of(i), field=raw.value_field(int(raw.metric[i])),
                 expected="a finite number (pass --drop-nonfinite to drop such points)",
             )
+        run = raw.run[bad] if raw.run is not None else np.zeros(int(bad.sum()), np.int32)
+        raw.dropped = np.bincount(run, minlength=max(len(raw.run_names), 1))
         raw.take(~bad)
     raw.step = _check_steps(raw, src)
     for axis, arr in raw.axes.items():
@@ -137,8 +147,19 @@ class RunSet:
         run = raw.run if raw.run is not None else np.zeros(n, np.int32)
         starts = np.concatenate([[0], np.flatnonzero(run[1:] != run[:-1]) + 1, [n]]) if n else [0, 0]
         self.bounds = [(int(s), int(e)) for s, e in zip(starts[:-1], starts[1:])]
+        self.codes = [int(run[s]) if n else 0 for s, _ in self.bounds]
         self.run_ids = [raw.run_names[run[s]] if raw.run is not None else default_run_id
                         for s, _ in self.bounds]
+
+    def meta(self, k: int) -> dict[str, Any]:
+        """Metadata the source gives run ``k`` (seed, recipe, summaries, derived axes)."""
+        per_run = self.raw.run_meta[self.codes[k]] if self.raw.run_meta else {}
+        return {**self.raw.meta, **per_run}
+
+    def n_dropped(self, k: int) -> int:
+        """How many non-finite points of run ``k`` --drop-nonfinite dropped."""
+        d = self.raw.dropped
+        return 0 if d is None or self.codes[k] >= len(d) else int(d[self.codes[k]])
 
     def n_points(self, k: int) -> int:
         s, e = self.bounds[k]
@@ -156,13 +177,20 @@ class RunSet:
 
 
 def to_run_set(raw: RawPoints, src: Source, *, default_run_id: str,
-               drop_nonfinite: bool = False) -> RunSet:
+               drop_nonfinite: bool = False, gpus: float | None = None) -> RunSet:
     """Validate ``raw`` (consumed: its arrays are reordered in place) into a :class:`RunSet`.
 
     Identical duplicate (step, metric) points collapse to one; different ones are an error, as is
-    a compute axis that decreases as steps increase within a metric's series.
+    a compute axis that decreases as steps increase within a metric's series. A cumulative token
+    counter (:data:`TOKEN_COUNTERS`) that never decreases becomes the tokens axis; with ``gpus``,
+    a per-step time (:data:`STEP_TIMES`) summed over steps gives gpu_hours.
     """
     raw = validate(raw, src, drop_nonfinite=drop_nonfinite)
+    _promote_token_counter(raw)
+    if gpus is not None:
+        _derive_gpu_hours(raw, src, gpus)
+    if raw.aux:
+        raw.take(~np.isin(raw.metric, [k for k, n in enumerate(raw.metric_names) if n in raw.aux]))
     _sort_metric_names(raw)
     if raw.run is not None:
         for code, name in enumerate(raw.run_names):
@@ -204,26 +232,114 @@ def _sort_metric_names(raw: RawPoints) -> None:
 
 
 def _collapse_duplicates(raw: RawPoints, src: Source, dup: np.ndarray) -> None:
+    """Merge repeats of one (run, metric, step): equal values are one point whatever their wall
+    times (TRL logs ``train/epoch`` twice at its last step); the first one's wall time is kept.
+    A repeat whose value, or other compute axis, differs is an error that shows both."""
     if not dup.any():
         return
     idx = np.flatnonzero(dup)
     same = raw.value[idx] == raw.value[idx + 1]
-    for arr in raw.axes.values():
+    differs: dict[str, np.ndarray] = {}
+    for axis, arr in raw.axes.items():
+        if axis == "wall_s":
+            continue
         a, b = arr[idx], arr[idx + 1]
-        same &= (a == b) | (np.isnan(a) & np.isnan(b))
+        differs[axis] = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+        same &= ~differs[axis]
     if not same.all():
-        j = int(idx[np.flatnonzero(~same)[0]])
+        k = int(np.flatnonzero(~same)[0])
+        j = int(idx[k])
         first_line, first_label = src.locate(raw.row_of(j))
         first = f"line {first_line}" if first_line is not None else first_label
+        field = raw.value_field(int(raw.metric[j]))
+        if raw.value[j] != raw.value[j + 1]:
+            shown = f"{_n(raw.value[j + 1])} here, {_n(raw.value[j])} at {first}"
+        else:
+            axis = next(a for a, d in differs.items() if d[k])
+            field = raw.axis_fields.get(axis, axis)
+            shown = (f"value {_n(raw.value[j])} both times, but {axis} {_n(raw.axes[axis][j + 1])} "
+                     f"here, {_n(raw.axes[axis][j])} at {first}")
+        hint = raw.dup_hint() if raw.dup_hint is not None else None
         raise src.error(
             f"duplicate point for metric {raw.metric_names[raw.metric[j]]!r} at step "
-            f"{raw.step[j]}: {_n(raw.value[j + 1])} here, {_n(raw.value[j])} at {first}",
-            row=raw.row_of(j + 1), field=raw.value_field(int(raw.metric[j])),
-            expected="one value per (step, metric); identical repeats are merged",
+            f"{raw.step[j]}: {shown}", row=raw.row_of(j + 1), field=field,
+            expected=hint or "one value per (step, metric); identical repeats are merged",
         )
     keep = np.ones(len(raw.step), bool)
     keep[idx + 1] = False
     raw.take(keep)
+
+
+def _series(raw: RawPoints, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Metric ``name``'s points: (mask, run, step, value), ordered by (run, step)."""
+    mask = np.isin(raw.metric, [k for k, n in enumerate(raw.metric_names) if n == name])
+    run = raw.run[mask] if raw.run is not None else np.zeros(int(mask.sum()), np.int32)
+    step, value = raw.step[mask], raw.value[mask]
+    order = np.lexsort((step, run))
+    return mask, run[order], step[order], value[order]
+
+
+def _at_steps(raw: RawPoints, run: np.ndarray, step: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """``value`` (one per (run, step), sorted) at every point's (run, step); NaN elsewhere."""
+    shift = int(raw.step.max(initial=0)).bit_length() + 1
+    key = (run.astype(np.int64) << shift) | step
+    all_run = raw.run if raw.run is not None else np.zeros(len(raw.step), np.int32)
+    want = (all_run.astype(np.int64) << shift) | raw.step
+    pos = np.clip(np.searchsorted(key, want), 0, max(len(key) - 1, 0))
+    out = np.full(len(want), np.nan)
+    if len(key):
+        hit = key[pos] == want
+        out[hit] = value[pos[hit]]
+    return out
+
+
+def _promote_token_counter(raw: RawPoints) -> None:
+    """A cumulative token counter that never decreases (per run) becomes the tokens axis."""
+    if "tokens" in raw.axes:
+        return
+    for name in TOKEN_COUNTERS:
+        if name not in raw.metric_names:
+            continue
+        code = raw.metric_names.index(name)
+        mask, run, step, value = _series(raw, name)
+        same_run = run[1:] == run[:-1]
+        repeat = same_run & (step[1:] == step[:-1])
+        if (value < 0).any() or (same_run & (value[1:] < value[:-1])).any() or (
+                repeat & (value[1:] != value[:-1])).any():
+            continue  # not a counter: stays a metric
+        keep = np.concatenate([[True], ~repeat])
+        tokens = _at_steps(raw, run[keep], step[keep], value[keep])
+        raw.take(~mask)
+        raw.axes["tokens"] = tokens[~mask]
+        raw.axis_fields["tokens"] = raw.value_field(code)
+        return
+
+
+def _derive_gpu_hours(raw: RawPoints, src: Source, gpus: float) -> None:
+    """gpu_hours at each step where a per-step time was logged: the sum of the step times so far
+    (each weighted by the steps since the previous logged one) x ``gpus`` / 3600."""
+    name = next((n for n in STEP_TIMES if n in raw.metric_names), None)
+    if name is None:
+        raise src.error("--gpus needs a per-step time to multiply",
+                        expected=f"a metric named one of {list(STEP_TIMES)}, or no --gpus")
+    if "gpu_hours" in raw.axes:
+        raise src.error(f"--gpus and a gpu_hours column ({raw.axis_fields['gpu_hours']!r})",
+                        expected="one source of gpu_hours: drop --gpus")
+    code = raw.metric_names.index(name)
+    _, run, step, value = _series(raw, name)
+    first = np.concatenate([[True], run[1:] != run[:-1]])
+    keep = first | np.concatenate([[True], step[1:] != step[:-1]])
+    run, step, value, first = run[keep], step[keep], value[keep], first[keep]
+    gap = np.where(first, 1, np.diff(step, prepend=0))
+    total = np.cumsum(value * gap)
+    start = np.maximum.accumulate(np.where(first, np.arange(len(total)), 0))
+    base = np.where(start > 0, total[np.maximum(start - 1, 0)], 0.0)
+    hours = (total - base) * gpus / 3600.0
+    raw.axes["gpu_hours"] = _at_steps(raw, run, step, hours)
+    raw.axis_fields["gpu_hours"] = raw.value_field(code)
+    raw.derived["gpu_hours"] = (
+        f"sum of {name!r} (seconds per step, times the steps since the previous log) "
+        f"x {gpus:g} GPUs / 3600")
 
 
 def _check_monotone(raw: RawPoints, src: Source, same_series: np.ndarray) -> None:

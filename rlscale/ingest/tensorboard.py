@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlscale.ingest.columns import compute_axis
+from rlscale.ingest.columns import COUNTERS_AND_TIMES, compute_axis
 from rlscale.ingest.options import IngestOptions
 from rlscale.ingest.points import RawPoints
 from rlscale.ingest.source import Source
@@ -59,12 +59,14 @@ def read_tensorboard(run_dir: Path, opts: IngestOptions, *, fmt: str = "tensorbo
         _check_records(f, src)
     events = _load_scalars(run_dir)
     metric_tags = sorted(t for t in events if compute_axis(t) is None)
+    aux: set[str] = set()
     if opts.metrics:
         missing = sorted(set(opts.metrics) - set(metric_tags))
         if missing:
             raise src.error(f"no scalar tag(s) {missing} (from --metric)", field=missing[0],
                             expected=f"tags among {metric_tags}")
-        metric_tags = [t for t in metric_tags if t in opts.metrics]
+        aux = {t for t in metric_tags if t in COUNTERS_AND_TIMES and t not in opts.metrics}
+        metric_tags = [t for t in metric_tags if t in opts.metrics or t in aux]
     if not metric_tags:
         raise src.error("no scalar metrics", expected="scalar summaries (add_scalar)")
     step, value, wall, metric = [], [], [], []
@@ -76,7 +78,7 @@ def read_tensorboard(run_dir: Path, opts: IngestOptions, *, fmt: str = "tensorbo
     raw = RawPoints(
         step=step_arr, metric=np.asarray(metric, np.int32), metric_names=metric_tags,
         value=np.asarray(value, np.float64), row=np.arange(len(step), dtype=np.int64),
-        axis_fields={},
+        axis_fields={}, aux=aux,
     )
     first_wall = min(w for evs in events.values() for w, _, _ in evs)
     raw.axes["wall_s"] = np.asarray(wall, np.float64) - first_wall

@@ -2,8 +2,9 @@
 
 Each entry is a record with ``step`` and whatever was logged: training entries (``loss``,
 ``reward``, ``rewards/<func>/mean``, ``completions/mean_length``, ``kl``, ``num_tokens`` for TRL's
-GRPO), evaluation entries (``eval_*``) and the final summary (``train_runtime``, ``total_flos``).
-``num_tokens`` -> tokens and ``total_flos`` -> flops (see :data:`COMPUTE_ALIASES`). An entry
+GRPO), evaluation entries (``eval_*``) and the final summary (``train_runtime``, ``total_flos``,
+``train_loss``, ...), which is the run's metadata, not one-point metrics (so ``total_flos``, a
+total, makes no flops axis). ``num_tokens`` -> tokens (see :data:`COMPUTE_ALIASES`). An entry
 without a compute value takes it from another entry logged at the *same* step (an eval entry
 at step 50 gets the training entry's ``num_tokens`` at step 50); no value is interpolated.
 """
@@ -17,6 +18,10 @@ import pyarrow as pa
 from rlscale.ingest.columns import compute_axis
 from rlscale.ingest.readers import load_json, records_to_table
 from rlscale.ingest.source import Source
+from rlscale.ingest.table import with_meta
+
+# Keys only Trainer's end-of-training summary entry has.
+SUMMARY_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second")
 
 
 def read_trainer_state(path: Path, *, fmt: str = "trl") -> tuple[pa.Table, Source]:
@@ -43,8 +48,19 @@ def read_trainer_state(path: Path, *, fmt: str = "trl") -> tuple[pa.Table, Sourc
             if not (value is None or isinstance(value, (bool, int, float, str))):
                 raise src.error(f"value is a {type(value).__name__}", row=i, field=key,
                                 expected="a number (log_history entries hold flat scalars)")
-    records = _fill_compute_by_step(history)
-    return records_to_table(records, src), src
+    summary: dict[str, object] = {}
+    rows = []  # log_history indices of the entries kept, for error labels
+    for i, entry in enumerate(history):
+        if any(k in entry for k in SUMMARY_KEYS):
+            summary.update({k: v for k, v in entry.items() if k not in ("step", "epoch")})
+        else:
+            rows.append(i)
+    if not rows:
+        raise src.error("log_history holds only the final summary", field="log_history",
+                        expected="logged training entries (logging_steps)")
+    src.locate = lambda row: (None, f"log_history[{rows[row]}]")
+    records = _fill_compute_by_step([history[i] for i in rows])
+    return with_meta(records_to_table(records, src), summary), src
 
 
 def _fill_compute_by_step(history: list[dict]) -> list[dict]:
