@@ -24,7 +24,8 @@ class AxisChoice(click.Choice):
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @store_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
-              help="Log format; auto tells it from the name (and .json content).")
+              help="Log format; auto tells it from the name (and, for .json, .log and "
+                   "framework files, the content).")
 @click.option("--run-id", default=None, help="Run id (default: from the file or directory name).")
 @click.option("--recipe", default=None, help="Recipe name stored with the run(s).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
@@ -49,7 +50,8 @@ def ingest_cmd(paths: tuple[str, ...], store: str | None, fmt: str, run_id: str 
                x_col: str | None, x_unit: str | None, metrics: tuple[str, ...],
                run_col: str | None, replace: bool, drop_nonfinite: bool, dry_run: bool,
                as_json: bool) -> None:
-    """Ingest logs (CSV/TSV, JSONL/JSON, Parquet, W&B exports, TensorBoard, trainer_state.json).
+    """Ingest logs (CSV/TSV, JSONL/JSON, Parquet, W&B exports, TensorBoard, trainer_state.json,
+    verl console/file logs, SB3 monitor.csv/progress.csv, MLflow mlruns).
 
     A directory ingests every log inside it, one run per file (TensorBoard: per run directory).
     Every log is validated before anything is written: one bad file leaves the store unchanged.
@@ -75,6 +77,8 @@ def ingest_cmd(paths: tuple[str, ...], store: str | None, fmt: str, run_id: str 
                 "unchanged": "unchanged (same source already ingested)"}[r.status]
         click.echo(f"{what}: {r.run_id} <- {r.path} [{r.format}] {r.n_points} points, "
                    f"metrics {', '.join(r.metrics)}")
+    for note in dict.fromkeys(r.note for r in results if r.note):
+        click.echo(f"note: {note}")
 
 
 COMMANDS = [ingest_cmd]
