@@ -268,3 +268,22 @@ def test_mlflow_bad_metric_line_names_file_line_and_field(tmp_path, store_dir):
     metric.write_text("\n".join(lines) + "\n")
     fails_cleanly(copy, store_dir, f"{metric.parents[3]}, metrics/critic/score/mean, "
                   "line 2, column 'value'", f"cannot parse '{value}x'")
+
+
+def test_mlflow_metric_named_like_a_compute_axis_is_that_axis(tmp_path, store_dir):
+    """A constructed case (not a real log): the sample run plus a num_tokens metric file."""
+    copy = tmp_path / "mlruns"
+    shutil.copytree(MLRUNS, copy)
+    run_dir = mlflow_runs(copy)["ppo lr=1e-06 seed0"]["dir"]
+    score = (run_dir / "metrics" / "critic" / "score" / "mean").read_text().splitlines()
+    tokens = {int(line.split()[2]): 1000 * int(line.split()[2]) for line in score}
+    (run_dir / "metrics" / "num_tokens").write_text(
+        "".join(f"{line.split()[0]} {tokens[int(line.split()[2])]} {line.split()[2]}\n"
+                for line in score))
+    run("ingest", run_dir, "--store", store_dir)
+    _, df = points_of(store_dir, "ppo-lr=1e-06-seed0")
+    assert "num_tokens" not in set(df["metric"])
+    rows = df[df["metric"] == "critic/score/mean"]
+    assert rows["tokens"].tolist() == [tokens[int(s)] for s in rows["step"]]
+    val = df[df["metric"] == "val/test_score"]  # logged at steps 1, 3, 5: tokens of those steps
+    assert val["tokens"].tolist() == [tokens[int(s)] for s in val["step"]]

@@ -50,8 +50,10 @@ def ingest_cmd(paths: tuple[str, ...], store: str | None, fmt: str, run_id: str 
                x_col: str | None, x_unit: str | None, metrics: tuple[str, ...],
                run_col: str | None, replace: bool, drop_nonfinite: bool, dry_run: bool,
                as_json: bool) -> None:
-    """Ingest logs (CSV/TSV, JSONL/JSON, Parquet, W&B exports, TensorBoard, trainer_state.json,
-    verl console/file logs, SB3 monitor.csv/progress.csv, MLflow mlruns).
+    """Ingest logs (CSV/TSV, JSONL/JSON, Parquet, W&B exports, TensorBoard, trainer_state.json).
+
+    Framework logs are told by their content: verl console logs and file-logger JSONL, SB3
+    monitor.csv and progress.csv, MLflow mlruns directories.
 
     A directory ingests every log inside it, one run per file (TensorBoard: per run directory).
     Every log is validated before anything is written: one bad file leaves the store unchanged.

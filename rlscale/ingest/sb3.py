@@ -63,16 +63,24 @@ def is_sb3(path: Path) -> bool:
     return is_monitor(path) or progress_step_column(path) is not None
 
 
+def file_part(path: Path) -> str:
+    """What the file name adds to a run id: ``0`` for ``0.monitor.csv``, ``lunar`` for
+    ``lunar.monitor.csv``, nothing for ``progress.csv`` or ``monitor.csv``."""
+    name = path.name
+    if name.lower() == "progress.csv" or not name.lower().endswith("monitor.csv"):
+        return "" if name.lower() == "progress.csv" else name.split(".")[0]
+    return name[: -len("monitor.csv")].rstrip(".")
+
+
 def default_run_id(path: Path) -> str:
     """``LunarLander-v2_1/0.monitor.csv`` -> ``LunarLander-v2_1-0``; ``PPO_1/progress.csv`` ->
-    ``PPO_1``; ``lunar.monitor.csv`` -> ``lunar``."""
+    ``PPO_1``; ``lunar.monitor.csv`` -> ``lunar`` (a bare number or nothing takes the folder's
+    name in front: SB3 names files by env rank inside a run's folder)."""
     parent = path.resolve().parent.name
-    if path.name.lower() == "progress.csv":
-        return parent or "progress"
-    stem = path.name[: -len("monitor.csv")].rstrip(".")
-    if not stem or stem.isdigit():
-        return "-".join(p for p in (parent, stem) if p) or "monitor"
-    return stem
+    part = file_part(path)
+    if not part or part.isdigit():
+        return "-".join(p for p in (parent, part) if p) or "sb3"
+    return part
 
 
 def read_sb3(path: Path, opts: IngestOptions, run_id: str
