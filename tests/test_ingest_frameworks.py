@@ -153,6 +153,9 @@ def test_sb3_monitor_steps_are_the_running_sum_of_episode_lengths(store_dir):
     assert rew["wall_s"].tolist() == [float(r["t"]) for r in rows]
     meta = {r["run_id"]: r for r in json.loads(run("runs", "--store", store_dir, "--json"))}
     assert meta["LunarLander-v2_1-0"]["task"] == head["env_id"] == "LunarLander-v2"
+    for path in (MONITOR, MONITOR.parent):  # the same run id from the file or its folder
+        out = run("ingest", path, "--store", store_dir, "--dry-run")
+        assert out.startswith("valid (dry run): LunarLander-v2_1-0 <- ")
 
 
 def test_sb3_progress_csv_with_two_appended_runs_is_split(store_dir):
@@ -287,3 +290,15 @@ def test_mlflow_metric_named_like_a_compute_axis_is_that_axis(tmp_path, store_di
     assert rows["tokens"].tolist() == [tokens[int(s)] for s in rows["step"]]
     val = df[df["metric"] == "val/test_score"]  # logged at steps 1, 3, 5: tokens of those steps
     assert val["tokens"].tolist() == [tokens[int(s)] for s in val["step"]]
+
+
+def test_verl_values_written_as_numpy_or_torch_reprs(tmp_path, store_dir):
+    expected = verl_console_points(VERL)
+    text = VERL.read_bytes()
+    text = re.sub(rb"critic/score/mean:([-0-9.]+)", rb"critic/score/mean:np.float64(\1)", text)
+    text = re.sub(rb"critic/kl:([-0-9.]+)", rb"critic/kl:tensor(\1, device='cuda:0')", text)
+    assert b"np.float64(" in text and b"tensor(" in text
+    path = tmp_path / "reprs.log"
+    path.write_bytes(text)
+    run("ingest", path, "--store", store_dir)
+    assert points_of(store_dir, "reprs")[0] == expected

@@ -155,7 +155,8 @@ def _walk(root: Path, fmt: str) -> list[tuple[Path, str, str]]:
             elif p.suffix.lower() in TABLE_SUFFIXES:
                 kind = framework_format(p, TABLE_SUFFIXES[p.suffix.lower()])
                 if kind == "sb3":
-                    name = _run_name((*rel, sb3.file_part(p)), sb3.default_run_id(p))
+                    name = (_run_name((*rel, sb3.file_part(p)), p.stem) if rel
+                            else sanitize_run_id(sb3.default_run_id(p)))
                 else:
                     name = _run_name((*rel, _default_name(p, kind)), p.stem)
             elif p.suffix.lower() in verl.SUFFIXES and verl.is_console_log(p):
