@@ -24,7 +24,8 @@ class AxisChoice(click.Choice):
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @store_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
-              help="Log format; auto tells it from the name (and .json content).")
+              help="Log format; auto tells it from the name (and, for .json, .log and "
+                   "framework files, the content).")
 @click.option("--run-id", default=None, help="Run id (default: from the file or directory name).")
 @click.option("--recipe", default=None, help="Recipe name stored with the run(s).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
@@ -63,6 +64,9 @@ def ingest_cmd(paths: tuple[str, ...], store: str | None, fmt: str, run_id: str 
                dry_run: bool, as_json: bool) -> None:
     """Ingest logs (CSV/TSV, JSONL/JSON, Parquet, W&B exports, TensorBoard, trainer_state.json).
 
+    Framework logs are told by their content: verl console logs and file-logger JSONL, SB3
+    monitor.csv and progress.csv, MLflow mlruns directories.
+
     A directory ingests every log inside it, one run per file (TensorBoard: per run directory).
     Every log is validated before anything is written: one bad file leaves the store unchanged.
 
@@ -90,6 +94,8 @@ def ingest_cmd(paths: tuple[str, ...], store: str | None, fmt: str, run_id: str 
         dropped = f" ({r.n_dropped} non-finite dropped)" if r.n_dropped else ""
         click.echo(f"{what}: {r.run_id} <- {r.path} [{r.format}] {r.n_points} points{dropped}, "
                    f"metrics {', '.join(r.metrics)}")
+    for note in dict.fromkeys(r.note for r in results if r.note):
+        click.echo(f"note: {note}")
 
 
 COMMANDS = [ingest_cmd]

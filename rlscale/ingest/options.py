@@ -10,7 +10,8 @@ from typing import Any
 from rlscale.errors import input_error
 from rlscale.store.schema import X_AXES
 
-FORMATS: tuple[str, ...] = ("auto", "csv", "jsonl", "json", "parquet", "tensorboard", "wandb", "trl")
+FORMATS: tuple[str, ...] = ("auto", "csv", "jsonl", "json", "parquet", "tensorboard", "wandb", "trl",
+                            "verl", "sb3", "mlflow")
 # RunMeta fields that --set may fill, with the type each must have.
 META_FIELDS: dict[str, type] = {"seed": int, "task": str, "model": str, "recipe": str}
 

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from rlscale.errors import input_error
-from rlscale.ingest import readers, table, tensorboard, trl
+from rlscale.ingest import mlflow, readers, sb3, table, tensorboard, trl, verl
 from rlscale.ingest.options import IngestOptions, parse_set, sanitize_run_id
 from rlscale.ingest.points import RunSet, to_run_set
 from rlscale.ingest.source import sha256_of
@@ -36,6 +36,7 @@ class IngestResult:
     metrics: list[str]
     status: WriteStatus | None = None  # None until written (or in a dry run)
     n_dropped: int = 0  # non-finite points dropped by drop_nonfinite
+    note: str | None = None  # what the reader found worth saying (e.g. one file held 2 runs)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,7 +55,9 @@ def detect_format(path: Path) -> str:
         return "trl"
     suffix = path.suffix.lower()
     if suffix in TABLE_SUFFIXES:
-        return TABLE_SUFFIXES[suffix]
+        return framework_format(path, TABLE_SUFFIXES[suffix])
+    if suffix in verl.SUFFIXES and verl.is_console_log(path):
+        return "verl"
     if suffix == ".json":
         try:
             with open(path, encoding="utf-8-sig") as fh:
@@ -64,7 +67,27 @@ def detect_format(path: Path) -> str:
         return "trl" if '"log_history"' in head else "json"
     raise input_error("cannot tell the format", path=path,
                       expected="a .csv/.tsv/.jsonl/.json/.parquet file, trainer_state.json, a "
-                               "TensorBoard run directory, or --format")
+                               "TensorBoard run directory, an MLflow mlruns directory, a verl "
+                               "console log (lines 'step:N - key:value - ...'), or --format")
+
+
+def framework_format(path: Path, kind: str) -> str:
+    """A table file that a framework wrote in its own dialect: SB3's monitor.csv/progress.csv,
+    verl's file-logger JSONL. Such a file is read by its framework's reader even under
+    ``--format csv``/``jsonl``, whose plain readers would misread it."""
+    if kind == "csv" and sb3.is_sb3(path):
+        return "sb3"
+    if kind == "jsonl" and verl.is_file_logger(path):
+        return "verl"
+    return kind
+
+
+def _default_name(path: Path, kind: str) -> str:
+    if kind == "sb3":
+        return sb3.default_run_id(path)
+    if kind == "verl":
+        return path.name[: -len(path.suffix)] if path.suffix else path.name
+    return path.name.split(".")[0] or path.stem
 
 
 def _run_name(rel_parts: tuple[str, ...], fallback: str) -> str:
@@ -86,7 +109,7 @@ def discover(paths: list[Path], fmt: str = "auto") -> list[tuple[Path, str, str]
         if not path.exists():
             raise input_error("no such file or directory", path=path)
         if path.is_file() or _is_tb_dir(path):
-            kind = detect_format(path) if fmt in ("auto", "wandb") else fmt
+            kind = detect_format(path) if fmt in ("auto", "wandb") else framework_format(path, fmt)
             if kind == "tensorboard" and path.is_file():
                 if not path.name.startswith("events.out.tfevents."):
                     raise input_error("not a TensorBoard event file", path=path,
@@ -98,10 +121,11 @@ def discover(paths: list[Path], fmt: str = "auto") -> list[tuple[Path, str, str]
                 parent = path.resolve().parent
                 name = parent.parent.name if _CHECKPOINT.match(parent.name) else parent.name
             else:
-                name = path.name.split(".")[0] or path.stem
+                name = _default_name(path, kind)
             found.append((path, kind, sanitize_run_id(name)))
             continue
         found.extend(_walk(path, fmt))
+    _distinct_mlflow_names(found)
     if not found:
         raise input_error("no logs found", path=", ".join(map(str, paths)),
                           expected="table files, trainer_state.json or TensorBoard event files")
@@ -114,6 +138,11 @@ def _walk(root: Path, fmt: str) -> list[tuple[Path, str, str]]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         here = Path(dirpath)
         rel = here.relative_to(root).parts
+        if mlflow.is_run_dir(here):
+            dirnames[:] = []  # metrics/, params/, artifacts/ belong to the run
+            if fmt in ("auto", "mlflow") and not mlflow.is_deleted(here):
+                out.append((here, "mlflow", mlflow.default_run_id(here)))
+            continue
         if any(f.startswith("events.out.tfevents.") for f in filenames):
             if fmt in ("auto", "tensorboard"):
                 out.append((here, "tensorboard", _run_name(rel, root.resolve().name)))
@@ -125,21 +154,46 @@ def _walk(root: Path, fmt: str) -> list[tuple[Path, str, str]]:
                 kind = "trl"
                 name = _run_name(rel, root.resolve().name)
             elif p.suffix.lower() in TABLE_SUFFIXES:
-                kind = TABLE_SUFFIXES[p.suffix.lower()]
-                name = _run_name((*rel, f.split(".")[0]), p.stem)
+                kind = framework_format(p, TABLE_SUFFIXES[p.suffix.lower()])
+                if kind == "sb3":
+                    name = (_run_name((*rel, sb3.file_part(p)), p.stem) if rel
+                            else sanitize_run_id(sb3.default_run_id(p)))
+                else:
+                    name = _run_name((*rel, _default_name(p, kind)), p.stem)
+            elif p.suffix.lower() in verl.SUFFIXES and verl.is_console_log(p):
+                kind = "verl"
+                name = _run_name((*rel, _default_name(p, kind)), p.stem)
             else:
                 continue
-            if fmt in ("auto", "wandb") or fmt == kind:
+            if fmt in ("auto", "wandb", kind) or fmt == TABLE_SUFFIXES.get(p.suffix.lower()):
                 out.append((p, kind, name))
     return out
 
 
-def _read(path: Path, kind: str, opts: IngestOptions, run_id: str) -> RunSet:
+def _distinct_mlflow_names(found: list[tuple[Path, str, str]]) -> None:
+    """Two MLflow runs with one runName (a rerun) keep apart by their MLflow run id."""
+    names = [name for _, _, name in found]
+    for i, (path, kind, name) in enumerate(found):
+        if kind == "mlflow" and names.count(name) > 1:
+            found[i] = (path, kind, sanitize_run_id(f"{name}-{path.resolve().name[:8]}"))
+
+
+def _read(path: Path, kind: str, opts: IngestOptions, run_id: str
+          ) -> tuple[RunSet, dict[str, dict[str, Any]], str | None]:
+    """Validated points, metadata the log itself holds (per run id), and a note for the user."""
+    log_meta: dict[str, dict[str, Any]] = {}
+    note = None
     if kind == "tensorboard":
         raw, src = tensorboard.read_tensorboard(path, opts)
+    elif kind == "sb3":
+        raw, src, log_meta, note = sb3.read_sb3(path, opts, run_id)
+    elif kind == "mlflow":
+        raw, src, log_meta = mlflow.read_mlflow(path, opts, run_id)
     else:
         if kind == "trl":
             tab, src = trl.read_trainer_state(path)
+        elif kind == "verl":
+            tab, src = verl.read_verl(path)
         elif kind == "jsonl":
             tab, src = readers.read_jsonl(path)
         elif kind == "json":
@@ -152,16 +206,18 @@ def _read(path: Path, kind: str, opts: IngestOptions, run_id: str) -> RunSet:
         del tab
     holder = [raw]
     del raw  # to_run_set reorders the arrays in place; keep no second reference alive
-    return to_run_set(holder.pop(), src, default_run_id=run_id, drop_nonfinite=opts.drop_nonfinite,
+    runs = to_run_set(holder.pop(), src, default_run_id=run_id, drop_nonfinite=opts.drop_nonfinite,
                       gpus=opts.gpus)
+    return runs, log_meta, note
 
 
 def _meta(run_id: str, path: Path, kind: str, sha: str, opts: IngestOptions,
-          runs: RunSet | None = None, k: int = 0) -> RunMeta:
-    found = runs.meta(k) if runs is not None else {}
+          runs: RunSet | None = None, k: int = 0,
+          log_meta: dict[str, Any] | None = None) -> RunMeta:
+    found = {**(log_meta or {}), **(runs.meta(k) if runs is not None else {})}
     if opts.recipe is not None:
         found.pop("recipe", None)
-    extra = {**found, **opts.set_values}
+    extra = {**found, **opts.set_values}  # --set overrides what the log says
     fields = {k: extra.pop(k) for k in ("seed", "task", "model", "recipe") if k in extra}
     for k in ("task", "model", "recipe"):
         if fields.get(k) is not None:
@@ -187,7 +243,7 @@ def read_source(path: str | os.PathLike[str],
     those runs once written (columns :data:`rlscale.store.POINT_COLUMNS`).
     """
     items = _read_all([Path(path)], _options(options))
-    return [(meta, runs.table(k).to_pandas()) for meta, runs, k in items]
+    return [(meta, runs.table(k).to_pandas()) for meta, runs, k, _ in items]
 
 
 def _options(options: dict[str, Any]) -> IngestOptions:
@@ -198,9 +254,10 @@ def _options(options: dict[str, Any]) -> IngestOptions:
     return IngestOptions(**options)
 
 
-def _read_all(paths: list[Path], opts: IngestOptions) -> list[tuple[RunMeta, RunSet, int]]:
+def _read_all(paths: list[Path], opts: IngestOptions
+              ) -> list[tuple[RunMeta, RunSet, int, str | None]]:
     logs = discover(paths, opts.format)
-    out: list[tuple[RunMeta, RunSet, int]] = []
+    out: list[tuple[RunMeta, RunSet, int, str | None]] = []
     seen: dict[str, Path] = {}
     for path, kind, default_id in logs:
         if opts.format == "wandb":
@@ -209,14 +266,14 @@ def _read_all(paths: list[Path], opts: IngestOptions) -> list[tuple[RunMeta, Run
             opts_here = IngestOptions(**{**asdict(opts), "format": kind})
         with ThreadPoolExecutor(1) as pool:  # hash while pyarrow parses (hashlib drops the GIL)
             sha_future = pool.submit(sha256_of, path)
-            runs = _read(path, kind, opts_here, opts.run_id or default_id)
+            runs, log_meta, note = _read(path, kind, opts_here, opts.run_id or default_id)
             sha = sha_future.result()
         n_runs = max(len(logs), len(runs.run_ids))
         if opts.run_id is not None and n_runs > 1:
             raise input_error(f"--run-id names one run but the input holds {n_runs}", path=path,
                               expected="one log per command with --run-id, or no --run-id")
-        for k, run_id in enumerate(runs.run_ids):
-            run_id = runs.run_ids[k] = opts.prefixed(opts.run_id or run_id, default_id)
+        for k, log_id in enumerate(runs.run_ids):
+            run_id = runs.run_ids[k] = opts.prefixed(opts.run_id or log_id, default_id)
             if run_id in seen:
                 raise input_error(f"run_id {run_id!r} comes from two logs ({seen[run_id]} and "
                                   f"{path})", path=path,
@@ -224,7 +281,8 @@ def _read_all(paths: list[Path], opts: IngestOptions) -> list[tuple[RunMeta, Run
                                            "--run-prefix '{file}-' (each run id after its log's "
                                            "name)")
             seen[run_id] = path
-            out.append((_meta(run_id, path, kind, sha, opts, runs, k), runs, k))
+            meta = _meta(run_id, path, kind, sha, opts, runs, k, log_meta.get(log_id))
+            out.append((meta, runs, k, note))
     return out
 
 
@@ -243,18 +301,19 @@ def ingest_paths(paths: list[str | os.PathLike[str]] | str | os.PathLike[str],
     opts = _options(options)
     items = _read_all(plist, opts)
     plans = []
-    for meta, _, _ in items:
+    for meta, _, _, _ in items:
         if st.has_run(meta.run_id) and same_source(st.read_meta(meta.run_id).source, meta.source):
             plans.append("unchanged")
         else:
             plans.append(st.plan_write(meta, replace=opts.replace))
     results = [IngestResult(meta.run_id, meta.source["path"], meta.source["format"],
-                            runs.n_points(k), runs.metrics(k), n_dropped=runs.n_dropped(k))
-               for meta, runs, k in items]
+                            runs.n_points(k), runs.metrics(k), n_dropped=runs.n_dropped(k),
+                            note=note)
+               for meta, runs, k, note in items]
     if dry_run:
         return results
     todo = [((meta, partial(runs.table, k)), res)
-            for (meta, runs, k), res, plan in zip(items, results, plans) if plan != "unchanged"]
+            for (meta, runs, k, _), res, plan in zip(items, results, plans) if plan != "unchanged"]
     statuses = st.write_tables([item for item, _ in todo], replace=opts.replace)
     for (_, res), status in zip(todo, statuses):
         res.status = status
