@@ -13,8 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from rlscale.errors import input_error
+from rlscale.errors import InputError, input_error
 from rlscale.ingest import readers, table, tensorboard, trl
+from rlscale.ingest.growing import TEXT_FORMATS, check_growth, open_line_source, snapshot
 from rlscale.ingest.options import IngestOptions, parse_set, sanitize_run_id
 from rlscale.ingest.points import RunSet, to_run_set
 from rlscale.ingest.source import sha256_of
@@ -35,6 +36,8 @@ class IngestResult:
     n_points: int
     metrics: list[str]
     status: WriteStatus | None = None  # None until written (or in a dry run)
+    added: int | None = None  # points a grown log added to its run ("appended")
+    held_line: int | None = None  # an unterminated last line left for the next read
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,20 +136,21 @@ def _walk(root: Path, fmt: str) -> list[tuple[Path, str, str]]:
     return out
 
 
-def _read(path: Path, kind: str, opts: IngestOptions, run_id: str) -> RunSet:
+def _read(path: Path, kind: str, opts: IngestOptions, run_id: str,
+          data: Any = None) -> RunSet:
     if kind == "tensorboard":
         raw, src = tensorboard.read_tensorboard(path, opts)
     else:
         if kind == "trl":
             tab, src = trl.read_trainer_state(path)
         elif kind == "jsonl":
-            tab, src = readers.read_jsonl(path)
+            tab, src = readers.read_jsonl(path, data=data)
         elif kind == "json":
             tab, src = readers.read_json(path)
         elif kind == "parquet":
             tab, src = readers.read_parquet(path)
         else:
-            tab, src = readers.read_csv(path, string_cols=(opts.run_col,))
+            tab, src = readers.read_csv(path, string_cols=(opts.run_col,), data=data)
         raw = table.table_points(tab, src, opts)
         del tab
     holder = [raw]
@@ -154,7 +158,36 @@ def _read(path: Path, kind: str, opts: IngestOptions, run_id: str) -> RunSet:
     return to_run_set(holder.pop(), src, default_run_id=run_id, drop_nonfinite=opts.drop_nonfinite)
 
 
-def _meta(run_id: str, path: Path, kind: str, sha: str, opts: IngestOptions) -> RunMeta:
+def _read_text(path: Path, kind: str, opts: IngestOptions, run_id: str,
+               hold: bool) -> tuple[RunSet, str, int]:
+    """A CSV/JSONL log read from one snapshot (:mod:`.growing`): ``(runs, sha256, size)``.
+
+    An unterminated last line (a writer mid-line) is left out with ``hold``, and otherwise when
+    the file does not read with it; ``runs.held_line`` says which line was left out.
+    """
+    snap = snapshot(path, hold=hold)
+    try:
+        with ThreadPoolExecutor(1) as pool:  # hash while pyarrow parses (hashlib drops the GIL)
+            sha_future = pool.submit(snap.sha256)
+            runs = _read(path, kind, opts, run_id, data=snap.data)
+            sha = sha_future.result()
+    except InputError as first:
+        cut = snap.without_tail()
+        if cut is snap:
+            raise
+        try:
+            runs = _read(path, kind, opts, run_id, data=cut.data)
+        except InputError:
+            raise first from None
+        snap, sha = cut, cut.sha256()
+    runs.held_line = snap.held_line
+    if snap.held_line is None:
+        runs.open_line = snap.without_tail().held_line
+    return runs, sha, snap.size
+
+
+def _meta(run_id: str, path: Path, kind: str, sha: str, opts: IngestOptions,
+          size: int | None = None) -> RunMeta:
     extra = dict(opts.set_values)
     fields = {k: extra.pop(k) for k in ("seed", "task", "model", "recipe") if k in extra}
     for k in ("task", "model", "recipe"):
@@ -165,8 +198,10 @@ def _meta(run_id: str, path: Path, kind: str, sha: str, opts: IngestOptions) -> 
     options = {k: v for k, v in asdict(opts).items() if k not in ("replace", "set_values")}
     options["metrics"] = list(options["metrics"])
     options["meta"] = json.loads(json.dumps({"recipe": recipe, **fields, **extra}, sort_keys=True))
-    return RunMeta(run_id=run_id, recipe=recipe, metadata=extra, **fields,
-                   source={"path": str(path), "format": kind, "sha256": sha, "options": options})
+    source = {"path": str(path), "format": kind, "sha256": sha, "options": options}
+    if size is not None:
+        source["size"] = size
+    return RunMeta(run_id=run_id, recipe=recipe, metadata=extra, **fields, source=source)
 
 
 def read_source(path: str | os.PathLike[str],
@@ -190,7 +225,8 @@ def _options(options: dict[str, Any]) -> IngestOptions:
     return IngestOptions(**options)
 
 
-def _read_all(paths: list[Path], opts: IngestOptions) -> list[tuple[RunMeta, RunSet, int]]:
+def _read_all(paths: list[Path], opts: IngestOptions,
+              hold: bool = False) -> list[tuple[RunMeta, RunSet, int]]:
     logs = discover(paths, opts.format)
     out: list[tuple[RunMeta, RunSet, int]] = []
     seen: dict[str, Path] = {}
@@ -199,10 +235,14 @@ def _read_all(paths: list[Path], opts: IngestOptions) -> list[tuple[RunMeta, Run
             opts_here = opts
         else:
             opts_here = IngestOptions(**{**asdict(opts), "format": kind})
-        with ThreadPoolExecutor(1) as pool:  # hash while pyarrow parses (hashlib drops the GIL)
-            sha_future = pool.submit(sha256_of, path)
-            runs = _read(path, kind, opts_here, opts.run_id or default_id)
-            sha = sha_future.result()
+        size = None
+        if kind in TEXT_FORMATS and path.is_file():
+            runs, sha, size = _read_text(path, kind, opts_here, opts.run_id or default_id, hold)
+        else:
+            with ThreadPoolExecutor(1) as pool:  # hash while parsing (hashlib drops the GIL)
+                sha_future = pool.submit(sha256_of, path)
+                runs = _read(path, kind, opts_here, opts.run_id or default_id)
+                sha = sha_future.result()
         n_runs = max(len(logs), len(runs.run_ids))
         if opts.run_id is not None and n_runs > 1:
             raise input_error(f"--run-id names one run but the input holds {n_runs}", path=path,
@@ -213,43 +253,85 @@ def _read_all(paths: list[Path], opts: IngestOptions) -> list[tuple[RunMeta, Run
                                   f"{path})", path=path,
                                   expected="distinct file names, or one log per --run-id")
             seen[run_id] = path
-            out.append((_meta(run_id, path, kind, sha, opts), runs, k))
+            meta = _meta(run_id, path, kind, sha, opts, size)
+            if runs.open_line is not None:
+                meta.source.update(open_line_source(runs, k))
+            out.append((meta, runs, k))
     return out
 
 
 def ingest_paths(paths: list[str | os.PathLike[str]] | str | os.PathLike[str],
                  store: Store | str | os.PathLike[str], *, dry_run: bool = False,
-                 **options: Any) -> list[IngestResult]:
+                 hold_last_line: bool = False, **options: Any) -> list[IngestResult]:
     """Ingest logs into ``store``; returns one :class:`IngestResult` per run.
 
     All logs are read and validated, and every run is checked against the store, before anything
     is written: a bad file anywhere in ``paths`` raises :class:`InputError` (or a conflicting run
     :class:`StoreError`) and leaves the store byte-for-byte as it was. ``replace=True`` overwrites
     runs that exist with a different source; the same source again is ``"unchanged"``.
+
+    A log that grew since its run was ingested (same path, format and options, new sha256) is
+    ``"appended"``: its stored points must all still be in it, unchanged (else
+    :class:`InputError` naming the line), and the run's points become the log's.
+    ``hold_last_line`` leaves out an unterminated last line of a CSV/JSONL log (a writer
+    mid-line; ``rlscale watch``); without it such a line is left out only when it does not read.
     """
     st = as_store(store)
     plist = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
     opts = _options(options)
-    items = _read_all(plist, opts)
-    plans = []
-    for meta, _, _ in items:
-        if st.has_run(meta.run_id) and same_source(st.read_meta(meta.run_id).source, meta.source):
-            plans.append("unchanged")
-        else:
-            plans.append(st.plan_write(meta, replace=opts.replace))
+    items = _read_all(plist, opts, hold=hold_last_line)
+    plans: list[WriteStatus] = []
+    added: list[int | None] = []
+    for meta, runs, k in items:
+        plan, n_new = _plan(st, meta, runs, k, replace=opts.replace)
+        plans.append(plan)
+        added.append(n_new)
     results = [IngestResult(meta.run_id, meta.source["path"], meta.source["format"],
-                            runs.n_points(k), runs.metrics(k)) for meta, runs, k in items]
+                            runs.n_points(k), runs.metrics(k), added=n_new,
+                            held_line=runs.held_line)
+               for (meta, runs, k), n_new in zip(items, added)]
     if dry_run:
         return results
     todo = [((meta, partial(runs.table, k)), res)
-            for (meta, runs, k), res, plan in zip(items, results, plans) if plan != "unchanged"]
+            for (meta, runs, k), res, plan in zip(items, results, plans)
+            if plan in ("written", "replaced")]
     statuses = st.write_tables([item for item, _ in todo], replace=opts.replace)
     for (_, res), status in zip(todo, statuses):
         res.status = status
-    for res, plan in zip(results, plans):
-        if plan == "unchanged":
-            res.status = "unchanged"
+    for (meta, runs, k), res, plan in zip(items, results, plans):
+        if plan == "appended":
+            meta.created = st.read_meta(meta.run_id).created  # the run is the same run
+            st.update_run(meta, runs.table(k))
+        if plan in ("unchanged", "appended"):
+            res.status = plan
     return results
+
+
+def _plan(st: Store, meta: RunMeta, runs: RunSet, k: int, *,
+          replace: bool) -> tuple[WriteStatus, int | None]:
+    """What writing run ``k`` would do, and how many points it adds when its log grew."""
+    if not st.has_run(meta.run_id):
+        return st.plan_write(meta, replace=replace), None
+    old = st.read_meta(meta.run_id).source
+    if same_source(old, meta.source):
+        return "unchanged", None
+    if not replace and _same_log(old, meta.source):
+        table = st.read_points_table(meta.run_id)
+        return "appended", check_growth(table, runs, k, run_id=meta.run_id, old_source=old)
+    return st.plan_write(meta, replace=replace), None
+
+
+def _same_log(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
+    """The same log file read the same way (its content may differ): a log that may have grown."""
+    if not old or not new or old.get("format") not in TEXT_FORMATS:
+        return False
+    if (old.get("format"), old.get("options")) != (new.get("format"), new.get("options")):
+        return False
+    a, b = Path(str(old.get("path"))), Path(str(new.get("path")))
+    try:
+        return a == b or os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def ingest_path(path: str | os.PathLike[str], store: Store | str | os.PathLike[str],
