@@ -80,9 +80,9 @@ def test_reingest_noop_conflict_and_replace(tmp_path, store_dir):
     f.write_text("step,reward\n1,0.1\n")
     run("ingest", f, "--store", store_dir)
     assert "unchanged" in run("ingest", f, "--store", store_dir)
-    f.write_text("step,reward\n1,0.1\n2,0.2\n")
+    f.write_text("step,reward\n1,0.15\n2,0.2\n")  # not a log that grew: an old value changed
     before = snapshot(store_dir)
-    assert "already exists" in run("ingest", f, "--store", store_dir, code=1)
+    assert "differs from 0.1 stored for run 'r'" in run("ingest", f, "--store", store_dir, code=1)
     assert snapshot(store_dir) == before
     assert "replaced: r" in run("ingest", f, "--store", store_dir, "--replace")
     assert not [p for p in store_dir.iterdir() if p.name.startswith(".")]

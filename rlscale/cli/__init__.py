@@ -57,6 +57,8 @@ REGISTRY: dict[str, Entry] = {
                                   "update?"),
     "sweep": Entry("sweep", "Run every job of a sweep spec (base config x grid/points x seeds) "
                             "into the store."),
+    "watch": Entry("watch", "Re-ingest logs as they grow; at each update print the fit, the "
+                            "forecast and the trend."),
 }
 
 

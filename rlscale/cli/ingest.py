@@ -9,7 +9,7 @@ import click
 
 from rlscale.cli._common import store_option, store_path
 from rlscale.ingest.options import FORMATS, parse_set
-from rlscale.ingest.pipeline import ingest_paths
+from rlscale.ingest.pipeline import IngestResult, ingest_paths
 from rlscale.store import X_AXES
 
 
@@ -89,13 +89,22 @@ def ingest_cmd(paths: tuple[str, ...], store: str | None, fmt: str, run_id: str 
         click.echo(json.dumps([r.to_dict() for r in results], indent=2))
         return
     for r in results:
-        what = {"written": "ingested", "replaced": "replaced", None: "valid (dry run)",
-                "unchanged": "unchanged (same source already ingested)"}[r.status]
-        dropped = f" ({r.n_dropped} non-finite dropped)" if r.n_dropped else ""
-        click.echo(f"{what}: {r.run_id} <- {r.path} [{r.format}] {r.n_points} points{dropped}, "
-                   f"metrics {', '.join(r.metrics)}")
+        click.echo(result_line(r))
     for note in dict.fromkeys(r.note for r in results if r.note):
         click.echo(f"note: {note}")
+
+
+def result_line(r: IngestResult) -> str:
+    """One line per run: what happened, where from, how many points (and how many were new)."""
+    what = {"written": "ingested", "replaced": "replaced", None: "valid (dry run)",
+            "appended": "appended (the log grew)",
+            "unchanged": "unchanged (same source already ingested)"}[r.status]
+    new = f" (+{r.added} new)" if r.added is not None else ""
+    dropped = f" ({r.n_dropped} non-finite dropped)" if r.n_dropped else ""
+    held = (f"; line {r.held_line} is incomplete (no newline yet), left for the next ingest"
+            if r.held_line is not None else "")
+    return (f"{what}: {r.run_id} <- {r.path} [{r.format}] {r.n_points} points{new}{dropped}, "
+            f"metrics {', '.join(r.metrics)}{held}")
 
 
 COMMANDS = [ingest_cmd]

@@ -13,8 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from rlscale.errors import input_error
+from rlscale.errors import InputError, input_error
 from rlscale.ingest import mlflow, readers, sb3, table, tensorboard, trl, verl
+from rlscale.ingest.growing import TEXT_FORMATS, check_growth, open_line_source, snapshot
 from rlscale.ingest.options import IngestOptions, parse_set, sanitize_run_id
 from rlscale.ingest.points import RunSet, to_run_set
 from rlscale.ingest.source import sha256_of
@@ -37,6 +38,8 @@ class IngestResult:
     status: WriteStatus | None = None  # None until written (or in a dry run)
     n_dropped: int = 0  # non-finite points dropped by drop_nonfinite
     note: str | None = None  # what the reader found worth saying (e.g. one file held 2 runs)
+    added: int | None = None  # points a grown log added to its run ("appended")
+    held_line: int | None = None  # an unterminated last line left for the next read
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -178,7 +181,7 @@ def _distinct_mlflow_names(found: list[tuple[Path, str, str]]) -> None:
             found[i] = (path, kind, sanitize_run_id(f"{name}-{path.resolve().name[:8]}"))
 
 
-def _read(path: Path, kind: str, opts: IngestOptions, run_id: str
+def _read(path: Path, kind: str, opts: IngestOptions, run_id: str, data: Any = None
           ) -> tuple[RunSet, dict[str, dict[str, Any]], str | None]:
     """Validated points, metadata the log itself holds (per run id), and a note for the user."""
     log_meta: dict[str, dict[str, Any]] = {}
@@ -195,13 +198,13 @@ def _read(path: Path, kind: str, opts: IngestOptions, run_id: str
         elif kind == "verl":
             tab, src = verl.read_verl(path)
         elif kind == "jsonl":
-            tab, src = readers.read_jsonl(path)
+            tab, src = readers.read_jsonl(path, data=data)
         elif kind == "json":
             tab, src = readers.read_json(path)
         elif kind == "parquet":
             tab, src = readers.read_parquet(path)
         else:
-            tab, src = readers.read_csv(path, string_cols=opts.run_cols)
+            tab, src = readers.read_csv(path, string_cols=opts.run_cols, data=data)
         raw = table.table_points(tab, src, opts)
         del tab
     holder = [raw]
@@ -211,9 +214,38 @@ def _read(path: Path, kind: str, opts: IngestOptions, run_id: str
     return runs, log_meta, note
 
 
+def _read_text(path: Path, kind: str, opts: IngestOptions, run_id: str, hold: bool
+               ) -> tuple[RunSet, dict[str, dict[str, Any]], str | None, str, int]:
+    """A CSV/JSONL log read from one snapshot (:mod:`.growing`):
+    ``(runs, log metadata, note, sha256, size)``.
+
+    An unterminated last line (a writer mid-line) is left out with ``hold``, and otherwise when
+    the file does not read with it; ``runs.held_line`` says which line was left out.
+    """
+    snap = snapshot(path, hold=hold)
+    try:
+        with ThreadPoolExecutor(1) as pool:  # hash while pyarrow parses (hashlib drops the GIL)
+            sha_future = pool.submit(snap.sha256)
+            runs, log_meta, note = _read(path, kind, opts, run_id, data=snap.data)
+            sha = sha_future.result()
+    except InputError as first:
+        cut = snap.without_tail()
+        if cut is snap:
+            raise
+        try:
+            runs, log_meta, note = _read(path, kind, opts, run_id, data=cut.data)
+        except InputError:
+            raise first from None
+        snap, sha = cut, cut.sha256()
+    runs.held_line = snap.held_line
+    if snap.held_line is None:
+        runs.open_line = snap.without_tail().held_line
+    return runs, log_meta, note, sha, snap.size
+
+
 def _meta(run_id: str, path: Path, kind: str, sha: str, opts: IngestOptions,
           runs: RunSet | None = None, k: int = 0,
-          log_meta: dict[str, Any] | None = None) -> RunMeta:
+          log_meta: dict[str, Any] | None = None, size: int | None = None) -> RunMeta:
     found = {**(log_meta or {}), **(runs.meta(k) if runs is not None else {})}
     if opts.recipe is not None:
         found.pop("recipe", None)
@@ -230,6 +262,8 @@ def _meta(run_id: str, path: Path, kind: str, sha: str, opts: IngestOptions,
     source = {"path": str(path), "format": kind, "sha256": sha, "options": options}
     if runs is not None and runs.raw.derived:
         source["derived"] = dict(runs.raw.derived)
+    if size is not None:
+        source["size"] = size
     return RunMeta(run_id=run_id, recipe=recipe, metadata=extra, **fields, source=source)
 
 
@@ -254,7 +288,7 @@ def _options(options: dict[str, Any]) -> IngestOptions:
     return IngestOptions(**options)
 
 
-def _read_all(paths: list[Path], opts: IngestOptions
+def _read_all(paths: list[Path], opts: IngestOptions, hold: bool = False
               ) -> list[tuple[RunMeta, RunSet, int, str | None]]:
     logs = discover(paths, opts.format)
     out: list[tuple[RunMeta, RunSet, int, str | None]] = []
@@ -264,10 +298,15 @@ def _read_all(paths: list[Path], opts: IngestOptions
             opts_here = opts
         else:
             opts_here = IngestOptions(**{**asdict(opts), "format": kind})
-        with ThreadPoolExecutor(1) as pool:  # hash while pyarrow parses (hashlib drops the GIL)
-            sha_future = pool.submit(sha256_of, path)
-            runs, log_meta, note = _read(path, kind, opts_here, opts.run_id or default_id)
-            sha = sha_future.result()
+        size = None
+        if kind in TEXT_FORMATS and path.is_file():
+            runs, log_meta, note, sha, size = _read_text(path, kind, opts_here,
+                                                         opts.run_id or default_id, hold)
+        else:
+            with ThreadPoolExecutor(1) as pool:  # hash while parsing (hashlib drops the GIL)
+                sha_future = pool.submit(sha256_of, path)
+                runs, log_meta, note = _read(path, kind, opts_here, opts.run_id or default_id)
+                sha = sha_future.result()
         n_runs = max(len(logs), len(runs.run_ids))
         if opts.run_id is not None and n_runs > 1:
             raise input_error(f"--run-id names one run but the input holds {n_runs}", path=path,
@@ -281,46 +320,85 @@ def _read_all(paths: list[Path], opts: IngestOptions
                                            "--run-prefix '{file}-' (each run id after its log's "
                                            "name)")
             seen[run_id] = path
-            meta = _meta(run_id, path, kind, sha, opts, runs, k, log_meta.get(log_id))
+            meta = _meta(run_id, path, kind, sha, opts, runs, k, log_meta.get(log_id), size)
+            if runs.open_line is not None:
+                meta.source.update(open_line_source(runs, k))
             out.append((meta, runs, k, note))
     return out
 
 
 def ingest_paths(paths: list[str | os.PathLike[str]] | str | os.PathLike[str],
                  store: Store | str | os.PathLike[str], *, dry_run: bool = False,
-                 **options: Any) -> list[IngestResult]:
+                 hold_last_line: bool = False, **options: Any) -> list[IngestResult]:
     """Ingest logs into ``store``; returns one :class:`IngestResult` per run.
 
     All logs are read and validated, and every run is checked against the store, before anything
     is written: a bad file anywhere in ``paths`` raises :class:`InputError` (or a conflicting run
     :class:`StoreError`) and leaves the store byte-for-byte as it was. ``replace=True`` overwrites
     runs that exist with a different source; the same source again is ``"unchanged"``.
+
+    A log that grew since its run was ingested (same path, format and options, new sha256) is
+    ``"appended"``: its stored points must all still be in it, unchanged (else
+    :class:`InputError` naming the line), and the run's points become the log's.
+    ``hold_last_line`` leaves out an unterminated last line of a CSV/JSONL log (a writer
+    mid-line; ``rlscale watch``); without it such a line is left out only when it does not read.
     """
     st = as_store(store)
     plist = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
     opts = _options(options)
-    items = _read_all(plist, opts)
-    plans = []
-    for meta, _, _, _ in items:
-        if st.has_run(meta.run_id) and same_source(st.read_meta(meta.run_id).source, meta.source):
-            plans.append("unchanged")
-        else:
-            plans.append(st.plan_write(meta, replace=opts.replace))
+    items = _read_all(plist, opts, hold=hold_last_line)
+    plans: list[WriteStatus] = []
+    added: list[int | None] = []
+    for meta, runs, k, _ in items:
+        plan, n_new = _plan(st, meta, runs, k, replace=opts.replace)
+        plans.append(plan)
+        added.append(n_new)
     results = [IngestResult(meta.run_id, meta.source["path"], meta.source["format"],
                             runs.n_points(k), runs.metrics(k), n_dropped=runs.n_dropped(k),
-                            note=note)
-               for meta, runs, k, note in items]
+                            note=note, added=n_new, held_line=runs.held_line)
+               for (meta, runs, k, note), n_new in zip(items, added)]
     if dry_run:
         return results
     todo = [((meta, partial(runs.table, k)), res)
-            for (meta, runs, k, _), res, plan in zip(items, results, plans) if plan != "unchanged"]
+            for (meta, runs, k, _), res, plan in zip(items, results, plans)
+            if plan in ("written", "replaced")]
     statuses = st.write_tables([item for item, _ in todo], replace=opts.replace)
     for (_, res), status in zip(todo, statuses):
         res.status = status
-    for res, plan in zip(results, plans):
-        if plan == "unchanged":
-            res.status = "unchanged"
+    for (meta, runs, k, _), res, plan in zip(items, results, plans):
+        if plan == "appended":
+            meta.created = st.read_meta(meta.run_id).created  # the run is the same run
+            st.update_run(meta, runs.table(k))
+        if plan in ("unchanged", "appended"):
+            res.status = plan
     return results
+
+
+def _plan(st: Store, meta: RunMeta, runs: RunSet, k: int, *,
+          replace: bool) -> tuple[WriteStatus, int | None]:
+    """What writing run ``k`` would do, and how many points it adds when its log grew."""
+    if not st.has_run(meta.run_id):
+        return st.plan_write(meta, replace=replace), None
+    old = st.read_meta(meta.run_id).source
+    if same_source(old, meta.source):
+        return "unchanged", None
+    if not replace and _same_log(old, meta.source):
+        table = st.read_points_table(meta.run_id)
+        return "appended", check_growth(table, runs, k, run_id=meta.run_id, old_source=old)
+    return st.plan_write(meta, replace=replace), None
+
+
+def _same_log(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
+    """The same log file read the same way (its content may differ): a log that may have grown."""
+    if not old or not new or old.get("format") not in TEXT_FORMATS:
+        return False
+    if (old.get("format"), old.get("options")) != (new.get("format"), new.get("options")):
+        return False
+    a, b = Path(str(old.get("path"))), Path(str(new.get("path")))
+    try:
+        return a == b or os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def ingest_path(path: str | os.PathLike[str], store: Store | str | os.PathLike[str],

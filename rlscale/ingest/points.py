@@ -141,8 +141,11 @@ class RunSet:
     """Validated points of one source, sorted by (run, metric, step), split into runs lazily:
     :meth:`table` builds one run's :data:`POINTS_SCHEMA` table when it is about to be written."""
 
-    def __init__(self, raw: RawPoints, default_run_id: str) -> None:
+    def __init__(self, raw: RawPoints, default_run_id: str, source: Source | None = None) -> None:
         self.raw = raw
+        self.source = source  # the log they came from, for errors that name a point's line
+        self.held_line: int | None = None  # an unterminated last line not read (growing.py)
+        self.open_line: int | None = None  # an unterminated last line that was read
         n = len(raw.step)
         run = raw.run if raw.run is not None else np.zeros(n, np.int32)
         starts = np.concatenate([[0], np.flatnonzero(run[1:] != run[:-1]) + 1, [n]]) if n else [0, 0]
@@ -208,7 +211,7 @@ def to_run_set(raw: RawPoints, src: Source, *, default_run_id: str,
         del order
     _collapse_duplicates(raw, src, _same_series(raw) & (raw.step[1:] == raw.step[:-1]))
     _check_monotone(raw, src, _same_series(raw))
-    return RunSet(raw, default_run_id)
+    return RunSet(raw, default_run_id, src)
 
 
 def _same_series(raw: RawPoints) -> np.ndarray:

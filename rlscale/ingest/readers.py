@@ -6,6 +6,7 @@ JSONL and JSON are read record by record so every error names its line; Parquet 
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -31,12 +32,16 @@ def _header(path: Path, delimiter: str) -> list[str] | None:
     return None
 
 
-def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...] = ()
-             ) -> tuple[pa.Table, Source]:
-    """Read a CSV/TSV with pyarrow; ``string_cols`` (e.g. metric, run_id) are dictionary-encoded."""
+def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...] = (),
+             data: pa.Buffer | None = None) -> tuple[pa.Table, Source]:
+    """Read a CSV/TSV with pyarrow; ``string_cols`` (e.g. metric, run_id) are dictionary-encoded.
+
+    ``data``: the bytes to parse (a snapshot of a growing file, :mod:`rlscale.ingest.growing`);
+    default the whole file.
+    """
     delim = _delimiter(path)
     src = Source(path=path, format=fmt, locate=csv_line_locator(path, delim))
-    if path.stat().st_size == 0:
+    if (path.stat().st_size if data is None else data.size) == 0:
         raise src.error("empty file", expected="a header line and rows of points")
     header = _header(path, delim)
     if not header:
@@ -50,7 +55,7 @@ def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...
     types = {h: pa.dictionary(pa.int32(), pa.string()) for h in header if h in wanted}
     try:
         table = pacsv.read_csv(
-            path,
+            path if data is None else pa.BufferReader(data),
             read_options=pacsv.ReadOptions(block_size=1 << 24),
             # Quoted values may hold newlines; allowing that slows pyarrow's parallel reader,
             # so only files with a quote character pay for it.
@@ -97,12 +102,19 @@ def read_parquet(path: Path, *, fmt: str = "parquet") -> tuple[pa.Table, Source]
     return table, src
 
 
-def read_jsonl(path: Path, *, fmt: str = "jsonl") -> tuple[pa.Table, Source]:
-    """One JSON object per line; blank lines are skipped (line numbers stay the editor's)."""
+def read_jsonl(path: Path, *, fmt: str = "jsonl",
+               data: pa.Buffer | None = None) -> tuple[pa.Table, Source]:
+    """One JSON object per line; blank lines are skipped (line numbers stay the editor's).
+
+    ``data``: the bytes to parse (as for :func:`read_csv`); default the whole file.
+    """
     lines: list[int] = []
     records: list[dict[str, Any]] = []
     src = Source(path=path, format=fmt, locate=lambda row: (lines[row], None))
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+    opened = (open(path, encoding="utf-8-sig", errors="replace") if data is None else
+              io.TextIOWrapper(io.BytesIO(data.to_pybytes()), encoding="utf-8-sig",
+                               errors="replace"))
+    with opened as fh:
         for number, text in enumerate(fh, start=1):
             if not text.strip():
                 continue

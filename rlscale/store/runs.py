@@ -35,7 +35,7 @@ from rlscale.store.schema import COMPUTE_AXES, POINTS_SCHEMA, RunMeta, check_run
 if TYPE_CHECKING:
     import pandas as pd
 
-WriteStatus = Literal["written", "unchanged", "replaced"]
+WriteStatus = Literal["written", "unchanged", "replaced", "appended"]
 
 
 class Store:
@@ -219,6 +219,24 @@ class Store:
             shutil.rmtree(scratch, ignore_errors=True)  # empty unless something failed
         fsync_dir(self.root)
         return plans
+
+    def update_run(self, meta: RunMeta, table: pa.Table) -> None:
+        """Rewrite an existing run in place: its points, then its ``run.json``, each file written
+        under a temporary name, flushed and renamed onto the old one (a log that grew).
+
+        The run never disappears: a crash leaves the old files, or the new points under the old
+        metadata, whose sha256 no longer matches the log, so the next ingest redoes the update.
+        """
+        if not self.has_run(meta.run_id):
+            msg = f"no run {meta.run_id!r} in store {str(self.root)!r}"
+            raise StoreError(msg)
+        if not table.schema.equals(POINTS_SCHEMA):
+            msg = f"points table schema {table.schema} is not the store's {POINTS_SCHEMA}"
+            raise StoreError(msg)
+        final = self.run_dir(meta.run_id)
+        write_parquet(final / layout.POINTS_FILE, table)
+        write_json(final / layout.RUN_FILE, meta.to_dict())
+        fsync_dir(final)
 
     def _commit(self, run_id: str, tmp: Path, plan: WriteStatus) -> None:
         final = self.run_dir(run_id)
