@@ -115,7 +115,7 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
                 fits[i] = _guarded(lw, prepared[i], fast_only=True, **kw)
             rest = [i for i in live if fits[i] is None]
             solved = multistart_many(lw, [(prepared[i][0], prepared[i][1], prepared[i][3])
-                                          for i in rest], starts_for)
+                                          for i in rest], starts_for, metric)
             for i, sol in zip(rest, solved):
                 fits[i] = _guarded(lw, prepared[i], presolved=sol, with_heldout=False, **kw)
             heldout_many(lw, [fits[i] for i in rest])
