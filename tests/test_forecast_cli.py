@@ -175,3 +175,60 @@ def test_fit_options_reach_the_fit_including_interval():
     kw = fit_kwargs(opts)
     assert kw["interval"] == "profile" and kw["by"] == ["recipe", "seed"]
     assert "max_x" not in kw  # backtest drops --max-x; it must not be invented
+
+
+@pytest.fixture(scope="module")
+def step_store(tmp_path_factory):
+    """Runs logged against the step only (as most real logs are): no gpu_hours, flops, tokens."""
+    root = tmp_path_factory.mktemp("sstore") / "store"
+    st = Store(root)
+    rng = np.random.default_rng(6)
+    for seed in range(2):
+        steps = np.arange(10, 610, 10)
+        y = sigmoid(steps.astype(float), R0=0.3, A=0.7, B=1.6, C_mid=150.0)
+        pts = pd.DataFrame({"step": steps, "metric": "eval/accuracy",
+                            "value": y + rng.normal(0, 0.006, steps.size)})
+        st.write_run(RunMeta(run_id=f"s{seed}", recipe="grpo", seed=seed), pts)
+    return str(root)
+
+
+def test_x_defaults_to_the_first_axis_the_runs_have_and_the_output_names_it(store, step_store):
+    res = _run("fit", "--store", step_store, "--metric", "eval/accuracy")
+    assert res.output.splitlines()[0].startswith("eval/accuracy vs step: sigmoid law")
+    assert "NOT FITTED" not in res.output and "too_few_points" not in res.output
+    res = _run("forecast", "--store", step_store, "--metric", "eval/accuracy", "--budget", "2000")
+    assert res.output.startswith("eval/accuracy vs step: reward at budget")
+    # a store with GPU-hours uses them first
+    res = _run("fit", "--store", store, "--metric", "reward")
+    assert res.output.startswith("reward vs gpu_hours:")
+    data = json.loads(_run("backtest", "--store", step_store, "--metric", "eval/accuracy",
+                           "--cut", "0.5", "--json").output)
+    assert data["x"] == "step"
+
+
+def test_an_axis_the_runs_lack_is_one_line_naming_the_axes_they_have(step_store):
+    before = _digest(step_store)
+    res = _run("fit", "--store", step_store, "--metric", "eval/accuracy", "--x", "gpu_hours",
+               ok=False)
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:")
+    assert "gpu_hours" in lines[0] and "the runs have step" in lines[0]
+    assert "--x step" in lines[0] and "Traceback" not in res.output
+    assert _digest(step_store) == before
+
+
+def test_fit_and_forecast_give_a_verdict_per_group(store):
+    res = _run("fit", "--store", store, "--metric", "reward")
+    tail = res.output.split("verdicts:")[1].strip().splitlines()
+    assert [ln.split(":")[0].strip() for ln in tail] == ["recipe=a", "recipe=c"]
+    doc = json.loads(_run("fit", "--store", store, "--metric", "reward", "--json").output)
+    for f in doc["fits"]:
+        v = f["verdict"]
+        assert v["verdict"] in ("still rising", "plateaued", "declining")
+        assert v["remaining_gain_lower"] <= v["remaining_gain"] <= v["remaining_gain_upper"]
+    data = json.loads(_run("forecast", "--store", store, "--metric", "reward", "--budget", "1e5",
+                           "--json").output)
+    assert [v["group"] for v in data["verdicts"]] == [{"recipe": "a"}, {"recipe": "c"}]
+    assert all(v["level"] == 0.9 for v in data["verdicts"])
+    text = _run("forecast", "--store", store, "--metric", "reward", "--budget", "1e5").output
+    assert "\nverdicts:\n  recipe=a: " in text

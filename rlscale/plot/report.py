@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from rlscale import __version__
-from rlscale.fit import fit
+from rlscale.fit import choose_x, fit
 from rlscale.forecast.backtest import backtest as run_backtest
 from rlscale.forecast.budgets import compute_for_fraction, reward_at
 from rlscale.forecast.ranking import rank_at
@@ -303,7 +303,7 @@ def report_from_store(
     store: str | os.PathLike[str],
     *,
     metric: str,
-    x: str = "gpu_hours",
+    x: str | None = "gpu_hours",
     by: Sequence[str] = ("recipe",),
     facet: str | None = None,
     backtest_cut: float | None = 0.5,
@@ -316,10 +316,12 @@ def report_from_store(
 
     ``fit_options`` (``law``, ``burn_in``, ``max_x``, ``bootstrap``, ``resample``, ``level``,
     ...) go to :func:`rlscale.fit.fit` and, except ``max_x``, to the backtest.
+    ``x`` None: the first of gpu_hours, flops, tokens, step the runs have.
     ``backtest_cut``: fraction of each group's compute range the backtest fits on (None: none).
     """
     st = Store(store)
     points = load_metric_points(st, metric)
+    x = choose_x(points, metric, x)
     keys = list(dict.fromkeys([*by, *([facet] if facet else [])]))
     fits = fit(points, metric=metric, x=x, by=keys, **fit_options)
     bt = None
