@@ -232,3 +232,42 @@ def test_fit_and_forecast_give_a_verdict_per_group(store):
     assert all(v["level"] == 0.9 for v in data["verdicts"])
     text = _run("forecast", "--store", store, "--metric", "reward", "--budget", "1e5").output
     assert "\nverdicts:\n  recipe=a: " in text
+
+
+def _near_one(metric, seed=7):
+    rng = np.random.default_rng(seed)
+    x = np.geomspace(100.0, 30000.0, 40)
+    y = sigmoid(x, R0=0.6, A=0.97, B=1.5, C_mid=1000.0) + rng.normal(0, 0.02, x.size)
+    y = np.clip(y, 0, 1)
+    return pd.DataFrame({"run_id": "r", "step": np.arange(x.size), "metric": metric,
+                         "value": y, "gpu_hours": x})
+
+
+def test_a_pass_rate_forecast_is_clipped_to_its_range_and_says_so():
+    from rlscale.fit import fit
+    from rlscale.forecast.budgets import reward_at
+    row = reward_at(fit(_near_one("eval/accuracy"), metric="eval/accuracy"), [1e5],
+                    level=0.99).iloc[0]
+    assert row["pred_upper"] == 1.0 and "interval_clipped" in row["warnings"]
+    assert 0 <= row["pred_lower"] <= row["mean"] <= 1
+    # the same values under a name that is no pass rate are not bounded
+    other = reward_at(fit(_near_one("rewards/margins"), metric="rewards/margins"), [1e5],
+                      level=0.99).iloc[0]
+    assert other["pred_upper"] > 1.0 and "interval_clipped" not in other["warnings"]
+
+
+def test_a_ranking_from_fits_that_cannot_identify_their_ceilings_says_so(tmp_path):
+    root = tmp_path / "store"
+    st = Store(root)
+    rng = np.random.default_rng(8)
+    for recipe, hi in (("early", 2500.0), ("late", 30000.0)):
+        x = np.geomspace(100.0, hi, 30)  # "early" stops at C_mid: its A is an extrapolation
+        y = sigmoid(x, R0=0.45, A=0.65, B=1.8, C_mid=2500.0) + rng.normal(0, 0.006, x.size)
+        st.write_run(RunMeta(run_id=recipe, recipe=recipe, seed=0),
+                     pd.DataFrame({"step": np.arange(x.size), "metric": "reward", "value": y,
+                                   "gpu_hours": x}))
+    data = json.loads(_run("forecast", "--store", str(root), "--metric", "reward",
+                           "--rank-at", "1e5", "--json").output)
+    assert data["unidentified"] == ["recipe=early"]
+    text = _run("forecast", "--store", str(root), "--metric", "reward", "--rank-at", "1e5").output
+    assert "warning: the ceilings of recipe=early are not identified" in text

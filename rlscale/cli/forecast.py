@@ -125,6 +125,11 @@ def _echo_forecast(result: Forecast, *, law: str) -> None:
         click.echo(out.crossover_table(ranking.crossovers))
         if ranking.skipped:
             click.echo(f"not ranked (fit failed): {', '.join(ranking.skipped)}")
+        if ranking.unidentified:
+            click.echo(f"warning: the ceilings of {', '.join(ranking.unidentified)} are not "
+                       "identified by their points (asymptote_not_identified or "
+                       "ceiling_above_plateau), so this ranking and P(leader leads) rest on "
+                       "extrapolated ceilings; collect compute past C_mid before trusting them")
 
 
 def _saved_fits(store: str | None, metric: str, kw: dict[str, Any]) -> list[Any]:
