@@ -22,6 +22,7 @@ from rlscale.fit import choose_x, fit
 from rlscale.forecast.backtest import backtest as run_backtest
 from rlscale.forecast.budgets import compute_for_fraction, reward_at
 from rlscale.forecast.ranking import rank_at
+from rlscale.forecast.verdict import verdicts
 from rlscale.plot import charts as plot
 from rlscale.plot import frames as D
 from rlscale.plot import vega
@@ -91,9 +92,12 @@ def _fits_section(fits: Sequence[Any]) -> str:
         rows.append(cells)
     cols = ["group", "law", "points", f"window ({fits[0].x})", *[f"{n} [{pct}]" for n in names],
             "rmse", "held-out rmse", "warnings"]
+    found = "".join(f"<li>{_esc(v.text())}</li>" for v in verdicts(fits))
     return (f"<p>{_esc(fits[0].law)} law fitted to <code>{_esc(fits[0].metric)}</code> against "
             f"<code>{_esc(fits[0].x)}</code>, one fit per group; intervals at {pct}.</p>"
-            + _table(cols, rows, numeric=(2,)))
+            + _table(cols, rows, numeric=(2,))
+            + f"<p>Verdicts (still rising / plateaued / declining; docs/fit.md):</p>"
+              f"<ul class=\"verdicts\">{found}</ul>")
 
 
 def _warnings_section(fits: Sequence[Any], backtest: Any | None) -> str:
