@@ -207,8 +207,8 @@ def _select(points: pd.DataFrame, *, metric: str | None, x: str, nan: str,
                 and np.isfinite(_floats(column(a))).any()]
         raise input_error(f"no point of metric {metric!r} has a {x} value; the runs have "
                           + (", ".join(have) if have else "no other axis"), field="x",
-                          expected=(f"--x {have[0]} (or leave --x out: it takes the first of "
-                                    f"{', '.join(AUTO_X_ORDER)} that the runs have)") if have
+                          expected=(f"--x {have[0]}, or no --x: the first of "
+                                    f"{', '.join(AUTO_X_ORDER)} that the runs have") if have
                           else "points with compute values")
     bad_y = ~np.isfinite(out["_y"])
     if bad_y.any() and nan == "error":
