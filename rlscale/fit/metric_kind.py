@@ -19,8 +19,8 @@ import re
 import numpy as np
 
 # name words of a pass rate (matched against the words of the name, split at / _ - . and spaces)
-PASS_RATE_WORDS = frozenset({"reward", "rewards", "accuracy", "acc", "score", "success",
-                             "correct", "solved", "winrate", "pass", "passrate"})
+PASS_RATE_WORDS = frozenset({"reward", "rewards", "accuracy", "accuracies", "acc", "score",
+                             "success", "correct", "solved", "winrate", "pass", "passrate"})
 PASS_RATE_PHRASES = ("win_rate", "pass_rate", "success_rate", "solve_rate", "exact_match")
 K_METRIC = re.compile(r"^(pass|mean|maj|best|cons)@\d+$")
 # words that make a name not a pass rate even beside "reward" (TRL's DPO rewards/margins ...)
