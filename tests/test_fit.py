@@ -245,3 +245,74 @@ def test_profile_intervals_match_bootstrap_and_bend_when_A_is_weak():
     wald, prof = fit(early), fit(early, interval="profile")
     assert wald.params["A"].lower == 0.0  # Wald is useless here: the whole [0, 1] range
     assert 0.5 < prof.params["A"].lower < 0.61 and prof.params["A"].upper == 1.0
+
+
+def _loss_curve(metric, *, A=0.9, R0=2.5, rng_seed=5):
+    rng = np.random.default_rng(rng_seed)
+    df = curve(A, 1.5, 2000.0, R0, rng=rng, sd=0.02)
+    return df.assign(metric=metric)
+
+
+def test_a_loss_fits_as_a_falling_law_without_direction_warnings():
+    f = fit(_loss_curve("train/loss"), metric="train/loss")
+    assert f.ok
+    assert f.params["A"].value < f.params["R0"].value
+    assert abs(f.params["A"].value - 0.9) < 0.05 and abs(f.params["R0"].value - 2.5) < 0.1
+    codes = set(f.warning_codes)
+    assert not codes & {"not_increasing", "not_decreasing", "direction_mismatch"}, codes
+    # the same falling values, named as a reward, are a metric that does not rise
+    g = fit(_loss_curve("reward"), metric="reward")
+    assert "not_increasing" in g.warning_codes
+
+
+def test_a_loss_in_the_unit_interval_is_not_bounded_like_a_pass_rate():
+    # falls from 0.95 towards 0.35; a pass rate's [0, 1] bounds would not bind here, but the
+    # levels' bounds must come from the name (loss), not from the values lying in [0, 1]
+    f = fit(_loss_curve("policy_loss", A=0.35, R0=0.95), metric="policy_loss")
+    assert f.ok and f.params["A"].value < f.params["R0"].value
+    assert f.params["A"].upper - f.params["A"].lower < 0.2
+    assert "not_decreasing" not in f.warning_codes
+    # a loss that rises is flagged
+    rising = _loss_curve("policy_loss", A=0.95, R0=0.35)
+    assert "not_decreasing" in fit(rising, metric="policy_loss").warning_codes
+
+
+def _check_space(y, x):
+    from rlscale.fit.batch import space_for
+    return space_for(get_law("sigmoid"), x, y, {}, "reward")
+
+
+def test_ceiling_far_above_a_levelled_curve_is_flagged():
+    from rlscale.fit.checks import _ceiling_above_plateau
+    from rlscale.fit.result import ParamEstimate
+    x = np.geomspace(10, 5000, 60)
+    rng = np.random.default_rng(3)
+    flat = np.minimum(0.937, 0.5 + 0.2 * np.log10(x)) + rng.normal(0, 0.005, x.size)
+    space = _check_space(flat, x)
+    point = {"A": 0.996, "B": 0.6, "C_mid": 100.0, "R0": 0.4}
+    u = space.vector(point)
+    params = {k: ParamEstimate(v, v, v, 0.0) for k, v in point.items()}
+    warns = _ceiling_above_plateau(space, x, flat, u, params, None)
+    assert [w.code for w in warns] == ["ceiling_above_plateau"]
+    assert "A = 0.996" in warns[0].message and "recent level 0.936" in warns[0].message
+    # the same ceiling on a curve still rising over its last stretch is the law's job: no warning
+    rising = 0.4 + 0.15 * np.log10(x) + rng.normal(0, 0.005, x.size)
+    assert _ceiling_above_plateau(_check_space(rising, x), x, rising, u, params, None) == []
+    # nor a ceiling close to the plateau
+    near = {**params, "A": ParamEstimate(0.94, 0.94, 0.94, 0.0)}
+    assert _ceiling_above_plateau(space, x, flat, space.vector({**point, "A": 0.94}), near,
+                                  None) == []
+
+
+def test_a_fitted_curve_moving_against_the_data_is_flagged():
+    from rlscale.fit.checks import _direction, spearman_up
+    x = np.geomspace(10, 5000, 40)
+    y = 0.3 + 0.1 * np.log10(x)
+    space = _check_space(y, x)
+    rho, p_up = spearman_up(x, y)
+    p_down = spearman_up(x, -y)[1]
+    falling = space.vector({"A": 0.2, "B": 1.0, "C_mid": 300.0, "R0": 0.6})
+    rising = space.vector({"A": 0.7, "B": 1.0, "C_mid": 300.0, "R0": 0.3})
+    assert [w.code for w in _direction(space, x, falling, rho, p_up, p_down)] == \
+        ["direction_mismatch"]
+    assert _direction(space, x, rising, rho, p_up, p_down) == []

@@ -93,9 +93,15 @@ def test_missing_compute_axis_drops_points_or_fails_the_group():
     df.loc[:9, "gpu_hours"] = np.nan
     f = fit(df)
     assert f.ok and f.n_points == 65 and "dropped_points" in f.warning_codes
+    # no point on the axis at all: an error that names the axes the runs do have
     df["gpu_hours"] = np.nan
-    g = fit(df)
-    assert not g.ok and "too_few_points" in g.warning_codes
+    with pytest.raises(InputError, match="has a gpu_hours value; the runs have flops, step"):
+        fit(df)
+    # only one group lacks it: that group fails, the others are fitted
+    both = pd.concat([curve(*TABLE1[0], rng=np.random.default_rng(5), recipe="a"),
+                      df.assign(recipe="b", run_id="rb")])
+    fa, fb = fit(both, by="recipe")
+    assert fa.ok and not fb.ok and "too_few_points" in fb.warning_codes
 
 
 def test_curve_stopping_before_c_mid_says_asymptote_not_identified():

@@ -265,7 +265,8 @@ def test_run_forecast_answers_each_question_like_the_pieces(fits):
     assert list(d) == ["metric", "x_axis", "level", "mode", "forecasts"]
     assert (d["metric"], d["x_axis"]) == ("reward", "gpu_hours")
     ranked = run_forecast(fits, ForecastQuery.create(rank_at=20000.0), level=0.9)
-    assert list(ranked.to_dict())[-3:] == ["p_leader_leads", "crossovers", "skipped"]
+    assert list(ranked.to_dict())[-4:] == ["p_leader_leads", "crossovers", "skipped",
+                                           "unidentified"]
     assert ranked.table["rank"].tolist() == rank_at(fits, 20000.0, level=0.9).table["rank"].tolist()
 
 

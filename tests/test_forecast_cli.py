@@ -175,3 +175,99 @@ def test_fit_options_reach_the_fit_including_interval():
     kw = fit_kwargs(opts)
     assert kw["interval"] == "profile" and kw["by"] == ["recipe", "seed"]
     assert "max_x" not in kw  # backtest drops --max-x; it must not be invented
+
+
+@pytest.fixture(scope="module")
+def step_store(tmp_path_factory):
+    """Runs logged against the step only (as most real logs are): no gpu_hours, flops, tokens."""
+    root = tmp_path_factory.mktemp("sstore") / "store"
+    st = Store(root)
+    rng = np.random.default_rng(6)
+    for seed in range(2):
+        steps = np.arange(10, 610, 10)
+        y = sigmoid(steps.astype(float), R0=0.3, A=0.7, B=1.6, C_mid=150.0)
+        pts = pd.DataFrame({"step": steps, "metric": "eval/accuracy",
+                            "value": y + rng.normal(0, 0.006, steps.size)})
+        st.write_run(RunMeta(run_id=f"s{seed}", recipe="grpo", seed=seed), pts)
+    return str(root)
+
+
+def test_x_defaults_to_the_first_axis_the_runs_have_and_the_output_names_it(store, step_store):
+    res = _run("fit", "--store", step_store, "--metric", "eval/accuracy")
+    assert res.output.splitlines()[0].startswith("eval/accuracy vs step: sigmoid law")
+    assert "NOT FITTED" not in res.output and "too_few_points" not in res.output
+    res = _run("forecast", "--store", step_store, "--metric", "eval/accuracy", "--budget", "2000")
+    assert res.output.startswith("eval/accuracy vs step: reward at budget")
+    # a store with GPU-hours uses them first
+    res = _run("fit", "--store", store, "--metric", "reward")
+    assert res.output.startswith("reward vs gpu_hours:")
+    data = json.loads(_run("backtest", "--store", step_store, "--metric", "eval/accuracy",
+                           "--cut", "0.5", "--json").output)
+    assert data["x"] == "step"
+
+
+def test_an_axis_the_runs_lack_is_one_line_naming_the_axes_they_have(step_store):
+    before = _digest(step_store)
+    res = _run("fit", "--store", step_store, "--metric", "eval/accuracy", "--x", "gpu_hours",
+               ok=False)
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:")
+    assert "gpu_hours" in lines[0] and "the runs have step" in lines[0]
+    assert "--x step" in lines[0] and "Traceback" not in res.output
+    assert _digest(step_store) == before
+
+
+def test_fit_and_forecast_give_a_verdict_per_group(store):
+    res = _run("fit", "--store", store, "--metric", "reward")
+    tail = res.output.split("verdicts:")[1].strip().splitlines()
+    assert [ln.split(":")[0].strip() for ln in tail] == ["recipe=a", "recipe=c"]
+    doc = json.loads(_run("fit", "--store", store, "--metric", "reward", "--json").output)
+    for f in doc["fits"]:
+        v = f["verdict"]
+        assert v["verdict"] in ("still rising", "plateaued", "declining")
+        assert v["remaining_gain_lower"] <= v["remaining_gain"] <= v["remaining_gain_upper"]
+    data = json.loads(_run("forecast", "--store", store, "--metric", "reward", "--budget", "1e5",
+                           "--json").output)
+    assert [v["group"] for v in data["verdicts"]] == [{"recipe": "a"}, {"recipe": "c"}]
+    assert all(v["level"] == 0.9 for v in data["verdicts"])
+    text = _run("forecast", "--store", store, "--metric", "reward", "--budget", "1e5").output
+    assert "\nverdicts:\n  recipe=a: " in text
+
+
+def _near_one(metric, seed=7):
+    rng = np.random.default_rng(seed)
+    x = np.geomspace(100.0, 30000.0, 40)
+    y = sigmoid(x, R0=0.6, A=0.97, B=1.5, C_mid=1000.0) + rng.normal(0, 0.02, x.size)
+    y = np.clip(y, 0, 1)
+    return pd.DataFrame({"run_id": "r", "step": np.arange(x.size), "metric": metric,
+                         "value": y, "gpu_hours": x})
+
+
+def test_a_pass_rate_forecast_is_clipped_to_its_range_and_says_so():
+    from rlscale.fit import fit
+    from rlscale.forecast.budgets import reward_at
+    row = reward_at(fit(_near_one("eval/accuracy"), metric="eval/accuracy"), [1e5],
+                    level=0.99).iloc[0]
+    assert row["pred_upper"] == 1.0 and "interval_clipped" in row["warnings"]
+    assert 0 <= row["pred_lower"] <= row["mean"] <= 1
+    # the same values under a name that is no pass rate are not bounded
+    other = reward_at(fit(_near_one("rewards/margins"), metric="rewards/margins"), [1e5],
+                      level=0.99).iloc[0]
+    assert other["pred_upper"] > 1.0 and "interval_clipped" not in other["warnings"]
+
+
+def test_a_ranking_from_fits_that_cannot_identify_their_ceilings_says_so(tmp_path):
+    root = tmp_path / "store"
+    st = Store(root)
+    rng = np.random.default_rng(8)
+    for recipe, hi in (("early", 2500.0), ("late", 30000.0)):
+        x = np.geomspace(100.0, hi, 30)  # "early" stops at C_mid: its A is an extrapolation
+        y = sigmoid(x, R0=0.45, A=0.65, B=1.8, C_mid=2500.0) + rng.normal(0, 0.006, x.size)
+        st.write_run(RunMeta(run_id=recipe, recipe=recipe, seed=0),
+                     pd.DataFrame({"step": np.arange(x.size), "metric": "reward", "value": y,
+                                   "gpu_hours": x}))
+    data = json.loads(_run("forecast", "--store", str(root), "--metric", "reward",
+                           "--rank-at", "1e5", "--json").output)
+    assert data["unidentified"] == ["recipe=early"]
+    text = _run("forecast", "--store", str(root), "--metric", "reward", "--rank-at", "1e5").output
+    assert "warning: the ceilings of recipe=early are not identified" in text

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rlscale.errors import InputError
+from rlscale.fit.batch import space_for
 from rlscale.fit.laws import LAWS, get_law
 
 PARAMS = {
@@ -52,11 +53,27 @@ def test_guess_is_inside_bounds(name):
             assert lo <= v <= hi, (p, v, lo, hi)
 
 
-def test_pass_rate_levels_are_bounded_to_unit_interval():
+def test_levels_are_bounded_to_unit_interval_only_for_pass_rates():
     x = np.geomspace(1, 100, 10)
-    assert get_law("sigmoid").bounds(x, np.linspace(0.2, 0.6, 10))["A"] == (0.0, 1.0)
-    lo, hi = get_law("sigmoid").bounds(x, np.linspace(10, 60, 10))["A"]
-    assert lo < 10 and hi > 60
+    y = np.linspace(0.2, 0.6, 10)
+    sig = get_law("sigmoid")
+    # values in [0, 1] alone are not a pass rate (a loss of 0.9, a DPO margin) ...
+    lo, hi = sig.bounds(x, y)["A"]
+    assert lo < 0 and hi > 1
+    for metric in ("train/loss", "rewards/margins", "value"):
+        space = space_for(sig, x, y, {}, metric)
+        assert space.lower[space.free.index("A")] < 0, metric
+    # ... a pass-rate name is, for both levels A and R0
+    for metric in ("reward", "eval/answer_accuracy", "pass@8", "val/mean@4", "win_rate"):
+        space = space_for(sig, x, y, {}, metric)
+        for p in ("A", "R0"):
+            i = space.free.index(p)
+            assert (space.lower[i], space.upper[i]) == (0.0, 1.0), (metric, p)
+    # a pass-rate name on values outside [0, 1] (returns in the thousands) is not bounded
+    space = space_for(sig, x, np.linspace(10, 60, 10), {}, "reward")
+    assert space.lower[space.free.index("A")] < 10 < 60 < space.upper[space.free.index("A")]
+    # exact 0/1 values are a pass rate whatever the name
+    assert sig.bounds(x, np.array([0.0, 1.0] * 5))["A"] == (0.0, 1.0)
 
 
 def test_unknown_law_is_an_input_error():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -48,6 +49,9 @@ def test_report_has_fits_forecasts_backtest_and_provenance(report, store):
     for f in fits:
         a = f.params["A"]
         assert f"{a.value:.4g} [{a.lower:.4g}, {a.upper:.4g}]" in fits_html
+    from rlscale.forecast.verdict import verdicts
+    for v in verdicts(fits):  # one verdict line per group, the one `rlscale fit` prints
+        assert f"<li>{html.escape(v.text())}</li>" in fits_html
     assert "autocorrelated_residuals" in section(report, "warnings")
     forecasts = section(report, "forecasts")
     assert forecasts.count("<td class=\"num\">2e+04</td>") == 2

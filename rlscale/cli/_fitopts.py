@@ -15,7 +15,7 @@ import click
 
 from rlscale.cli._common import store_path
 from rlscale.errors import InputError
-from rlscale.fit.grouped import parse_r0
+from rlscale.fit.grouped import choose_x, parse_r0
 from rlscale.store import X_AXES, load_metric_points
 
 
@@ -34,8 +34,10 @@ class R0Type(click.ParamType):
 # (name, param_decls, click.option keywords), in the order `--help` lists them
 FIT_OPTIONS: list[tuple[str, tuple[str, ...], dict[str, Any]]] = [
     ("metric", ("--metric",), dict(required=True, help="Metric to fit (e.g. reward, pass@1).")),
-    ("x", ("--x", "x"), dict(type=click.Choice(X_AXES), default="gpu_hours", show_default=True,
-                             help="Compute axis: a points column; 'step' uses the training step.")),
+    ("x", ("--x", "x"), dict(type=click.Choice(X_AXES), default=None,
+                             help="Compute axis: a points column; 'step' uses the training step. "
+                                  "Default: the first of gpu_hours, flops, tokens, step that the "
+                                  "runs have.")),
     ("by", ("--by",), dict(default="recipe", show_default=True,
                            help="Pool runs into one fit per group: recipe, run_id, or metadata "
                                 "KEY[,KEY...]. Runs without a recipe are fitted one by one.")),
@@ -123,6 +125,11 @@ def fit_kwargs(options: dict[str, Any]) -> dict[str, Any]:
         if optional in options:
             out[optional] = options[optional]
     return out
+
+
+def resolve_x(points: Any, metric: str, x: str | None) -> str:
+    """``--x`` as given, or (left out) the first of gpu_hours, flops, tokens, step the runs have."""
+    return choose_x(points, metric, x)
 
 
 def load_store_points(store: str | None, metric: str) -> Any:

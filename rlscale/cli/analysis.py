@@ -14,7 +14,7 @@ from rlscale.analysis.passk_counts import compare_to_base, read_counts, write_co
 from rlscale.analysis.passk_eval import plan_sampling, sample_counts
 from rlscale.analysis.sparsity import sparsity_between
 from rlscale.cli._common import store_option, store_path
-from rlscale.cli._fitopts import fit_options, load_store_points
+from rlscale.cli._fitopts import fit_options, load_store_points, resolve_x
 from rlscale.plot.charts import save_chart
 from rlscale.plot.passk import comparisons_chart
 from rlscale.store import Store
@@ -79,8 +79,8 @@ def _interval(lo: Any, hi: Any) -> str:
     "bootstrap": "Bootstrap refits per level (0: draws from each fit's covariance).",
     "resample": "Bootstrap unit for the per-level fits."})
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def headroom_command(store: str | None, metric: str, by: str, recipe: str | None, x: str,
-                     law: str, headroom_law: str, cap: float | None, at: str | None,
+def headroom_command(store: str | None, metric: str, by: str, recipe: str | None,
+                     x: str | None, law: str, headroom_law: str, cap: float | None, at: str | None,
                      burn_in: float | None, max_x: float | None, bootstrap: int, resample: str,
                      level: float, seed: int, as_json: bool) -> None:
     """Model the RL ceiling A as a function of pretraining and forecast it at a larger budget.
@@ -102,6 +102,7 @@ def headroom_command(store: str | None, metric: str, by: str, recipe: str | None
         if points.empty:
             raise click.BadParameter(f"no runs of recipe {recipe!r}; recipes: {recipes}",
                                      param_hint="--recipe")
+    x = resolve_x(points, metric, x)
     out = headroom(points, metric=metric, by=by, x=x, law=law, headroom_law=headroom_law,
                    cap=cap, at=at_values, burn_in=burn_in, max_x=max_x, bootstrap=bootstrap,
                    resample=resample, level=level, seed=seed)

@@ -9,8 +9,9 @@ import click
 import pandas as pd
 
 from rlscale.cli._common import store_option, store_path
-from rlscale.cli._fitopts import fit_options, load_store_points
+from rlscale.cli._fitopts import fit_options, load_store_points, resolve_x
 from rlscale.fit import fit, save_fits
+from rlscale.forecast.verdict import verdicts
 from rlscale.text import group_label
 
 
@@ -54,13 +55,18 @@ def format_table(fits: list) -> str:
     return pd.DataFrame(rows).to_string(index=False)
 
 
+def verdict_lines(fits: list) -> str:
+    """``verdicts:`` and one line per fit (:meth:`rlscale.forecast.verdict.Verdict.text`)."""
+    return "\n".join(["verdicts:", *(f"  {v.text()}" for v in verdicts(fits))])
+
+
 @click.command("fit")
 @store_option
 @fit_options()
 @click.option("--save", is_flag=True,
               help="Store the fits under <store>/_fits/ for forecast and plot to reuse.")
 @click.option("--json", "as_json", is_flag=True, help="Print {'fits': [...]} JSON, not a table.")
-def fit_command(store: str | None, metric: str, x: str, by: str, law: str,
+def fit_command(store: str | None, metric: str, x: str | None, by: str, law: str,
                 burn_in: float | None, max_x: float | None, r0: str, loss: str,
                 bootstrap: int, interval: str, resample: str, method: str, level: float, seed: int,
                 drop_nan: bool, save: bool, as_json: bool) -> None:
@@ -75,14 +81,20 @@ def fit_command(store: str | None, metric: str, x: str, by: str, law: str,
         rlscale fit --metric reward --max-x 3000 --interval profile
     """
     points = load_store_points(store, metric)
+    x = resolve_x(points, metric, x)
     by_cols = [b.strip() for b in by.split(",") if b.strip()]
     fits = fit(points, metric=metric, x=x, law=law, by=by_cols, burn_in=burn_in, max_x=max_x,
                r0=r0, loss=loss, bootstrap=bootstrap, resample=resample, method=method,
                level=level, seed=seed, nan="drop" if drop_nan else "error", interval=interval)
     if as_json:
-        click.echo(json.dumps({"fits": [f.summary() for f in fits]}, indent=2, allow_nan=False))
+        docs = [{**f.summary(), "verdict": v.to_dict()} for f, v in zip(fits, verdicts(fits))]
+        click.echo(json.dumps({"fits": docs}, indent=2, allow_nan=False))
     else:
+        laws = "every law, ranked" if law == "all" else f"{law} law"
+        click.echo(f"{metric} vs {x}: {laws}, {level:.0%} intervals")
         click.echo(format_table(fits))
+        if law != "all":
+            click.echo(verdict_lines(fits))
     if save:
         for path in save_fits(store_path(store), fits, by=by_cols):
             click.echo(f"saved fits to {path}", err=as_json)

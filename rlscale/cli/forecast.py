@@ -8,11 +8,12 @@ import click
 
 from rlscale.cli import _forecast_out as out
 from rlscale.cli._common import store_option, store_path
-from rlscale.cli._fitopts import fit_kwargs, fit_options, load_store_points
+from rlscale.cli._fitopts import fit_kwargs, fit_options, load_store_points, resolve_x
 from rlscale.fit import fit, load_fits
 from rlscale.forecast.backtest import backtest
 from rlscale.forecast.pricing import stated_pricing
 from rlscale.forecast.run import MODES, USD_MODES, Forecast, ForecastQuery, run_forecast
+from rlscale.forecast.verdict import verdicts
 
 
 def _budgets(value: str | None) -> list[float] | None:
@@ -84,6 +85,9 @@ def forecast_command(store: str | None, budget: str | None, target: float | None
                                + (f" (got {', '.join('--' + m.replace('_', '-') for m in chosen)})"
                                   if chosen else ""))
     kw = fit_kwargs(fit_opts)
+    metric = fit_opts["metric"]
+    points = load_store_points(store, metric)
+    kw["x"] = resolve_x(points, metric, kw["x"])
     pricing = stated_pricing(axis=kw["x"], usd_per_gpu_hour=usd_per_gpu_hour,
                              flops_per_gpu_hour=flops_per_gpu_hour, peak_flops=peak_flops,
                              mfu=mfu, required=usd_budget)
@@ -92,14 +96,15 @@ def forecast_command(store: str | None, budget: str | None, target: float | None
         raise click.UsageError("--usd-budget applies to --budget and --rank-at only")
     query = ForecastQuery.create(budgets=xs, target=target, ceiling_frac=ceiling_frac,
                                  rank_at=rank_at, pricing=pricing, usd_budget=usd_budget)
-    metric = fit_opts["metric"]
-    fits = _saved_fits(store, metric, kw) if saved else fit(
-        load_store_points(store, metric), metric=metric, **kw)
+    fits = _saved_fits(store, metric, kw) if saved else fit(points, metric=metric, **kw)
     result = run_forecast(fits, query, level=kw["level"], seed=kw["seed"])
+    found = verdicts(fits, level=kw["level"], seed=kw["seed"])
     if as_json:
-        click.echo(out.to_json(result.to_dict()))
+        click.echo(out.to_json({**result.to_dict(), "verdicts": [v.to_dict() for v in found]}))
         return
     _echo_forecast(result, law=kw["law"])
+    click.echo("\nverdicts:")
+    click.echo("\n".join(f"  {v.text()}" for v in found))
 
 
 def _echo_forecast(result: Forecast, *, law: str) -> None:
@@ -120,6 +125,11 @@ def _echo_forecast(result: Forecast, *, law: str) -> None:
         click.echo(out.crossover_table(ranking.crossovers))
         if ranking.skipped:
             click.echo(f"not ranked (fit failed): {', '.join(ranking.skipped)}")
+        if ranking.unidentified:
+            click.echo(f"warning: the ceilings of {', '.join(ranking.unidentified)} are not "
+                       "identified by their points (asymptote_not_identified or "
+                       "ceiling_above_plateau), so this ranking and P(leader leads) rest on "
+                       "extrapolated ceilings; collect compute past C_mid before trusting them")
 
 
 def _saved_fits(store: str | None, metric: str, kw: dict[str, Any]) -> list[Any]:
@@ -158,6 +168,7 @@ def backtest_command(store: str | None, cut: float | None, cut_x: float | None, 
         raise click.UsageError("give exactly one of --cut FRAC or --cut-x X")
     kw = fit_kwargs(fit_opts)
     points = load_store_points(store, fit_opts["metric"])
+    kw["x"] = resolve_x(points, fit_opts["metric"], kw["x"])
     result = backtest(points, metric=fit_opts["metric"], cut=cut, cut_x=cut_x, **kw)
     if as_json:
         click.echo(out.to_json(result.to_dict()))

@@ -8,7 +8,7 @@ from typing import Any, Callable
 import click
 
 from rlscale.cli._common import store_option, store_path
-from rlscale.cli._fitopts import fit_kwargs, fit_options, load_store_points
+from rlscale.cli._fitopts import fit_kwargs, fit_options, load_store_points, resolve_x
 from rlscale.fit import fit
 from rlscale.forecast.backtest import backtest
 from rlscale.plot import charts as plot
@@ -99,7 +99,8 @@ def plot_command(out: str, kind: str, band: str, cut: float, scale: float,
     """
     fit_kw = _fit_kwargs(kw)
     points = load_store_points(kw["store"], kw["metric"])
-    metric, x, facet = kw["metric"], fit_kw.pop("x"), kw["facet"]
+    metric, facet = kw["metric"], kw["facet"]
+    x = resolve_x(points, metric, fit_kw.pop("x"))
     if kind == "raw":
         by = [k for k in fit_kw["by"] if k != facet]
         chart = plot.raw_curves_chart(points, metric=metric, x=x, by=by, facet=facet)

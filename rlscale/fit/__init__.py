@@ -11,12 +11,12 @@ import sys
 import types
 from typing import Any
 
-from rlscale.fit.grouped import fit
+from rlscale.fit.grouped import choose_x, fit
 from rlscale.fit.laws import LAWS, Law, get_law
 from rlscale.fit.result import WARNING_CODES, FitResult, FitWarning, ParamEstimate
 from rlscale.fit.saved import load_fits, save_fits
 
-__all__ = ["fit", "FitResult", "FitWarning", "ParamEstimate", "WARNING_CODES", "load_fits",
+__all__ = ["fit", "choose_x", "FitResult", "FitWarning", "ParamEstimate", "WARNING_CODES", "load_fits",
            "save_fits", "get_law", "Law", "LAWS"]
 
 

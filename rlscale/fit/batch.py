@@ -12,29 +12,36 @@ from typing import Sequence
 import numpy as np
 
 from rlscale.fit.laws import Law
+from rlscale.fit.metric_kind import level_bounds
 from rlscale.fit.solver import Space, solve
 
 Presolved = tuple[np.ndarray, float, bool]
 
 
-def space_for(law: Law, x: np.ndarray, y: np.ndarray, fixed: dict[str, float]) -> Space:
-    """The solver space of one group: the law's data-dependent bounds, widened to hold any
-    fixed value."""
+def space_for(law: Law, x: np.ndarray, y: np.ndarray, fixed: dict[str, float],
+              metric: str | None = None) -> Space:
+    """The solver space of one group: the law's data-dependent bounds (the levels A and R0 in
+    [0, 1] only for a pass rate by ``metric`` name or 0/1 values:
+    :func:`rlscale.fit.metric_kind.level_bounds`), widened to hold any fixed value."""
     bounds = law.bounds(x, y)
+    levels = level_bounds(metric, y)
+    for name in (law.ceiling, law.baseline):
+        if name is not None and name in bounds:
+            bounds[name] = levels
     for name, value in fixed.items():
         bounds[name] = (min(bounds[name][0], value), max(bounds[name][1], value))
     return Space.build(law, bounds, fixed)
 
 
 def multistart_many(law: Law, groups: Sequence[tuple[np.ndarray, np.ndarray, dict[str, float]]],
-                    starts_of) -> list[Presolved | None]:
+                    starts_of, metric: str | None = None) -> list[Presolved | None]:
     """Best start per group, as (internal u, cost, converged); None for groups left out (too
     few points: the per-group path reports them). ``starts_of(space, x, y)`` gives (S, P)."""
     out: list[Presolved | None] = [None] * len(groups)
     buckets: dict[tuple[str, ...], list[int]] = {}
     spaces: list[Space | None] = []
     for i, (x, y, fixed) in enumerate(groups):
-        space = space_for(law, x, y, fixed)
+        space = space_for(law, x, y, fixed, metric)
         n_free = len(space.free)
         if np.unique(x).size < n_free + 1 or x.size < n_free + 2:
             spaces.append(None)

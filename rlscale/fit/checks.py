@@ -7,15 +7,20 @@ import math
 import numpy as np
 from scipy import special, stats
 
+from rlscale.fit.metric_kind import direction
 from rlscale.fit.result import FitWarning, ParamEstimate
 from rlscale.fit.solver import Space
+from rlscale.fit.trend import recent_trend
 
 MIN_PAST_MID = 3  # points beyond C_mid needed to call the asymptote identified
 
 
 def check_fit(space: Space, x: np.ndarray, y: np.ndarray, u: np.ndarray,
               params: dict[str, ParamEstimate], cov_u: np.ndarray, *, converged: bool,
-              rho: float) -> list[FitWarning]:
+              rho: float, metric: str | None = None, run_id: np.ndarray | None = None
+              ) -> list[FitWarning]:
+    """The warnings of one fit. ``metric`` (its name) says which way is up: a loss should fall
+    (:func:`rlscale.fit.metric_kind.direction`), so it is checked for ``not_decreasing``."""
     out: list[FitWarning] = []
     law = space.law
     if not converged:
@@ -36,15 +41,64 @@ def check_fit(space: Space, x: np.ndarray, y: np.ndarray, u: np.ndarray,
             out.append(FitWarning("param_at_bound", f"{name} = {params[name].value:.6g} is at its "
                                   f"{side} bound {bound_val:.6g}"))
     srho, p_up = spearman_up(x, y)
-    if not (srho > 0 and p_up < 0.01):
+    p_down = spearman_up(x, -y)[1]
+    if direction(metric) > 0 and not (srho > 0 and p_up < 0.01):
         out.append(FitWarning("not_increasing", f"the metric does not rise with compute (Spearman "
                               f"{srho:.2f}); a saturating law's A and C_mid mean little here"))
+    if direction(metric) < 0 and not (srho < 0 and p_down < 0.01):
+        out.append(FitWarning("not_decreasing", f"the metric ({metric}, better when lower) does "
+                              f"not fall with compute (Spearman {srho:.2f}); a saturating law's "
+                              "A and C_mid mean little here"))
+    out.extend(_direction(space, x, u, srho, p_up, p_down))
     out.extend(_asymptote(law.name, x, y, params))
+    out.extend(_ceiling_above_plateau(space, x, y, u, params, run_id))
     if math.isfinite(rho) and rho > 0.2:
         out.append(FitWarning("autocorrelated_residuals", f"lag-1 residual autocorrelation "
                               f"{rho:.2f}; intervals widened by the AR(1) factor "
                               f"{math.sqrt((1 + min(rho, .9)) / (1 - min(rho, .9))):.2f} on sd"))
     return out
+
+
+def _direction(space: Space, x: np.ndarray, u: np.ndarray, srho: float, p_up: float,
+               p_down: float) -> list[FitWarning]:
+    """The fitted curve must move the way the data do (when the data clearly move)."""
+    data = 1 if (srho > 0 and p_up < 0.01) else (-1 if (srho < 0 and p_down < 0.01) else 0)
+    if data == 0 or x.size < 2:
+        return []
+    ends = space.predict(np.array([float(np.min(x)), float(np.max(x))]), u[None, :])[0]
+    moved = float(ends[1] - ends[0])
+    if not math.isfinite(moved) or moved * data >= 0:
+        return []
+    word, fit_word = ("rise", "falls") if data > 0 else ("fall", "rises")
+    return [FitWarning("direction_mismatch", f"the data {word} with compute (Spearman {srho:.2f}) "
+                       f"but the fitted curve {fit_word} by {abs(moved):.4g} over them: the fit "
+                       "is in the wrong basin; try --r0 first, a narrower window or --law all")]
+
+
+def _ceiling_above_plateau(space: Space, x: np.ndarray, y: np.ndarray, u: np.ndarray,
+                           params: dict[str, ParamEstimate],
+                           run_id: np.ndarray | None) -> list[FitWarning]:
+    """A ceiling far beyond a curve that has levelled off: the law extrapolates a gain that the
+    last stretch of points does not show (A = 0.996 on a curve flat at 0.937)."""
+    ceiling = space.law.ceiling
+    if ceiling is None or ceiling not in params:
+        return []
+    tr = recent_trend(x, y, run_id)
+    if tr is None:
+        return []
+    ends = space.predict(np.array([float(np.min(x)), float(np.max(x))]), u[None, :])[0]
+    way = 1 if ends[1] >= ends[0] else -1
+    A = params[ceiling].value
+    gap = way * (A - tr.end_level)
+    if tr.significant() == way or not math.isfinite(gap):
+        return []
+    if gap <= max(3 * tr.noise, 0.05 * tr.spread):
+        return []
+    return [FitWarning("ceiling_above_plateau", f"{ceiling} = {A:.4g} lies {gap:.3g} "
+                       f"{'above' if way > 0 else 'below'} the recent level {tr.end_level:.4g}, "
+                       f"but the last {tr.n} points have levelled off (change {tr.change:.3g} "
+                       f"[{tr.change_lower:.3g}, {tr.change_upper:.3g}]): the law extrapolates a "
+                       "gain the data do not show; read the recent level as the ceiling so far")]
 
 
 def _asymptote(name: str, x: np.ndarray, y: np.ndarray,

@@ -97,7 +97,7 @@ def fit_curve(x: np.ndarray, y: np.ndarray, run_id: np.ndarray, *, law: Law,
     ``fast_path``: try one MINPACK start first (:mod:`rlscale.fit.fast`) and run the multi-start
     and lmfit polish only when its answer is suspicious (linear loss, ``method='lmfit'``);
     ``fast_only=True`` returns None instead of falling back (the caller batches those groups)."""
-    space = space_for(law, x, y, fixed)
+    space = space_for(law, x, y, fixed, base.get("metric"))
     n_free = len(space.free)
     n_distinct = np.unique(x).size
     if n_distinct < n_free + 1 or x.size < n_free + 2:
@@ -248,7 +248,8 @@ def finish(*, space: Space, x, y, run_id, u, converged, base, level, bootstrap, 
                bic=n * math.log(max(rss, 1e-300) / n) + k * math.log(n), nfev=nfev)
     if with_heldout:
         gof.update(heldout(space, x, y, u, huber=huber))
-    warnings.extend(check_fit(space, x, y, u, params, cov_u, converged=converged, rho=rho))
+    warnings.extend(check_fit(space, x, y, u, params, cov_u, converged=converged, rho=rho,
+                              metric=base.get("metric"), run_id=run_id))
     return FitResult(params=params, samples=samples, samples_method=samples_method,
                      resid_sd=sd, resid_ar1=rho, gof=gof, warnings=warnings, ok=True,
                      _lazy={**base.get("_lazy", {}), **lazy},

@@ -24,7 +24,7 @@ MAX_RHO = 0.5  # residual lag-1 autocorrelation above this sends the fit to the 
 # A single-start fit with any of these warnings is redone with the multi-start and lmfit polish:
 # where the asymptote is not identified or the rise is unclear, several basins fit about equally.
 SUSPICIOUS = frozenset({"asymptote_not_identified", "param_at_bound", "not_increasing",
-                        "did_not_converge"})
+                        "not_decreasing", "direction_mismatch", "did_not_converge"})
 
 
 MAX_FEV = 80  # a well-posed curve converges in ~10 evaluations; one that wanders is declined

@@ -15,7 +15,7 @@ from rlscale.fit.core import failed, fit_curve, starts_for
 from rlscale.fit.heldout import heldout_many
 from rlscale.fit.laws import LAWS, Law, get_law
 from rlscale.fit.result import FitResult, FitWarning
-from rlscale.store import X_AXES
+from rlscale.store import AUTO_X_ORDER, X_AXES
 
 LOSSES = ("linear", "huber")
 RESAMPLES = ("points", "runs")
@@ -54,7 +54,30 @@ def parse_r0(r0: str | float) -> str | float:
     return parse_r0(value)
 
 
-def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours",
+def axes_with_data(points: pd.DataFrame, metric: str | None = None) -> list[str]:
+    """The x axes (:data:`rlscale.store.X_AXES`) on which some point of ``metric`` (all points
+    when None) has a finite value."""
+    rows = points
+    if metric is not None and "metric" in points.columns:
+        rows = points[points["metric"].to_numpy() == metric]
+    return [a for a in X_AXES if a in rows.columns
+            and np.isfinite(_floats(rows[a].to_numpy())).any()]
+
+
+def choose_x(points: pd.DataFrame, metric: str | None = None, x: str | None = None) -> str:
+    """``x`` when given, else the first axis of :data:`rlscale.store.AUTO_X_ORDER` (gpu_hours,
+    flops, tokens, step) on which the points of ``metric`` have values."""
+    if x is not None and x != "auto":
+        return x
+    have = axes_with_data(points, metric)
+    for axis in AUTO_X_ORDER:
+        if axis in have:
+            return axis
+    raise input_error(f"no points{f' of metric {metric!r}' if metric else ''} have a compute "
+                      "axis or step", field="x", expected=f"values in one of {list(X_AXES)}")
+
+
+def fit(points: pd.DataFrame, *, metric: str | None = None, x: str | None = "gpu_hours",
         law: str | Law = "sigmoid", by: str | Sequence[str] | None = None,
         burn_in: float | None = None, max_x: float | None = None, r0: str | float = "fit",
         loss: str = "linear", bootstrap: int = 0, resample: str = "points",
@@ -64,7 +87,8 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
 
     ``points``: long frame as from ``rlscale.load_points(store, with_meta=True)`` (columns
     run_id, step, metric, value and the compute axes, plus metadata such as recipe). ``x`` is
-    the compute column (``step`` uses the step column). ``by`` pools the runs of each group
+    the compute column (``step`` uses the step column; None: the first of gpu_hours, flops,
+    tokens, step that the points have, :func:`choose_x`). ``by`` pools the runs of each group
     (e.g. the seeds of a recipe) into one fit; without it all points form one group. Only points
     with ``burn_in <= x <= max_x`` are used. ``r0``: ``"fit"`` (free), ``"first"`` (fixed at the
     mean first value of the group's runs) or a number. ``law="all"`` fits every law in
@@ -76,6 +100,8 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
     Returns one :class:`FitResult`, or a list of them (one per group and law) when ``by`` is
     given or ``law="all"``. Groups that cannot be fitted come back with ``ok=False``.
     """
+    if x is None or x == "auto":
+        x = choose_x(points, metric) if isinstance(points, pd.DataFrame) else "gpu_hours"
     _choice("x", x, X_AXES)
     _choice("loss", loss, LOSSES)
     _choice("resample", resample, RESAMPLES)
@@ -115,7 +141,7 @@ def fit(points: pd.DataFrame, *, metric: str | None = None, x: str = "gpu_hours"
                 fits[i] = _guarded(lw, prepared[i], fast_only=True, **kw)
             rest = [i for i in live if fits[i] is None]
             solved = multistart_many(lw, [(prepared[i][0], prepared[i][1], prepared[i][3])
-                                          for i in rest], starts_for)
+                                          for i in rest], starts_for, metric)
             for i, sol in zip(rest, solved):
                 fits[i] = _guarded(lw, prepared[i], presolved=sol, with_heldout=False, **kw)
             heldout_many(lw, [fits[i] for i in rest])
@@ -176,6 +202,14 @@ def _select(points: pd.DataFrame, *, metric: str | None, x: str, nan: str,
     for name in keep:
         if name in points.columns and name not in out:
             out[name] = column(name)
+    if out["_x"].size and not np.isfinite(out["_x"]).any():
+        have = [a for a in X_AXES if a != x and a in points.columns
+                and np.isfinite(_floats(column(a))).any()]
+        raise input_error(f"no point of metric {metric!r} has a {x} value; the runs have "
+                          + (", ".join(have) if have else "no other axis"), field="x",
+                          expected=(f"--x {have[0]}, or no --x: the first of "
+                                    f"{', '.join(AUTO_X_ORDER)} that the runs have") if have
+                          else "points with compute values")
     bad_y = ~np.isfinite(out["_y"])
     if bad_y.any() and nan == "error":
         first = int(np.flatnonzero(bad_y)[0])

@@ -67,7 +67,7 @@ def heldout_many(law: Law, fits: list) -> None:
             continue
         x, y = f.data["x"].to_numpy(), f.data["y"].to_numpy()
         fixed = dict(f.options.get("fixed", {}))
-        space = space_for(law, x, y, fixed)
+        space = space_for(law, x, y, fixed, f.metric)
         split = heldout_split(x, len(space.free))
         if split is None:
             f.gof.update(heldout_rmse=None, heldout_n=0)

@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from rlscale.errors import input_error
+from rlscale.fit.metric_kind import level_bounds
 
 Params = dict[str, float]
 Bounds = dict[str, tuple[float, float]]
@@ -65,18 +66,11 @@ class Law:
 
 
 # ---------------------------------------------------------------------------- helpers --------
-def _pass_rate(y: np.ndarray) -> bool:
-    y = y[np.isfinite(y)]
-    return bool(y.size) and float(y.min()) >= 0.0 and float(y.max()) <= 1.0
-
-
 def _level_bounds(y: np.ndarray) -> tuple[float, float]:
-    """Bounds for a reward level (A, R0): [0, 1] for pass rates, else a wide band around y."""
-    if _pass_rate(y):
-        return (0.0, 1.0)
-    lo, hi = float(np.nanmin(y)), float(np.nanmax(y))
-    span = max(hi - lo, 1e-9, 1e-3 * max(abs(lo), abs(hi)))
-    return (lo - 3 * span, hi + 3 * span)
+    """Bounds for a reward level (A, R0) when only the values are known: [0, 1] when every value
+    is exactly 0 or 1, else a wide band around y. The fit passes the metric's name too
+    (:func:`rlscale.fit.metric_kind.level_bounds`, through :func:`rlscale.fit.batch.space_for`)."""
+    return level_bounds(None, y)
 
 
 def _x_bounds(x: np.ndarray) -> tuple[float, float]:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from rlscale.errors import InputError
+from rlscale.fit.metric_kind import value_range
 from rlscale.forecast.curve import Curve, as_fit_list, curve
 from rlscale.forecast.roots import check_level, interval, sigmoid_fraction_compute
 
@@ -41,7 +42,9 @@ def reward_at(fits: Any, budgets: float | Sequence[float], *, level: float | Non
     ``fits``: a FitResult or a list of them. ``budgets``: compute values on each fit's x axis
     (scalar or sequence, all > 0). ``level``: interval level (default: each fit's own level).
     Returns a DataFrame with columns :data:`REWARD_COLUMNS`, one row per (group, budget);
-    ``group`` holds the fit's group dict.
+    ``group`` holds the fit's group dict. For a pass rate
+    (:func:`rlscale.fit.metric_kind.value_range`) the mean and intervals are clipped to [0, 1],
+    and a row that needed it carries the warning ``interval_clipped``.
     """
     xs = _budgets(budgets)
     rows = []
@@ -52,9 +55,30 @@ def reward_at(fits: Any, budgets: float | Sequence[float], *, level: float | Non
             continue
         c = curve(fit, seed=seed)
         pred = pd.DataFrame(c.predict(xs, level=lvl, seed=seed))
+        bounds = value_range(fit.metric, fit.data["y"].to_numpy())
         for rec in pred.to_dict("records"):
-            rows.append({**_base(fit, lvl, c), **rec})
+            row = {**_base(fit, lvl, c), **rec}
+            if bounds is not None:
+                _clip_row(row, bounds)
+            rows.append(row)
     return _frame(rows, REWARD_COLUMNS)
+
+
+CLIPPED = ("mean", "mean_lower", "mean_upper", "pred_lower", "pred_upper")
+
+
+def _clip_row(row: dict[str, Any], bounds: tuple[float, float]) -> None:
+    """Clip a row's mean and intervals to the metric's possible range (a pass rate's [0, 1]);
+    a row that needed it gets the warning ``interval_clipped``."""
+    lo, hi = bounds
+    outside = False
+    for key in CLIPPED:
+        v = row.get(key)
+        if v is not None and np.isfinite(v) and not lo <= v <= hi:
+            row[key] = float(min(max(v, lo), hi))
+            outside = True
+    if outside:
+        row["warnings"] = [*row["warnings"], "interval_clipped"]
 
 
 def compute_for_reward(fits: Any, target: float, *, level: float | None = None,

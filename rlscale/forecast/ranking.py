@@ -7,7 +7,7 @@ independent (they were fitted to different runs), and resampled to a common coun
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
@@ -20,6 +20,8 @@ from rlscale.forecast.curve import Curve, align_draws, as_fit_list, curve
 from rlscale.forecast.roots import check_level, crossing_points, grid_roots, interval
 from rlscale.text import group_label, records
 
+# fit warnings that mean the ceiling A is not pinned down by the data
+UNIDENTIFIED = frozenset({"asymptote_not_identified", "ceiling_above_plateau"})
 CROSSOVER_COLUMNS = ("group_a", "group_b", "x", "x_lower", "x_upper", "leader_before",
                      "leader_after", "p_cross")
 
@@ -39,11 +41,14 @@ class Ranking:
     p_leader_leads: float
     crossovers: pd.DataFrame
     skipped: list[str]  # labels of groups whose fit failed (ok=False), left out of the ranking
+    # labels of ranked groups whose fit cannot identify its ceiling (see UNIDENTIFIED): the
+    # ranking and p_leader_leads then rest on an extrapolated A
+    unidentified: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"x": self.x, "level": self.level, "p_leader_leads": self.p_leader_leads,
                 "ranking": records(self.table), "crossovers": records(self.crossovers),
-                "skipped": list(self.skipped)}
+                "skipped": list(self.skipped), "unidentified": list(self.unidentified)}
 
 
 def rank_at(fits: Any, x: float, *, level: float | None = None, higher_is_better: bool = True,
@@ -76,8 +81,9 @@ def rank_at(fits: Any, x: float, *, level: float | None = None, higher_is_better
     table = table.reset_index(drop=True)
     cross = crossovers(items, level=lvl, x_range=x_range, higher_is_better=higher_is_better,
                        seed=seed)
+    unidentified = [group_label(f.group) for f in items if UNIDENTIFIED & set(f.warning_codes)]
     return Ranking(x=float(x), level=lvl, table=table, p_leader_leads=float(table["p_best"].iloc[0]),
-                   crossovers=cross, skipped=skipped)
+                   crossovers=cross, skipped=skipped, unidentified=unidentified)
 
 
 def crossovers(fits: Any, *, level: float | None = None, x_range: tuple[float, float] | None = None,

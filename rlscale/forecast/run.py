@@ -93,13 +93,14 @@ class Forecast:
 
     def to_dict(self) -> dict[str, Any]:
         """``{"metric", "x_axis", "level", "mode", "forecasts"}`` (``forecasts``: the table as a
-        DataFrame), plus ``p_leader_leads``, ``crossovers`` (a DataFrame) and ``skipped`` in
-        ``rank_at`` mode. :func:`rlscale.text.records` makes the frames JSON-safe."""
+        DataFrame), plus ``p_leader_leads``, ``crossovers`` (a DataFrame), ``skipped`` and
+        ``unidentified`` (groups whose ceiling the data do not pin down) in ``rank_at`` mode. :func:`rlscale.text.records` makes the frames JSON-safe."""
         out: dict[str, Any] = {"metric": self.metric, "x_axis": self.x_axis, "level": self.level,
                                "mode": self.mode, "forecasts": self.table}
         if self.ranking is not None:
             out.update(p_leader_leads=self.ranking.p_leader_leads,
-                       crossovers=self.ranking.crossovers, skipped=self.ranking.skipped)
+                       crossovers=self.ranking.crossovers, skipped=self.ranking.skipped,
+                       unidentified=self.ranking.unidentified)
         return out
 
 

@@ -18,10 +18,11 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from rlscale import __version__
-from rlscale.fit import fit
+from rlscale.fit import choose_x, fit
 from rlscale.forecast.backtest import backtest as run_backtest
 from rlscale.forecast.budgets import compute_for_fraction, reward_at
 from rlscale.forecast.ranking import rank_at
+from rlscale.forecast.verdict import verdicts
 from rlscale.plot import charts as plot
 from rlscale.plot import frames as D
 from rlscale.plot import vega
@@ -91,9 +92,12 @@ def _fits_section(fits: Sequence[Any]) -> str:
         rows.append(cells)
     cols = ["group", "law", "points", f"window ({fits[0].x})", *[f"{n} [{pct}]" for n in names],
             "rmse", "held-out rmse", "warnings"]
+    found = "".join(f"<li>{_esc(v.text())}</li>" for v in verdicts(fits))
     return (f"<p>{_esc(fits[0].law)} law fitted to <code>{_esc(fits[0].metric)}</code> against "
             f"<code>{_esc(fits[0].x)}</code>, one fit per group; intervals at {pct}.</p>"
-            + _table(cols, rows, numeric=(2,)))
+            + _table(cols, rows, numeric=(2,))
+            + f"<p>Verdicts (still rising / plateaued / declining; docs/fit.md):</p>"
+              f"<ul class=\"verdicts\">{found}</ul>")
 
 
 def _warnings_section(fits: Sequence[Any], backtest: Any | None) -> str:
@@ -303,7 +307,7 @@ def report_from_store(
     store: str | os.PathLike[str],
     *,
     metric: str,
-    x: str = "gpu_hours",
+    x: str | None = "gpu_hours",
     by: Sequence[str] = ("recipe",),
     facet: str | None = None,
     backtest_cut: float | None = 0.5,
@@ -316,10 +320,12 @@ def report_from_store(
 
     ``fit_options`` (``law``, ``burn_in``, ``max_x``, ``bootstrap``, ``resample``, ``level``,
     ...) go to :func:`rlscale.fit.fit` and, except ``max_x``, to the backtest.
+    ``x`` None: the first of gpu_hours, flops, tokens, step the runs have.
     ``backtest_cut``: fraction of each group's compute range the backtest fits on (None: none).
     """
     st = Store(store)
     points = load_metric_points(st, metric)
+    x = choose_x(points, metric, x)
     keys = list(dict.fromkeys([*by, *([facet] if facet else [])]))
     fits = fit(points, metric=metric, x=x, by=keys, **fit_options)
     bt = None

@@ -16,7 +16,7 @@ from __future__ import annotations
 from rlscale import lazy_exports
 
 _EXPORTS = {
-    **dict.fromkeys(["COMPUTE_AXES", "POINT_COLUMNS", "POINTS_SCHEMA", "SCHEMA_VERSION", "X_AXES",
+    **dict.fromkeys(["AUTO_X_ORDER", "COMPUTE_AXES", "POINT_COLUMNS", "POINTS_SCHEMA", "SCHEMA_VERSION", "X_AXES",
                      "RunMeta", "check_run_id"], "rlscale.store.schema"),
     **dict.fromkeys(["Store", "WriteStatus", "as_store", "same_source"], "rlscale.store.runs"),
     "normalize_points": "rlscale.store.validate",

@@ -23,6 +23,8 @@ SCHEMA_VERSION = 1
 COMPUTE_AXES: tuple[str, ...] = ("flops", "gpu_hours", "tokens", "wall_s")
 # What a curve can be fitted or plotted against: a compute axis, or the step (the default first).
 X_AXES: tuple[str, ...] = ("gpu_hours", "flops", "tokens", "wall_s", "step")
+# The axis a fit uses when none is asked for: the first of these that the points have.
+AUTO_X_ORDER: tuple[str, ...] = ("gpu_hours", "flops", "tokens", "step")
 POINTS_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()),
