@@ -9,8 +9,9 @@ only the points up to the cut and forecasts every later point. Per method and cu
 * ``cov50``/``cov80``/``cov90``: the share of later points inside the 50/80/90% prediction
   intervals, pooled over points (and, in brackets, averaged per curve).
 
-Methods: ``rlscale`` (the default forecast of ``rlscale forecast`` / ``backtest``), ``sigmoid``
-(the plain ScaleRL sigmoid with R0 free, least squares; the default before this benchmark),
+Methods: ``rlscale`` (the default forecast of ``rlscale forecast`` / ``backtest``: the ensemble of
+:mod:`rlscale.forecast.ensemble`), ``sigmoid`` (the plain ScaleRL sigmoid with R0 free, least
+squares, with its own intervals: ``--forecast law``, the default before this benchmark),
 ``scalerl-grid`` (ScaleRL's grid procedure), and the baselines of
 :mod:`rlscale.forecast.baselines`: ``last``, ``last-k`` and ``log-linear``.
 
@@ -42,7 +43,6 @@ sys.path.insert(0, str(ROOT))
 from rlscale.fit import fit  # noqa: E402
 from rlscale.forecast.backtest import forecast_fit  # noqa: E402
 from rlscale.forecast.baselines import BASELINES, baseline_forecast  # noqa: E402
-from rlscale.forecast.curve import curve as curve_of  # noqa: E402
 
 LEVELS = (0.5, 0.8, 0.9)
 CUTS = (0.3, 0.5, 0.7)
@@ -92,19 +92,12 @@ def rlscale_default(train: pd.DataFrame, x_new: np.ndarray) -> dict[str, np.ndar
 
 
 def plain(method: str) -> Callable[[pd.DataFrame, np.ndarray], dict[str, np.ndarray]]:
-    """The sigmoid with R0 free and the plain joint-draw intervals (no corrections)."""
+    """The sigmoid with R0 free, least squares, and its own joint-draw intervals (``--forecast
+    law``): the default before this benchmark."""
     def run(train: pd.DataFrame, x_new: np.ndarray) -> dict[str, np.ndarray]:
         fitted = fit(_frame(train), metric="reward", x="gpu_hours", law="sigmoid", r0="fit",
                      method=method)
-        out: dict[str, np.ndarray] = {"mean": np.full(x_new.shape, np.nan)}
-        if not fitted.ok:
-            return out
-        c = curve_of(fitted)
-        for lv in LEVELS:
-            p = c.predict(x_new, level=lv)
-            out["mean"] = p["mean"]
-            out[f"lower@{lv:g}"], out[f"upper@{lv:g}"] = p["pred_lower"], p["pred_upper"]
-        return out
+        return forecast_fit(fitted, x_new, levels=LEVELS, forecast="law")
     return run
 
 

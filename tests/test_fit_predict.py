@@ -42,12 +42,18 @@ def test_predict_and_reward_at_are_one_computation():
     f = fit(_two_recipes(), by="recipe", bootstrap=100)[0]
     xs = [300.0, 2542.0, 4e4]
     mine = f.predict(xs, level=0.9, seed=7)
-    theirs = reward_at(f, xs, level=0.9, seed=7)
+    theirs = reward_at(f, xs, level=0.9, seed=7, forecast="law")
     cols = ["mean", "mean_lower", "mean_upper", "pred_lower", "pred_upper"]
     np.testing.assert_allclose(mine[cols].to_numpy(), theirs[cols].to_numpy(dtype=float))
     # default seeds agree too (the fit's seed, 0, and reward_at's default, 0)
     np.testing.assert_allclose(f.predict(xs)[cols].to_numpy(),
-                               reward_at(f, xs)[cols].to_numpy(dtype=float))
+                               reward_at(f, xs, forecast="law")[cols].to_numpy(dtype=float))
+    # the default (ensemble) forecast is the fit's own inside the window, its own beyond it
+    ens = reward_at(f, xs, level=0.9, seed=7)
+    inside = np.asarray(xs) <= f.data["x"].max()
+    np.testing.assert_allclose(ens[cols].to_numpy(dtype=float)[inside],
+                               mine[cols].to_numpy()[inside])
+    assert list(ens["method"][~inside]) == ["ensemble"] * int((~inside).sum())
 
 
 def test_predict_without_samples_gives_unknown_intervals_not_noise_only():

@@ -134,19 +134,26 @@ def test_rank_at_orders_recipes_and_finds_the_crossover(fits):
     assert 0.2 < close.p_leader_leads < 0.8
 
 
-def test_backtest_interval_covers_near_its_nominal_level():
+@pytest.mark.parametrize("forecast", ["law", "ensemble"])
+def test_backtest_interval_covers_near_its_nominal_level(forecast):
     # Held-out points of one curve share its extrapolation error, so coverage is judged over
-    # several simulated stores (8 x 3 recipes), not one.
+    # several simulated stores (8 x 3 recipes), not one. Where the law is exactly right, the
+    # law's own intervals cover at their level; the ensemble's, calibrated on in-window
+    # backtests made from fewer points, are conservative there (never narrower than nominal).
     coverage = {}
     for level in (0.5, 0.9):
         summaries = [backtest(simulate(seeds=3, noise=0.008, rng_seed=s), metric="reward",
-                              by="recipe", cut=0.3, level=level).summary for s in range(8)]
+                              by="recipe", cut=0.3, level=level, forecast=forecast).summary
+                     for s in range(8)]
         overall = pd.DataFrame([s.iloc[-1] for s in summaries])
         assert (overall["group"] == "overall").all() and (overall["n_test"] > 30).all()
         assert overall["mae"].mean() < 0.02  # a 3x extrapolation stays within ~2 reward points
         coverage[level] = float((overall["coverage"] * overall["n_test"]).sum() / overall["n_test"].sum())
-    assert coverage[0.5] == pytest.approx(0.5, abs=0.1)
-    assert coverage[0.9] == pytest.approx(0.9, abs=0.06)
+    if forecast == "law":
+        assert coverage[0.5] == pytest.approx(0.5, abs=0.1)
+        assert coverage[0.9] == pytest.approx(0.9, abs=0.06)
+    else:
+        assert coverage[0.5] >= 0.45 and coverage[0.9] >= 0.88
 
 
 def test_backtest_points_and_summary_shape():

@@ -57,11 +57,29 @@ def crossover_table(df: pd.DataFrame) -> str:
 
 
 def backtest_table(df: pd.DataFrame) -> str:
+    """The per-group table, then the baselines beside the forecast and a plain verdict."""
+    recs = df.to_dict("records")
     rows = [{"group": r["group"], "cut": num(r["cut_x"]), "fit on": r["n_fit"],
              "tested": r["n_test"], "mean |err|": num(r["mae"]), "max |err|": num(r["max_abs_error"]),
              "coverage": num(r["coverage"]), "nominal": num(r["level"]),
-             "warnings": ",".join(dict.fromkeys(r["warnings"])) or "-"} for r in df.to_dict("records")]
-    return _text(rows)
+             "warnings": ",".join(dict.fromkeys(r["warnings"])) or "-"} for r in recs]
+    base = [{"group": r["group"], "forecast": num(r["mae"]),
+             "last value": num(r.get("mae_last")), "last-5 mean": num(r.get("mae_last_k")),
+             "log-linear": num(r.get("mae_log_linear")),
+             "vs best": num(r.get("vs_best"))} for r in recs]
+    lines = [_text(rows), "", "mean |err| of the forecast and of naive baselines (each run "
+             "forecast from its own points before the cut); vs best = forecast / best baseline:",
+             _text(base)]
+    groups = [r for r in recs if r["group"] != "overall"]
+    losing = [f"{r['group']} (best: {r['best_baseline']})" for r in groups
+              if r.get("vs_best") is not None and r["vs_best"] == r["vs_best"]
+              and r["vs_best"] >= 1]
+    if losing:
+        lines.append(f"the forecast does not beat the best naive baseline on {len(losing)} of "
+                     f"{len(groups)} group(s): " + ", ".join(losing))
+    elif groups:
+        lines.append(f"the forecast beats every naive baseline on all {len(groups)} group(s)")
+    return "\n".join(lines)
 
 
 def _cost_cells(r: dict[str, Any], *, bounds: bool) -> dict[str, str]:

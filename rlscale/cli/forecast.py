@@ -58,13 +58,18 @@ def _budgets(value: str | None) -> list[float] | None:
 @click.option("--saved", is_flag=True,
               help="Forecast from the fits `rlscale fit --save` stored (same --metric, --x, --law, "
                    "--by) instead of refitting; the other fit options are then ignored.")
+@click.option("--forecast", "forecast_kind", type=click.Choice(["ensemble", "law"]),
+              default="ensemble", show_default=True,
+              help="ensemble: the law refitted with burn-ins plus the recent level, weighted "
+                   "and calibrated on in-window backtests (docs/forecast.md); law: the single "
+                   "fit's curve and joint-draw intervals.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print {'forecasts': [...]} JSON (keys in docs/forecast.md), not a table.")
 def forecast_command(store: str | None, budget: str | None, target: float | None,
                      ceiling_frac: float | None, rank_at: float | None, usd_budget: bool,
                      usd_per_gpu_hour: float | None, flops_per_gpu_hour: float | None,
-                     peak_flops: float | None, mfu: float | None, saved: bool, as_json: bool,
-                     **fit_opts: Any) -> None:
+                     peak_flops: float | None, mfu: float | None, saved: bool,
+                     forecast_kind: str, as_json: bool, **fit_opts: Any) -> None:
     """Forecast each group's reward at a budget, or the compute for a reward, with intervals.
 
     Fits the law per group exactly as `rlscale fit` does (same options), then propagates the
@@ -97,7 +102,8 @@ def forecast_command(store: str | None, budget: str | None, target: float | None
     query = ForecastQuery.create(budgets=xs, target=target, ceiling_frac=ceiling_frac,
                                  rank_at=rank_at, pricing=pricing, usd_budget=usd_budget)
     fits = _saved_fits(store, metric, kw) if saved else fit(points, metric=metric, **kw)
-    result = run_forecast(fits, query, level=kw["level"], seed=kw["seed"])
+    result = run_forecast(fits, query, level=kw["level"], seed=kw["seed"],
+                          forecast=forecast_kind)
     found = verdicts(fits, level=kw["level"], seed=kw["seed"])
     if as_json:
         click.echo(out.to_json({**result.to_dict(), "verdicts": [v.to_dict() for v in found]}))
@@ -150,10 +156,15 @@ def _saved_fits(store: str | None, metric: str, kw: dict[str, Any]) -> list[Any]
                    "4x past the data).")
 @click.option("--cut-x", type=click.FloatRange(0, min_open=True), default=None,
               help="Fit every group on compute up to X (on the --x axis).")
+@click.option("--forecast", "forecast_kind", type=click.Choice(["ensemble", "law"]),
+              default="ensemble", show_default=True,
+              help="ensemble: the law refitted with burn-ins plus the recent level, weighted "
+                   "and calibrated on in-window backtests (docs/forecast.md); law: the single "
+                   "fit's curve and joint-draw intervals.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print {'summary': [...], 'points': [...]} JSON, not a table.")
-def backtest_command(store: str | None, cut: float | None, cut_x: float | None, as_json: bool,
-                     **fit_opts: Any) -> None:
+def backtest_command(store: str | None, cut: float | None, cut_x: float | None,
+                     forecast_kind: str, as_json: bool, **fit_opts: Any) -> None:
     """Fit each group only up to a cut, forecast the points past it, and score the forecast.
 
     Reports per group and overall: mean and max absolute error of the mean forecast, and how
@@ -169,13 +180,14 @@ def backtest_command(store: str | None, cut: float | None, cut_x: float | None, 
     kw = fit_kwargs(fit_opts)
     points = load_store_points(store, fit_opts["metric"])
     kw["x"] = resolve_x(points, fit_opts["metric"], kw["x"])
-    result = backtest(points, metric=fit_opts["metric"], cut=cut, cut_x=cut_x, **kw)
+    result = backtest(points, metric=fit_opts["metric"], cut=cut, cut_x=cut_x,
+                      forecast=forecast_kind, **kw)
     if as_json:
         click.echo(out.to_json(result.to_dict()))
         return
     what = f"cut at {cut:g} of each group's compute" if cut is not None else f"cut at {cut_x:g}"
     click.echo(f"backtest of {result.metric} vs {result.x}, {what}, "
-               f"{result.level:.0%} prediction intervals")
+               f"{result.level:.0%} prediction intervals, {forecast_kind} forecast")
     click.echo(out.backtest_table(result.summary))
 
 

@@ -16,13 +16,16 @@ import pandas as pd
 
 from rlscale.errors import InputError
 from rlscale.fit import fit
+from rlscale.forecast.baselines import BASELINES, baseline_forecast
 from rlscale.forecast.curve import curve
+from rlscale.forecast.ensemble import ensemble
 from rlscale.text import group_label, records
 
 POINT_COLUMNS = ("group", "run_id", "x", "y", "mean", "pred_lower", "pred_upper", "abs_error",
                  "covered")
+BASELINE_COLUMNS = tuple(f"mae_{b.replace('-', '_')}" for b in BASELINES)
 SUMMARY_COLUMNS = ("group", "cut_x", "n_fit", "n_test", "mae", "max_abs_error", "coverage", "level",
-                   "fit_ok", "warnings")
+                   *BASELINE_COLUMNS, "best_baseline", "vs_best", "forecast", "fit_ok", "warnings")
 
 
 @dataclass
@@ -50,15 +53,25 @@ class BacktestResult:
 
 def backtest(points: pd.DataFrame, *, metric: str, x: str = "gpu_hours",
              by: str | Sequence[str] | None = None, cut: float | None = None,
-             cut_x: float | None = None, level: float = 0.9, **fit_options: Any) -> BacktestResult:
+             cut_x: float | None = None, level: float = 0.9, forecast: str = "ensemble",
+             **fit_options: Any) -> BacktestResult:
     """Fit each group on ``x <= cut`` and score the forecast of its points with ``x > cut``.
 
     ``points``: long frame as from ``rlscale.load_points(store, with_meta=True)``. Exactly one of
     ``cut`` (a fraction in (0, 1) of each group's largest compute, so ``0.5`` keeps the first half
     of each group's compute range) or ``cut_x`` (one compute value for every group). Other
     keyword arguments (``law``, ``burn_in``, ``r0``, ``bootstrap``, ``resample``, ``seed``, ...)
-    go to :func:`rlscale.fit.fit`; ``max_x`` is set by the cut.
+    go to :func:`rlscale.fit.fit`; ``max_x`` is set by the cut. ``forecast``: ``"ensemble"``
+    (the default forecast) or ``"law"`` (the single fit), see :func:`forecast_fit`.
+
+    Beside the forecast, every group is scored for the naive baselines of
+    :mod:`rlscale.forecast.baselines` (each run forecast from its own points before the cut):
+    columns ``mae_last``, ``mae_last_k``, ``mae_log_linear``, the best of them
+    (``best_baseline``) and the forecast's MAE divided by that best one's (``vs_best``; below 1
+    means the forecast beat every baseline).
     """
+    if forecast not in FORECASTS:
+        raise InputError(f"forecast={forecast!r} is not one of {list(FORECASTS)}")
     if (cut is None) == (cut_x is None):
         msg = "give exactly one of cut (a fraction of each group's compute) or cut_x (a compute value)"
         raise InputError(msg)
@@ -80,14 +93,15 @@ def backtest(points: pd.DataFrame, *, metric: str, x: str = "gpu_hours",
         fits.append(fitted)
         test = gdf[gx > cut_g]
         label = group_label(group)
-        pts = _score(fitted, test, x=x, level=level, label=label)
+        pts = _score(fitted, test, x=x, level=level, label=label, forecast=forecast)
+        pts = _with_baselines(pts, gdf[gx <= cut_g], test, x=x)
         rows.append(pts)
         summaries.append(_summary(pts, label=label, cut_x=cut_g, n_fit=int(fitted.n_points),
-                                  level=level, fit=fitted))
+                                  level=level, fit=fitted, forecast=forecast))
     allpts = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=POINT_COLUMNS)
     n_fit = int(sum(s["n_fit"] for s in summaries))
     summaries.append(_summary(allpts, label="overall", cut_x=float("nan"), n_fit=n_fit,
-                              level=level, fit=None))
+                              level=level, fit=None, forecast=forecast))
     return BacktestResult(metric=metric, x=x, level=level, points=allpts,
                           summary=pd.DataFrame(summaries, columns=list(SUMMARY_COLUMNS)), fits=fits)
 
@@ -126,12 +140,21 @@ def _split(df: pd.DataFrame, by_cols: list[str]) -> list[tuple[dict[str, Any], p
     return out
 
 
-def forecast_fit(fitted: Any, xs: np.ndarray, *, levels: Sequence[float]) -> dict[str, np.ndarray]:
+FORECASTS = ("ensemble", "law")
+
+
+def forecast_fit(fitted: Any, xs: np.ndarray, *, levels: Sequence[float],
+                 forecast: str = "ensemble") -> dict[str, np.ndarray]:
     """The forecast of one fit at compute ``xs``: ``{"mean", "lower@L", "upper@L"}`` for each
     level ``L`` (prediction intervals for one new evaluation); NaN where the fit failed.
 
-    This is what a backtest scores, so ``benchmarks/extrapolation.py`` measures the same thing.
+    ``forecast="ensemble"`` (the default) is :func:`rlscale.forecast.ensemble.ensemble` (falling
+    back to the law where the fit has too few points); ``"law"`` the single fit's own curve and
+    joint-draw intervals. This is what a backtest scores, so ``benchmarks/extrapolation.py``
+    measures the same thing.
     """
+    if forecast not in FORECASTS:
+        raise InputError(f"forecast={forecast!r} is not one of {list(FORECASTS)}")
     xs = np.asarray(xs, dtype=float)
     nan = np.full(xs.shape, np.nan)
     out: dict[str, np.ndarray] = {"mean": nan}
@@ -139,33 +162,78 @@ def forecast_fit(fitted: Any, xs: np.ndarray, *, levels: Sequence[float]) -> dic
         out[f"lower@{lv:g}"], out[f"upper@{lv:g}"] = nan, nan
     if not fitted.ok:
         return out
+    ens = ensemble(fitted) if forecast == "ensemble" else None
+    beyond = ens.beyond(xs) if ens is not None else np.zeros(xs.shape, dtype=bool)
     c = curve(fitted)
     for lv in levels:
         pred = c.predict(xs, level=lv)
-        out["mean"] = pred["mean"]
-        out[f"lower@{lv:g}"], out[f"upper@{lv:g}"] = pred["pred_lower"], pred["pred_upper"]
+        mean, lo, hi = pred["mean"], pred["pred_lower"], pred["pred_upper"]
+        if beyond.any():  # past the last fitted point the ensemble forecasts; inside, the fit
+            epred = ens.predict(xs, level=lv)
+            mean = np.where(beyond, epred["mean"], mean)
+            lo = np.where(beyond, epred["pred_lower"], lo)
+            hi = np.where(beyond, epred["pred_upper"], hi)
+        out["mean"], out[f"lower@{lv:g}"], out[f"upper@{lv:g}"] = mean, lo, hi
     return out
 
 
-def _score(fitted: Any, test: pd.DataFrame, *, x: str, level: float, label: str) -> pd.DataFrame:
+def _score(fitted: Any, test: pd.DataFrame, *, x: str, level: float, label: str,
+           forecast: str) -> pd.DataFrame:
     if test.empty:
         return pd.DataFrame(columns=list(POINT_COLUMNS))
     xs = test[x].to_numpy(dtype=float)
     ys = test["value"].to_numpy(dtype=float)
-    pred = forecast_fit(fitted, xs, levels=(level,))
+    pred = forecast_fit(fitted, xs, levels=(level,), forecast=forecast)
     mean, lo, hi = pred["mean"], pred[f"lower@{level:g}"], pred[f"upper@{level:g}"]
     return pd.DataFrame({"group": label, "run_id": test["run_id"].astype(str).to_numpy(), "x": xs,
                          "y": ys, "mean": mean, "pred_lower": lo, "pred_upper": hi,
                          "abs_error": np.abs(ys - mean), "covered": (ys >= lo) & (ys <= hi)})
 
 
+def _with_baselines(pts: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, *,
+                    x: str) -> pd.DataFrame:
+    """``pts`` plus one absolute-error column per baseline, each run forecast from its own points
+    before the cut (a run with no such point gets NaN)."""
+    pts = pts.copy()
+    for col in BASELINE_COLUMNS:
+        pts[col] = np.nan
+    if pts.empty:
+        return pts
+    run_test = test["run_id"].astype(str).to_numpy()
+    run_train = train["run_id"].astype(str).to_numpy()
+    xs_test = test[x].to_numpy(dtype=float)
+    ys_test = test["value"].to_numpy(dtype=float)
+    for run in pd.unique(run_test):
+        here, before = run_test == run, run_train == run
+        if not before.any():
+            continue
+        tx = train[x].to_numpy(dtype=float)[before]
+        ty = train["value"].to_numpy(dtype=float)[before]
+        for name, col in zip(BASELINES, BASELINE_COLUMNS):
+            mean = baseline_forecast(name, tx, ty, xs_test[here])["mean"]
+            pts.loc[here, col] = np.abs(ys_test[here] - mean)
+    return pts
+
+
+def _mean(pts: pd.DataFrame, col: str) -> float:
+    err = pts[col].to_numpy(dtype=float) if len(pts) and col in pts else np.array([])
+    ok = err[np.isfinite(err)]
+    return float(ok.mean()) if ok.size else float("nan")
+
+
 def _summary(pts: pd.DataFrame, *, label: str, cut_x: float, n_fit: int, level: float,
-             fit: Any) -> dict[str, Any]:
+             fit: Any, forecast: str) -> dict[str, Any]:
     err = pts["abs_error"].to_numpy(dtype=float) if len(pts) else np.array([])
     ok = err[np.isfinite(err)]
+    mae = float(ok.mean()) if ok.size else float("nan")
+    base = {col: _mean(pts, col) for col in BASELINE_COLUMNS}
+    finite = {name: base[col] for name, col in zip(BASELINES, BASELINE_COLUMNS)
+              if np.isfinite(base[col])}
+    best = min(finite, key=finite.get) if finite else None
+    vs = (mae / finite[best] if best is not None and finite[best] > 0 else float("nan"))
     return {"group": label, "cut_x": cut_x, "n_fit": n_fit, "n_test": int(len(pts)),
-            "mae": float(ok.mean()) if ok.size else float("nan"),
-            "max_abs_error": float(ok.max()) if ok.size else float("nan"),
+            "mae": mae, "max_abs_error": float(ok.max()) if ok.size else float("nan"),
             "coverage": float(pts["covered"].astype(bool).mean()) if len(pts) else float("nan"),
-            "level": level, "fit_ok": None if fit is None else bool(fit.ok),
+            "level": level, **base, "best_baseline": best, "vs_best": vs, "forecast": forecast,
+            "fit_ok": None if fit is None else bool(fit.ok),
             "warnings": [] if fit is None else [w.code for w in fit.warnings]}

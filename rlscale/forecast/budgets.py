@@ -27,6 +27,7 @@ import pandas as pd
 from rlscale.errors import InputError
 from rlscale.fit.metric_kind import value_range
 from rlscale.forecast.curve import Curve, as_fit_list, curve
+from rlscale.forecast.ensemble import ensemble
 from rlscale.forecast.roots import check_level, interval, sigmoid_fraction_compute
 
 REWARD_COLUMNS = ("group", "x", "mean", "mean_lower", "mean_upper", "pred_lower", "pred_upper",
@@ -36,7 +37,7 @@ COMPUTE_COLUMNS = ("group", "target", "x", "x_lower", "x_upper", "reachable", "s
 
 
 def reward_at(fits: Any, budgets: float | Sequence[float], *, level: float | None = None,
-              seed: int = 0) -> pd.DataFrame:
+              seed: int = 0, forecast: str = "ensemble") -> pd.DataFrame:
     """Reward each group reaches at each compute budget, with confidence and prediction intervals.
 
     ``fits``: a FitResult or a list of them. ``budgets``: compute values on each fit's x axis
@@ -45,7 +46,15 @@ def reward_at(fits: Any, budgets: float | Sequence[float], *, level: float | Non
     ``group`` holds the fit's group dict. For a pass rate
     (:func:`rlscale.fit.metric_kind.value_range`) the mean and intervals are clipped to [0, 1],
     and a row that needed it carries the warning ``interval_clipped``.
+
+    ``forecast="ensemble"`` (the default): the mean and prediction interval are the ensemble
+    forecast's (:mod:`rlscale.forecast.ensemble`; ``method`` says ``ensemble``) at budgets past the
+    fit's last point, and the band of the mean curve is the law's, moved with the mean; inside the
+    fitted window, for fits with too few points for it, and with
+    ``forecast="law"``, give the single fit's own curve and joint-draw intervals.
     """
+    if forecast not in ("ensemble", "law"):
+        raise InputError(f"forecast={forecast!r} is not one of ['ensemble', 'law']")
     xs = _budgets(budgets)
     rows = []
     for fit in as_fit_list(fits):
@@ -55,9 +64,20 @@ def reward_at(fits: Any, budgets: float | Sequence[float], *, level: float | Non
             continue
         c = curve(fit, seed=seed)
         pred = pd.DataFrame(c.predict(xs, level=lvl, seed=seed))
+        ens = ensemble(fit) if forecast == "ensemble" else None
+        beyond = ens.beyond(xs) if ens is not None else np.zeros(xs.shape, dtype=bool)
+        if beyond.any():  # inside the fitted window the fit itself answers
+            epred = ens.predict(xs, level=lvl)
+            shift = np.where(beyond, epred["mean"] - pred["mean"].to_numpy(), 0.0)
+            pred["mean_lower"] += shift
+            pred["mean_upper"] += shift
+            for key in ("mean", "pred_lower", "pred_upper"):
+                pred[key] = np.where(beyond, epred[key], pred[key].to_numpy())
         bounds = value_range(fit.metric, fit.data["y"].to_numpy())
         for rec in pred.to_dict("records"):
             row = {**_base(fit, lvl, c), **rec}
+            if ens is not None and rec["x"] > ens.x_last:
+                row["method"] = "ensemble"
             if bounds is not None:
                 _clip_row(row, bounds)
             rows.append(row)

@@ -105,16 +105,19 @@ class Forecast:
 
 
 def run_forecast(fits: FitResult | Sequence[FitResult], query: ForecastQuery, *,
-                 level: float = 0.9, seed: int = 0) -> Forecast:
+                 level: float = 0.9, seed: int = 0, forecast: str = "ensemble") -> Forecast:
     """Answer ``query`` for every fit (one metric and compute axis), with ``level`` intervals
-    from the fits' joint draws (``seed`` for any resampling)."""
+    from the fits' joint draws (``seed`` for any resampling). ``forecast`` ("ensemble" or "law")
+    chooses the reward-at-budget forecast (:func:`.budgets.reward_at`); compute-to-target and
+    rankings come from the law's joint draws."""
     fits = [fits] if isinstance(fits, FitResult) else list(fits)
     if not fits:
         msg = "no fits to forecast from"
         raise InputError(msg)
     ranking = None
     if query.mode == "budget":
-        df = reward_at(fits, query.budgets, level=level, seed=seed)  # type: ignore[arg-type]
+        df = reward_at(fits, query.budgets, level=level, seed=seed,  # type: ignore[arg-type]
+                       forecast=forecast)
     elif query.mode == "target":
         df = compute_for_reward(fits, query.target, level=level, seed=seed)  # type: ignore[arg-type]
     elif query.mode == "ceiling_frac":

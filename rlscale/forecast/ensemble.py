@@ -1,0 +1,211 @@
+"""The default forecast: several fits of the law and the recent level, weighted by how well each
+forecast the curve's own later points, with intervals calibrated on those in-window backtests.
+
+One fit of one law, extrapolated, is what real reward curves punish: they rise fast and then
+creep, so a sigmoid fitted to the whole run bends late and runs on; they sit above or below the
+law for long stretches; an evaluation can crash for one point. Measured on the real curves of
+``benchmarks/extrapolation.py``, this forecast beats carrying the last value forward where the
+single fit did not, and its intervals hold near their nominal level (docs/forecast.md has the
+figures). It is built from the points a fit used (``FitResult.data``):
+
+* **members**: the law refitted (Huber loss, so one crashed evaluation does not bend it) on all
+  points and with the first 10%, 25% and 40% of the points dropped (burn-in: early RL is often not
+  on the law), plus the **recent level**, the median of the last :data:`LEVEL_K` points per run;
+* **weights**: each member forecasts the last 40% and the last 20% of the fit's own points from
+  the points before them (rolling-origin backtests inside the window); its weight is
+  proportional to 1 / (its mean absolute error there). Members that fail get no weight;
+* **intervals**: split-conformal. The errors of the weighted forecast in those in-window
+  backtests, divided by ``(1 + h) ** 0.75`` where ``h`` is the distance past the origin relative to
+  the length of the window fitted, give one quantile per level; the interval at a new compute is
+  the forecast ± that quantile times ``(1 + h) ** 0.75`` there. So it widens with the distance
+  from the data, as a forecast's uncertainty must.
+
+It needs at least :data:`MIN_POINTS` points; with fewer, :func:`ensemble` returns None and the
+single fit's own forecast is used.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+BURN_INS = (0.0, 0.1, 0.25, 0.4)  # shares of the points dropped from the start of the window
+ORIGINS = (0.6, 0.8)  # in-window backtests: fit on the first 60% / 80% of the points
+LEVEL_K = 5
+HORIZON_POWER = 0.75
+MIN_POINTS = 12
+MIN_MEMBER_POINTS = 6
+
+
+@dataclass
+class Ensemble:
+    """A fitted ensemble forecast (see the module docstring).
+
+    ``members``: names (``law``, ``law burn-in 10%``, ..., ``recent level``); ``weights``: one per
+    member (sum 1); ``scores``: the in-window normalised errors the intervals are calibrated on;
+    ``x0``, ``x_last``: the window's first and last compute.
+    """
+
+    law: Any
+    members: list[str]
+    weights: np.ndarray
+    params: list[dict[str, float] | None]
+    level_value: float
+    scores: np.ndarray
+    x0: float
+    x_last: float
+    n_points: int
+    inwindow_mae: float
+    inwindow_mae_last: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def mean(self, x: np.ndarray | float) -> np.ndarray:
+        """The weighted forecast at compute ``x`` (1-d)."""
+        xs = np.atleast_1d(np.asarray(x, dtype=float))
+        return _combine(self.law, self.params, self.level_value, self.weights, xs)
+
+    def beyond(self, x: np.ndarray | float) -> np.ndarray:
+        """Where ``x`` lies past the last fitted point: only there is this the forecast (inside
+        the window the fit itself is the estimate; the recent level is no curve)."""
+        return np.atleast_1d(np.asarray(x, dtype=float)) > self.x_last
+
+    def horizon(self, x: np.ndarray) -> np.ndarray:
+        """Distance past the last point, relative to the window's length (0 inside the window)."""
+        span = max(self.x_last - self.x0, 1e-300)
+        return np.clip((np.asarray(x, dtype=float) - self.x_last) / span, 0.0, None)
+
+    def predict(self, x: np.ndarray | float, *, level: float) -> dict[str, np.ndarray]:
+        """``{"x", "mean", "pred_lower", "pred_upper"}`` at ``x``: the conformal interval at
+        ``level`` for one new evaluation."""
+        xs = np.atleast_1d(np.asarray(x, dtype=float))
+        mean = self.mean(xs)
+        half = self.quantile(level) * (1.0 + self.horizon(xs)) ** HORIZON_POWER
+        return {"x": xs, "mean": mean, "pred_lower": mean - half, "pred_upper": mean + half}
+
+    def quantile(self, level: float) -> float:
+        """The split-conformal quantile of the normalised in-window errors at ``level``."""
+        n = self.scores.size
+        if n == 0:
+            return math.nan
+        rank = min(math.ceil((n + 1) * level) / n, 1.0)  # the finite-sample correction
+        return float(np.quantile(self.scores, rank))
+
+    def describe(self) -> str:
+        parts = [f"{m} {w:.2f}" for m, w in zip(self.members, self.weights) if w > 0]
+        return "ensemble: " + ", ".join(parts)
+
+
+def _member_names() -> list[str]:
+    return [("law" if b == 0 else f"law burn-in {b:.0%}") for b in BURN_INS] + ["recent level"]
+
+
+def _fit_law(law: Any, x: np.ndarray, y: np.ndarray, run: np.ndarray,
+             fixed: dict[str, float]) -> dict[str, float] | None:
+    from rlscale.fit.grouped import fit
+
+    if x.size < MIN_MEMBER_POINTS:
+        return None
+    frame = pd.DataFrame({"run_id": run, "metric": "m", "value": y, "gpu_hours": x})
+    r0: Any = fixed.get(law.baseline, "fit") if law.baseline else "fit"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            res = fit(frame, metric="m", x="gpu_hours", law=law.name, loss="huber", r0=r0)
+        except Exception:  # noqa: BLE001 - a member that cannot be fitted gets no weight
+            return None
+    if not res.ok:
+        return None
+    return {name: float(res.params[name].value) for name in law.param_names}
+
+
+def _level(y: np.ndarray, run: np.ndarray) -> float:
+    k = LEVEL_K * max(len(pd.unique(run)), 1)
+    return float(np.median(y[-k:]))
+
+
+def _members(law: Any, x: np.ndarray, y: np.ndarray, run: np.ndarray,
+             fixed: dict[str, float]) -> tuple[list[dict[str, float] | None], float]:
+    params = []
+    for b in BURN_INS:
+        start = int(round(b * x.size))
+        params.append(_fit_law(law, x[start:], y[start:], run[start:], fixed))
+    return params, _level(y, run)
+
+
+def _member_values(law: Any, params: Sequence[dict[str, float] | None], level: float,
+                   xs: np.ndarray) -> np.ndarray:
+    """(members, len(xs)) forecasts; NaN rows for members that failed."""
+    out = np.full((len(params) + 1, xs.size), np.nan)
+    for i, p in enumerate(params):
+        if p is not None:
+            with np.errstate(all="ignore"):
+                out[i] = np.asarray(law.func(xs, **p), dtype=float)
+    out[-1] = level
+    return out
+
+
+def _combine(law: Any, params: Sequence[dict[str, float] | None], level: float,
+             weights: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    vals = _member_values(law, params, level, xs)
+    use = weights > 0
+    return np.sum(weights[use, None] * vals[use], axis=0)
+
+
+def ensemble(fitted: Any) -> Ensemble | None:
+    """The ensemble forecast of the points behind ``fitted`` (a FitResult), or None when it has
+    fewer than :data:`MIN_POINTS` points or is not ok."""
+    if not getattr(fitted, "ok", False) or fitted.n_points < MIN_POINTS:
+        return None
+    from rlscale.fit.laws import get_law
+
+    law = getattr(fitted, "law_obj", None) or get_law(fitted.law)
+    data = fitted.data
+    order = np.argsort(data["x"].to_numpy(dtype=float), kind="stable")
+    x = data["x"].to_numpy(dtype=float)[order]
+    y = data["y"].to_numpy(dtype=float)[order]
+    run = data["run_id"].astype(str).to_numpy()[order]
+    fixed = dict((fitted.options or {}).get("fixed") or {})
+    n = x.size
+    errors, horizons, last_errors = [], [], []
+    for origin in ORIGINS:
+        cut = int(round(origin * n))
+        if cut < MIN_MEMBER_POINTS + 2 or n - cut < 2:
+            continue
+        params, level = _members(law, x[:cut], y[:cut], run[:cut], fixed)
+        vals = _member_values(law, params, level, x[cut:])
+        errors.append(y[cut:][None, :] - vals)
+        span = max(x[cut - 1] - x[0], 1e-300)
+        horizons.append((x[cut:] - x[cut - 1]) / span)
+        last_errors.append(y[cut:] - y[cut - 1])
+    params, level = _members(law, x, y, run, fixed)
+    full_ok = np.array([p is not None for p in params] + [True])
+    if errors:
+        err = np.concatenate(errors, axis=1)
+        h = np.concatenate(horizons)
+        with np.errstate(invalid="ignore"):
+            mae = np.nanmean(np.abs(err), axis=1)
+        usable = full_ok & np.isfinite(mae) & ~np.isnan(err).any(axis=1)
+    else:
+        err, h, mae = np.zeros((len(params) + 1, 0)), np.zeros(0), np.full(len(params) + 1, np.nan)
+        usable = np.zeros(len(params) + 1, dtype=bool)
+    if not usable.any():  # nothing was backtested: the full-window law alone, if it fitted
+        usable = full_ok.copy()
+        usable[-1] = not full_ok[:-1].any()
+        weights = usable / usable.sum()
+        scores = np.zeros(0)
+        in_mae = in_last = math.nan
+    else:
+        inv = np.where(usable, 1.0 / np.maximum(np.where(usable, mae, 1.0), 1e-300), 0.0)
+        weights = inv / inv.sum()
+        combined = np.sum(weights[usable, None] * err[usable], axis=0)
+        scores = np.abs(combined) / (1.0 + np.clip(h, 0.0, None)) ** HORIZON_POWER
+        in_mae = float(np.mean(np.abs(combined)))
+        in_last = float(np.mean(np.abs(np.concatenate(last_errors))))
+    return Ensemble(law=law, members=_member_names(), weights=weights, params=params,
+                    level_value=level, scores=scores, x0=float(x[0]), x_last=float(x[-1]),
+                    n_points=n, inwindow_mae=in_mae, inwindow_mae_last=in_last)
