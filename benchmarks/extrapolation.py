@@ -117,7 +117,7 @@ def evaluate(curves, cuts, methods) -> pd.DataFrame:
     """One row per (curve, cut, method): mae and coverage counts."""
     rows = []
     for source, name, df in curves:
-        x, y = df["x"].to_numpy(), df["y"].to_numpy()
+        x = df["x"].to_numpy()
         lo, hi = float(x.min()), float(x.max())
         for cut in cuts:
             cx = lo + cut * (hi - lo)

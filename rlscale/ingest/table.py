@@ -25,13 +25,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rlscale.errors import InputError
 from rlscale.ingest.columns import (
     COUNTERS_AND_TIMES,
     RUN_COLUMNS,
+    STEP_NAMES,
     compute_axis,
     find_step_column,
     is_step_like,
     numeric,
+    step_candidates,
     steps,
 )
 from rlscale.ingest.exports import (
@@ -72,7 +75,11 @@ def table_points(table: pa.Table, src: Source, opts: IngestOptions) -> RawPoints
     if shape:
         return wandb_export_points(table, src, opts, shape)
     step_wanted = opts.x_col if opts.x_unit == "step" else opts.step_col
-    step_col = find_step_column(names, src, step_wanted, table)
+    try:
+        step_col = find_step_column(names, src, step_wanted, table)
+    except InputError:
+        _step_and_run_hint(table, names, src, opts, step_wanted)
+        raise
     metric_col, value_col = _find(names, "metric"), _find(names, "value")
     run_cols = _run_columns(names, src, opts)
     run, run_names = _run_codes(table, run_cols, src) if run_cols else (None, [])
@@ -216,6 +223,27 @@ def _per_run_value(col: pa.ChunkedArray, run: np.ndarray, n_runs: int, integer: 
 
 def _py(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
+
+
+def _step_and_run_hint(table: pa.Table, names: list[str], src: Source, opts: IngestOptions,
+                       step_wanted: str | None) -> None:
+    """With no step column, a likely one, and rows whose steps would then repeat per value of
+    run-like columns: one error naming every option the table needs at once (a long table of
+    many runs, such as a paper's released curves)."""
+    if step_wanted is not None or opts.run_cols or any(n.lower() in RUN_COLUMNS for n in names):
+        return
+    cands = step_candidates(table)
+    if not cands:
+        return
+    hint = _run_hint(table, names, cands[0], _find(names, "metric"), set())
+    if hint is None:
+        return
+    runs = hint.split("pass ", 1)[1]
+    raise src.error("no step column", field="step",
+                    expected=f"a column named one of {list(STEP_NAMES)} (any case); "
+                             f"{cands[0]!r} holds non-negative whole numbers and its values "
+                             f"repeat for each value of the run-like columns: pass --step-col "
+                             f"{shlex.quote(cands[0])} {runs}")
 
 
 def _run_hint(table: pa.Table, names: list[str], step_col: str, metric_col: str | None,
