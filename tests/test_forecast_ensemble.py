@@ -145,3 +145,19 @@ def test_backtest_cli_says_plainly_whether_the_forecast_beats_the_baselines(tmp_
         assert "does not beat" in verdict and all(g in verdict for g in losing)
     else:
         assert "beats every naive baseline" in verdict
+
+
+def test_a_forecast_far_beyond_anything_the_curve_has_shown_is_flagged():
+    from rlscale.forecast.budgets import reward_at
+
+    rng = np.random.default_rng(8)
+    # seen only up to its midpoint: the law expects a large rise the data have not shown yet
+    x = np.linspace(2.0, 50.0, 40)
+    early = fit(frame(x, sigmoid(x) + rng.normal(0, 0.005, x.size)), x="gpu_hours")
+    rows = reward_at(early, [55.0, 2000.0])
+    assert "far_from_recent" not in rows["warnings"].iloc[0]  # just past the data: near it
+    assert "far_from_recent" in rows["warnings"].iloc[1]
+    # a run that has levelled off: forecasts stay near its level, nothing is flagged
+    flat = fit(frame(x, 0.6 + rng.normal(0, 0.01, x.size)), x="gpu_hours")
+    assert not ensemble(flat).far(np.array([100.0, 1000.0])).any()
+    assert not any("far_from_recent" in w for w in reward_at(flat, [100.0, 1000.0])["warnings"])

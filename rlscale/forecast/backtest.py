@@ -22,7 +22,7 @@ from rlscale.forecast.ensemble import ensemble
 from rlscale.text import group_label, records
 
 POINT_COLUMNS = ("group", "run_id", "x", "y", "mean", "pred_lower", "pred_upper", "abs_error",
-                 "covered")
+                 "covered", "far")
 BASELINE_COLUMNS = tuple(f"mae_{b.replace('-', '_')}" for b in BASELINES)
 SUMMARY_COLUMNS = ("group", "cut_x", "n_fit", "n_test", "mae", "max_abs_error", "coverage", "level",
                    *BASELINE_COLUMNS, "best_baseline", "vs_best", "forecast", "fit_ok", "warnings")
@@ -145,8 +145,9 @@ FORECASTS = ("ensemble", "law")
 
 def forecast_fit(fitted: Any, xs: np.ndarray, *, levels: Sequence[float],
                  forecast: str = "ensemble") -> dict[str, np.ndarray]:
-    """The forecast of one fit at compute ``xs``: ``{"mean", "lower@L", "upper@L"}`` for each
-    level ``L`` (prediction intervals for one new evaluation); NaN where the fit failed.
+    """The forecast of one fit at compute ``xs``: ``{"mean", "lower@L", "upper@L", "far"}`` for
+    each level ``L`` (prediction intervals for one new evaluation; NaN where the fit failed;
+    ``far``: the ensemble's ``far_from_recent`` flag per point).
 
     ``forecast="ensemble"`` (the default) is :func:`rlscale.forecast.ensemble.ensemble` (falling
     back to the law where the fit has too few points); ``"law"`` the single fit's own curve and
@@ -157,13 +158,14 @@ def forecast_fit(fitted: Any, xs: np.ndarray, *, levels: Sequence[float],
         raise InputError(f"forecast={forecast!r} is not one of {list(FORECASTS)}")
     xs = np.asarray(xs, dtype=float)
     nan = np.full(xs.shape, np.nan)
-    out: dict[str, np.ndarray] = {"mean": nan}
+    out: dict[str, np.ndarray] = {"mean": nan, "far": np.zeros(xs.shape, dtype=bool)}
     for lv in levels:
         out[f"lower@{lv:g}"], out[f"upper@{lv:g}"] = nan, nan
     if not fitted.ok:
         return out
     ens = ensemble(fitted) if forecast == "ensemble" else None
     beyond = ens.beyond(xs) if ens is not None else np.zeros(xs.shape, dtype=bool)
+    out["far"] = ens.far(xs) if ens is not None else np.zeros(xs.shape, dtype=bool)
     c = curve(fitted)
     for lv in levels:
         pred = c.predict(xs, level=lv)
@@ -185,9 +187,11 @@ def _score(fitted: Any, test: pd.DataFrame, *, x: str, level: float, label: str,
     ys = test["value"].to_numpy(dtype=float)
     pred = forecast_fit(fitted, xs, levels=(level,), forecast=forecast)
     mean, lo, hi = pred["mean"], pred[f"lower@{level:g}"], pred[f"upper@{level:g}"]
+    far = pred["far"]
     return pd.DataFrame({"group": label, "run_id": test["run_id"].astype(str).to_numpy(), "x": xs,
                          "y": ys, "mean": mean, "pred_lower": lo, "pred_upper": hi,
-                         "abs_error": np.abs(ys - mean), "covered": (ys >= lo) & (ys <= hi)})
+                         "abs_error": np.abs(ys - mean), "covered": (ys >= lo) & (ys <= hi),
+                         "far": far})
 
 
 def _with_baselines(pts: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, *,
@@ -236,4 +240,6 @@ def _summary(pts: pd.DataFrame, *, label: str, cut_x: float, n_fit: int, level: 
             "coverage": float(pts["covered"].astype(bool).mean()) if len(pts) else float("nan"),
             "level": level, **base, "best_baseline": best, "vs_best": vs, "forecast": forecast,
             "fit_ok": None if fit is None else bool(fit.ok),
-            "warnings": [] if fit is None else [w.code for w in fit.warnings]}
+            "warnings": ([] if fit is None else [w.code for w in fit.warnings])
+            + (["far_from_recent"] if fit is not None and len(pts) and "far" in pts
+               and pts["far"].astype(bool).any() else [])}

@@ -78,6 +78,8 @@ def reward_at(fits: Any, budgets: float | Sequence[float], *, level: float | Non
             row = {**_base(fit, lvl, c), **rec}
             if ens is not None and rec["x"] > ens.x_last:
                 row["method"] = "ensemble"
+                if bool(ens.far(np.array([rec["x"]]))[0]):
+                    row["warnings"] = [*row["warnings"], "far_from_recent"]
             if bounds is not None:
                 _clip_row(row, bounds)
             rows.append(row)

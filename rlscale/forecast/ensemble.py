@@ -22,6 +22,13 @@ figures). It is built from the points a fit used (``FitResult.data``):
 
 It needs at least :data:`MIN_POINTS` points; with fewer, :func:`ensemble` returns None and the
 single fit's own forecast is used.
+
+**A flag for forecasts that run away** (:meth:`Ensemble.far`): a forecast that moves from the
+recent level by more than :data:`FAR` times the curve's own wobble (the verdict's ``tol``: the
+larger of 5% of the observed range and the scatter of the last 30% of the points about their
+line) expects far more than the data have shown; on the real curves such forecasts were wrong as
+often as right, and they held the worst ones. Forecast rows past that distance carry the warning
+``far_from_recent``.
 """
 
 from __future__ import annotations
@@ -34,12 +41,16 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from rlscale.fit.trend import recent_trend
+
 BURN_INS = (0.0, 0.1, 0.25, 0.4)  # shares of the points dropped from the start of the window
 ORIGINS = (0.6, 0.8)  # in-window backtests: fit on the first 60% / 80% of the points
 LEVEL_K = 5
 HORIZON_POWER = 0.75
 MIN_POINTS = 12
 MIN_MEMBER_POINTS = 6
+TOL_SHARE = 0.05  # as rlscale.forecast.verdict: 5% of the observed range
+FAR = 4.0  # a forecast this many "wobbles" from the recent level is flagged far_from_recent
 
 
 @dataclass
@@ -62,12 +73,20 @@ class Ensemble:
     n_points: int
     inwindow_mae: float
     inwindow_mae_last: float
+    tol: float = math.nan
     info: dict[str, Any] = field(default_factory=dict)
 
     def mean(self, x: np.ndarray | float) -> np.ndarray:
         """The weighted forecast at compute ``x`` (1-d)."""
         xs = np.atleast_1d(np.asarray(x, dtype=float))
         return _combine(self.law, self.params, self.level_value, self.weights, xs)
+
+    def far(self, x: np.ndarray | float) -> np.ndarray:
+        """Where the forecast lies more than :data:`FAR` x ``tol`` from the recent level."""
+        xs = np.atleast_1d(np.asarray(x, dtype=float))
+        if not math.isfinite(self.tol) or self.tol <= 0:
+            return np.zeros(xs.shape, dtype=bool)
+        return self.beyond(xs) & (np.abs(self.mean(xs) - self.level_value) > FAR * self.tol)
 
     def beyond(self, x: np.ndarray | float) -> np.ndarray:
         """Where ``x`` lies past the last fitted point: only there is this the forecast (inside
@@ -206,6 +225,8 @@ def ensemble(fitted: Any) -> Ensemble | None:
         scores = np.abs(combined) / (1.0 + np.clip(h, 0.0, None)) ** HORIZON_POWER
         in_mae = float(np.mean(np.abs(combined)))
         in_last = float(np.mean(np.abs(np.concatenate(last_errors))))
+    trend = recent_trend(x, y, run)
+    tol = max(TOL_SHARE * trend.spread, trend.noise) if trend is not None else math.nan
     return Ensemble(law=law, members=_member_names(), weights=weights, params=params,
                     level_value=level, scores=scores, x0=float(x[0]), x_last=float(x[-1]),
-                    n_points=n, inwindow_mae=in_mae, inwindow_mae_last=in_last)
+                    n_points=n, inwindow_mae=in_mae, inwindow_mae_last=in_last, tol=tol)
