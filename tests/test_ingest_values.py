@@ -119,9 +119,15 @@ def test_utf16_files_say_utf16(tmp_path, store, name, text, codec):
 
 
 def test_parquet_error_is_one_line(tmp_path, store):
-    # a file whose footer claims more bytes than it has: pyarrow's message, first line only
-    p = write(tmp_path, "bad.parquet", b"PAR1" + b"x" * 100 + b"PAR1")
-    fails(store, p, "cannot read as Parquet")
+    # a damaged page header: pyarrow's message has several lines ("Couldn't deserialize thrift:
+    # ...\nDeserializing page header failed.\n"); the error shows the first
+    p = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"step": list(range(1000)), "reward": [0.5] * 1000}), p)
+    data = bytearray(p.read_bytes())
+    data[4] ^= 0xFF
+    p.write_bytes(bytes(data))
+    out = fails(store, p, "cannot read as Parquet", "deserialize thrift")
+    assert "page header failed" not in out
 
 
 def test_resume_of_an_ingested_run_names_that_run(store):
