@@ -206,3 +206,40 @@ def test_run_metadata_is_every_config_field_by_one_naming_rule():
     measured = set(meta.metadata) - set(want)
     assert measured == {"pretrain_flops", "pretrain_wall_s", "base_hash", "model_params",
                         "device", "threads", "gpu_hours_means"}
+
+
+@pytest.mark.parametrize("override,want", [
+    ("rl.lr=nan", "a finite number >= 0"), ("rl.lr=-1", "a finite number >= 0"),
+    ("rl.steps=-5", "an integer >= 0"), ("seed=-1", "an integer from 0 to 9223372036854775807"),
+    ("pretrain.lr=inf", "a finite number >= 0"), ("rl.kl_coef=-0.1", "a finite number >= 0"),
+    ("rl.clip_low=1.5", "a number from 0 to 1"), ("eval.temperature=0", "a finite number > 0"),
+    ("task.const_prob=nan", "a number from 0 to 1"), ("pretrain.warmup_frac=-0.5", "from 0 to 1"),
+])
+def test_every_numeric_config_value_is_range_checked_at_the_cli(override, want):
+    from click.testing import CliRunner
+
+    from rlscale.cli import main
+
+    res = CliRunner().invoke(main, ["run", "--dry-run", "--set", override])
+    out = res.output.strip()
+    key = override.split("=")[0]
+    assert res.exit_code != 0 and len(out.splitlines()) == 1 and "Traceback" not in out, out
+    assert f"'{key}'" in out and "out of range" in out and want in out, out
+
+
+def test_out_of_range_values_in_toml_and_sweep_specs_are_errors(tmp_path):
+    from rlscale.errors import InputError
+    from rlscale.sweep.spec import load_spec
+
+    job = tmp_path / "job.toml"
+    job.write_text("seed = 1\n[rl]\nlr = nan\n")
+    with pytest.raises(InputError, match=r"job.toml.*rl.lr=nan is out of range"):
+        JobConfig.from_toml(job)
+    for value in ("nan", "inf", "-1"):
+        spec = tmp_path / "s.toml"
+        spec.write_text(f'name = "s"\njob = "rl"\nnum_cpus = {value}\n')
+        with pytest.raises(InputError, match=r"num_cpus.*a finite number from 0 to 1e9"):
+            load_spec(spec)
+    # in range stays as it was: edge values load and hash as before
+    config = JobConfig().with_overrides(["rl.lr=0", "rl.steps=0", "seed=0", "rl.clip_low=0"])
+    assert (config.rl.lr, config.rl.steps, config.seed) == (0.0, 0, 0)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from rlscale.cli._common import store_option, store_path
+from rlscale.errors import input_error
 from rlscale.rl.config import JobConfig
 from rlscale.rl.flops import estimate_job
 from rlscale.store import Store
@@ -64,6 +65,11 @@ def run(config_path, overrides, store, device, threads, resume_id, dry_run, no_p
         if config_path or overrides:
             raise click.UsageError("--resume takes its config from the store; drop CONFIG/--set")
         meta = Store(root).read_meta(resume_id)
+        if not meta.config:  # an ingested run (or one with no job config): nothing to resume
+            came = f" (ingested from {meta.source.get('path')})" if meta.source else ""
+            raise input_error(f"run {resume_id!r} is an ingested run{came}, not an RL run",
+                              path=f"{root}/{resume_id}/run.json",
+                              expected="the id of a run written by rlscale run or rlscale sweep")
         config = JobConfig.from_stored(meta.config, source=f"{root}/{resume_id}/run.json")
         if device:
             config = config.with_overrides([f"device={device}"])

@@ -138,9 +138,38 @@ def _to_numpy(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return arr.to_numpy(zero_copy_only=False)
 
 
+# Formats whose numbers are typed by the file itself: a quoted number there is text, not a step.
+JSON_FORMATS = ("jsonl", "json", "trl")
+MAX_INT64 = 2**63 - 1
+
+
 def steps(col: pa.ChunkedArray | pa.Array, *, name: str, src: Source) -> np.ndarray:
-    """The step column as int64 when it is integer with no nulls, else float64 (NaN = empty)."""
+    """The step column as int64 when it is integer with no nulls, else float64 (NaN = empty).
+
+    A NaN cell (``nan`` in a CSV, ``NaN`` in JSON) is an error here, where it can still be told
+    from an empty one; so are a uint64 step past int64 and, in JSON, a step written as a string.
+    """
     typ = col.type
+    if pa.types.is_dictionary(typ):
+        col, typ = col.cast(typ.value_type), typ.value_type
+    if pa.types.is_unsigned_integer(typ) and typ.bit_width == 64:
+        big = _to_numpy(pc.fill_null(pc.greater(col, pa.scalar(MAX_INT64, pa.uint64())), False))
+        if big.any():
+            i = int(np.flatnonzero(big)[0])
+            raise src.error(f"bad step {col[i].as_py()} (too large)", row=i, field=name,
+                            expected=f"a non-negative integer up to {MAX_INT64}")
     if pa.types.is_integer(typ) and col.null_count == 0:
         return _to_numpy(col.cast(pa.int64()))
-    return numeric(col, name=name, src=src, required=True)
+    if src.format in JSON_FORMATS and (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+        present = np.flatnonzero(~col.is_null().to_numpy(zero_copy_only=False))
+        if len(present):
+            i = int(present[0])
+            raise src.error(f"step {col[i].as_py()!r} is a string", row=i, field=name,
+                            expected="a JSON number, e.g. 1 not \"1\"")
+    out = numeric(col, name=name, src=src, required=True)
+    if out.dtype.kind == "f":
+        nan = np.isnan(out) & ~col.is_null().to_numpy(zero_copy_only=False)
+        if nan.any():
+            i = int(np.flatnonzero(nan)[0])
+            raise src.error("bad step nan", row=i, field=name, expected="a non-negative integer")
+    return out

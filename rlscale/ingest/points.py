@@ -91,7 +91,26 @@ def validate(raw: RawPoints, src: Source, *, drop_nonfinite: bool = False) -> Ra
             raise src.error(f"compute value {_n(arr[i])} at step {raw.step[i]}", row=raw.row_of(i),
                             field=raw.axis_fields.get(axis, axis),
                             expected="a finite, non-negative number")
+    _check_tokens_range(raw, src)
     return raw
+
+
+# Steps and tokens are stored as int64: a value at or past 2**63 (1e30 read as a float) cannot be.
+MAX_INT64 = 2**63 - 1
+
+
+def _check_tokens_range(raw: RawPoints, src: Source) -> None:
+    """Tokens (stored as int64) must be below 2**63; a count past that is an error at its cell."""
+    arr = raw.axes.get("tokens")
+    if arr is None:
+        return
+    with np.errstate(invalid="ignore"):
+        bad = arr >= 2.0**63
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise src.error(f"token count {_n(arr[i])} at step {raw.step[i]} is too large",
+                        row=raw.row_of(i), field=raw.axis_fields.get("tokens", "tokens"),
+                        expected=f"a token count from 0 to {MAX_INT64}")
 
 
 def _n(x: object) -> str:
@@ -108,9 +127,12 @@ def _check_steps(raw: RawPoints, src: Source) -> np.ndarray:
             bad = ~np.isfinite(step) | (step < 0) | (step != np.floor(step)) | (step >= 2.0**63)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        shown = "an empty cell" if np.isnan(step[i]) else repr(step[i].item())
-        raise src.error(f"bad step {shown}", row=raw.row_of(i), field=raw.step_field,
-                        expected="a non-negative integer")
+        shown = "an empty cell" if np.isnan(step[i]) else _n(step[i])
+        big = step.dtype.kind == "f" and step[i] >= 2.0**63
+        raise src.error(f"bad step {shown}" + (" (too large)" if big else ""),
+                        row=raw.row_of(i), field=raw.step_field,
+                        expected=f"a non-negative integer up to {MAX_INT64}" if big
+                        else "a non-negative integer")
     return step.astype(np.int64, copy=False)
 
 
@@ -190,6 +212,7 @@ def to_run_set(raw: RawPoints, src: Source, *, default_run_id: str,
     """
     raw = validate(raw, src, drop_nonfinite=drop_nonfinite)
     _promote_token_counter(raw)
+    _check_tokens_range(raw, src)
     if gpus is not None:
         _derive_gpu_hours(raw, src, gpus)
     if raw.aux:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,13 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from rlscale.errors import input_error
-from rlscale.ingest.source import Source, csv_line_locator, iter_csv_records
+from rlscale.ingest.source import (
+    Source,
+    check_not_utf16,
+    csv_line_locator,
+    first_bad_utf8,
+    iter_csv_records,
+)
 
 
 def _delimiter(path: Path) -> str:
@@ -43,6 +50,7 @@ def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...
     src = Source(path=path, format=fmt, locate=csv_line_locator(path, delim))
     if (path.stat().st_size if data is None else data.size) == 0:
         raise src.error("empty file", expected="a header line and rows of points")
+    check_not_utf16(path, src, None if data is None else data.to_pybytes()[:256])
     header = _header(path, delim)
     if not header:
         raise src.error("no header line", expected="a header line naming the columns")
@@ -65,15 +73,56 @@ def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...
                 null_values=[""], strings_can_be_null=True, column_types=types),
         )
     except pa.ArrowInvalid as exc:
-        raise _csv_error(path, delim, src, exc) from None
+        raise _bad_utf8(path, delim, header, src) or _csv_error(path, delim, src, exc) from None
+    if any(pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type) for f in table.schema):
+        exc = _bad_utf8(path, delim, header, src)  # pyarrow reads a non-UTF-8 column as bytes
+        if exc is not None:
+            raise exc
+    _check_no_hex(path, delim, table, src)
     return table, src
 
 
+def _bad_utf8(path: Path, delim: str, header: list[str], src: Source) -> Exception | None:
+    """The error for the first byte that is not UTF-8 (its own line, its column), or None."""
+    found = first_bad_utf8(path, delim)
+    if found is None:
+        return None
+    line, col, byte, field = found
+    name = header[field] if 0 <= field < len(header) and line > 1 else None
+    where = f"{path}, line {line}"
+    return input_error(f"byte 0x{byte:02x} at character {col} is not UTF-8", path=where,
+                       field=name, expected="UTF-8 text: save the file as UTF-8")
+
+
+_HEX = re.compile(r"\s*[+-]?0[xX]")
+
+
+def _check_no_hex(path: Path, delim: str, table: pa.Table, src: Source) -> None:
+    """pyarrow reads ``0x1`` as the integer 1; a log never means that, so it is an error."""
+    ints = [i for i, f in enumerate(table.schema) if pa.types.is_integer(f.type)]
+    if not ints or not _has_bytes(path, (b"0x", b"0X")):
+        return
+    for index, line, fields in iter_csv_records(path, delim):
+        if index < 0 or fields is None:
+            continue
+        for i in ints:
+            if i < len(fields) and _HEX.match(fields[i]):
+                raise input_error(f"{fields[i].strip()!r} is hexadecimal", path=f"{path}",
+                                  line=line, field=table.column_names[i],
+                                  expected="a decimal number")
+
+
 def _has_quote(path: Path) -> bool:
+    return _has_bytes(path, (b'"',))
+
+
+def _has_bytes(path: Path, needles: tuple[bytes, ...]) -> bool:
     with open(path, "rb") as fh:
+        tail = b""
         for chunk in iter(lambda: fh.read(1 << 24), b""):
-            if b'"' in chunk:
+            if any(n in tail + chunk[:8] or n in chunk for n in needles):
                 return True
+            tail = chunk[-8:]
     return False
 
 
@@ -98,7 +147,8 @@ def read_parquet(path: Path, *, fmt: str = "parquet") -> tuple[pa.Table, Source]
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise src.error(f"cannot read as Parquet: {exc}", expected="a Parquet file") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise src.error(f"cannot read as Parquet: {first}", expected="a Parquet file") from None
     return table, src
 
 
@@ -111,13 +161,21 @@ def read_jsonl(path: Path, *, fmt: str = "jsonl",
     lines: list[int] = []
     records: list[dict[str, Any]] = []
     src = Source(path=path, format=fmt, locate=lambda row: (lines[row], None))
-    opened = (open(path, encoding="utf-8-sig", errors="replace") if data is None else
+    check_not_utf16(path, src, None if data is None else data.to_pybytes()[:256])
+    # surrogateescape: a byte that is not UTF-8 stays visible (as U+DCxx) and is an error below
+    opened = (open(path, encoding="utf-8-sig", errors="surrogateescape") if data is None else
               io.TextIOWrapper(io.BytesIO(data.to_pybytes()), encoding="utf-8-sig",
-                               errors="replace"))
+                               errors="surrogateescape"))
     with opened as fh:
         for number, text in enumerate(fh, start=1):
             if not text.strip():
                 continue
+            bad = _NOT_UTF8.search(text)
+            if bad:
+                lines.append(number)
+                raise src.error(f"byte 0x{ord(bad.group()) - 0xDC00:02x} at character "
+                                f"{bad.start() + 1} is not UTF-8", row=len(lines) - 1,
+                                expected="UTF-8 text: save the file as UTF-8")
             try:
                 rec = json.loads(text)
             except json.JSONDecodeError as exc:
@@ -134,6 +192,9 @@ def read_jsonl(path: Path, *, fmt: str = "jsonl",
     return records_to_table(records, src), src
 
 
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+
+
 def read_json(path: Path, *, fmt: str = "json") -> tuple[pa.Table, Source]:
     """A JSON list of records, or a frame saved by pandas ``to_json`` (columns/split/records)."""
     src = Source(path=path, format=fmt)
@@ -142,7 +203,7 @@ def read_json(path: Path, *, fmt: str = "json") -> tuple[pa.Table, Source]:
     if isinstance(data, list):
         records = data
     elif isinstance(data, dict) and {"columns", "data"} <= set(data):
-        records = [dict(zip(data["columns"], row)) for row in data["data"]]
+        records = _split_records(data, src)
     elif isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
         index = list(dict.fromkeys(k for col in data.values() for k in col))
         records = [{c: data[c].get(i) for c in data} for i in index]
@@ -163,9 +224,25 @@ def read_json(path: Path, *, fmt: str = "json") -> tuple[pa.Table, Source]:
     return records_to_table(records, src), src
 
 
+def _split_records(data: dict[str, Any], src: Source) -> list[dict[str, Any]]:
+    """A pandas ``orient="split"`` frame's rows as records; each row must have every column."""
+    columns, rows = data["columns"], data["data"]
+    if not isinstance(columns, list) or not isinstance(rows, list):
+        raise src.error("'columns' and 'data' are not lists",
+                        expected='a pandas to_json(orient="split") frame')
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != len(columns):
+            got = f"{len(row)} values" if isinstance(row, list) else f"a JSON {type(row).__name__}"
+            src.locate = lambda r: (None, f"data[{r}]")
+            raise src.error(f"{got}", row=i, expected=f"{len(columns)} values, one per column "
+                            f"of 'columns'")
+    return [dict(zip(columns, row)) for row in rows]
+
+
 def load_json(path: Path, src: Source) -> Any:
     if path.stat().st_size == 0:
         raise src.error("empty file", expected="JSON")
+    check_not_utf16(path, src)
     try:
         with open(path, encoding="utf-8-sig") as fh:
             return json.load(fh)
@@ -193,11 +270,19 @@ def records_to_table(records: list[dict[str, Any]], src: Source) -> pa.Table:
             try:
                 cols[name] = pa.array(values, pa.int64() if ints else pa.float64())
             except (pa.ArrowInvalid, OverflowError):
-                cols[name] = pa.array([None if v is None else float(v) for v in values],
-                                      pa.float64())
+                cols[name] = pa.array([None if v is None else _float(v, i, name, src)
+                                       for i, v in enumerate(values)], pa.float64())
         else:
             cols[name] = pa.array([None if v is None else _text(v) for v in values], pa.string())
     return pa.table(cols)
+
+
+def _float(v: int | float, i: int, name: str, src: Source) -> float:
+    try:
+        return float(v)
+    except OverflowError:
+        raise src.error(f"integer {str(v)[:20]}... ({len(str(v))} digits) is too large", row=i,
+                        field=name, expected="a number below 1.8e308") from None
 
 
 def _is_number(v: Any) -> bool:

@@ -65,6 +65,12 @@ def table_points(table: pa.Table, src: Source, opts: IngestOptions) -> RawPoints
     names = list(table.column_names)
     if table.num_rows == 0:
         raise src.error("no data rows", expected="a header and at least one row of points")
+    for k, name in enumerate(names):
+        if not name.strip() and table[k].null_count < table.num_rows:
+            i = int(np.flatnonzero(~table[k].is_null().to_numpy(zero_copy_only=False))[0])
+            raise src.error(f"column {k + 1} has no name in the header but holds a value here",
+                            row=i, expected="a name for every column that holds values (a "
+                            "delimiter at the end of the header adds an unnamed column)")
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise src.error("column name appears twice", field=dup, expected="unique column names")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import tomllib
 import types
 import typing
@@ -275,6 +276,8 @@ class JobConfig:
         for name in _SECTIONS:
             for key, value in data[name].items():
                 flat[f"{name}.{key}"] = value
+        for key, value in flat.items():
+            _check_range(key, value, source)
         for key, allowed in CHOICES.items():
             value = flat[key]
             if value is not None and value not in allowed:
@@ -309,6 +312,51 @@ class JobConfig:
         if not 0 < self.task.eval_fraction < 1:
             raise input_error(f"task.eval_fraction={self.task.eval_fraction}", path=source,
                               field="task.eval_fraction", expected="a number in (0, 1)")
+
+
+# The range of every numeric key (lo, hi, lo allowed); every number must also be finite. The
+# positive sizes and the ops ordering are checked in :meth:`JobConfig.validate` itself.
+_MAX_SEED = 2**63 - 1
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "seed": (0, _MAX_SEED, True),
+    "task.n_base": (1, math.inf, True),
+    "task.const_prob": (0, 1, True),
+    "task.eval_seed": (0, _MAX_SEED, True),
+    "model.rope_base": (0, math.inf, False),
+    "pretrain.tokens": (0, math.inf, True),
+    "pretrain.lr": (0, math.inf, True),
+    "pretrain.warmup_frac": (0, 1, True),
+    "pretrain.weight_decay": (0, math.inf, True),
+    "pretrain.seed": (0, _MAX_SEED, True),
+    "pretrain.mix_worked": (0, math.inf, True),
+    "pretrain.mix_compact": (0, math.inf, True),
+    "pretrain.mix_direct": (0, math.inf, True),
+    "rl.steps": (0, math.inf, True),
+    "rl.lr": (0, math.inf, True),
+    "rl.ref_reset_every": (0, math.inf, True),
+    "rl.clip_low": (0, 1, True),
+    "rl.clip_high": (0, math.inf, True),
+    "rl.kl_coef": (0, math.inf, True),
+    "eval.temperature": (0, math.inf, False),
+}
+
+
+def _check_range(key: str, value: Any, source: str | None) -> None:
+    """A number that is not finite, or outside :data:`RANGES`, is an error naming the key."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    lo, hi, lo_ok = RANGES.get(key, (-math.inf, math.inf, True))
+    finite = isinstance(value, int) or math.isfinite(value)
+    if finite and (lo < value or (lo_ok and value == lo)) and value <= hi:
+        return
+    low = f">= {lo:g}" if lo_ok else f"> {lo:g}"
+    want = (f"a finite number {low}" if hi == math.inf else
+            f"a number from {lo:g} to {hi:g}" if lo_ok else f"a number {low} and <= {hi:g}")
+    if isinstance(value, int) and hi == _MAX_SEED:
+        want = f"an integer from {lo} to {hi}"
+    elif isinstance(value, int):
+        want = want.replace("a finite number", "an integer").replace("a number", "an integer")
+    raise input_error(f"{key}={value!r} is out of range", path=source, field=key, expected=want)
 
 
 # Knobs added after bases were shipped and runs stored: left out of every hash while they hold the

@@ -339,7 +339,7 @@ def _str(raw: dict[str, Any], key: str, default: str, path: Any) -> str:
 
 def _number(raw: dict[str, Any], key: str, default: float, path: Any) -> float:
     value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e9:
         raise input_error(f"{key} = {value!r}", path=path, field=key,
-                          expected="a non-negative number")
+                          expected="a finite number from 0 to 1e9")
     return float(value)
