@@ -24,19 +24,23 @@ def _print_config(config) -> None:
     click.echo(json.dumps(config.to_dict(), indent=2))
 
 
-def _threads(threads: int | None) -> None:
-    import torch
+def _threads(threads: int | None, why: str = "--threads") -> None:
+    """Passive OpenMP waiting and the thread count, before torch is imported (rl/threads.py)."""
+    from rlscale.rl.threads import setup_threads
 
-    if threads:
-        torch.set_num_threads(threads)
+    click.echo(f"threads: {setup_threads(threads, why).reason}")
 
 
 _set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                            help="Override a config field, e.g. --set rl.lr=1e-4 (repeatable).")
 _device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
                               help="Where to run (default: the config's device, 'auto').")
-_threads_option = click.option("--threads", type=int, default=None,
-                               help="torch CPU threads (default: torch's choice).")
+_THREADS_HELP = "torch CPU threads (default: the physical cores not busy, from the load average"
+
+
+def _threads_option(more: str = ""):
+    return click.option("--threads", type=click.IntRange(min=1), default=None,
+                        help=f"{_THREADS_HELP}{more}).")
 
 
 @click.command("run")
@@ -45,7 +49,7 @@ _threads_option = click.option("--threads", type=int, default=None,
 @_set_option
 @store_option
 @_device_option
-@_threads_option
+@_threads_option("; on --resume, the count the run started with")
 @click.option("--resume", "resume_id", default=None, metavar="RUN_ID",
               help="Continue a killed run from its last checkpoint (config read from the store).")
 @click.option("--dry-run", is_flag=True, help="Print the config and a compute estimate; run nothing.")
@@ -61,6 +65,7 @@ def run(config_path, overrides, store, device, threads, resume_id, dry_run, no_p
         rlscale run --resume rl-grpo-d128-L4-1a2b3c4d-s0
     """
     root = store_path(store)
+    why = "--threads"
     if resume_id:
         if config_path or overrides:
             raise click.UsageError("--resume takes its config from the store; drop CONFIG/--set")
@@ -73,6 +78,9 @@ def run(config_path, overrides, store, device, threads, resume_id, dry_run, no_p
         config = JobConfig.from_stored(meta.config, source=f"{root}/{resume_id}/run.json")
         if device:
             config = config.with_overrides([f"device={device}"])
+        if threads is None and isinstance(meta.metadata.get("threads"), int):
+            threads = meta.metadata["threads"]  # same count: the resumed curve retraces the run
+            why = "the count the run started with; --threads N overrides"
     else:
         config = _load_config(config_path, overrides, device)
     _print_config(config)
@@ -82,7 +90,7 @@ def run(config_path, overrides, store, device, threads, resume_id, dry_run, no_p
         est = estimate_job(config, include_pretrain=find_base(config) is None)
         click.echo(json.dumps(est, indent=2))
         return
-    _threads(threads)
+    _threads(threads, why)
     from rlscale.rl.runner import run_job
 
     run_id = run_job(config, store=root, resume=bool(resume_id), progress=not no_progress)
@@ -94,7 +102,7 @@ def run(config_path, overrides, store, device, threads, resume_id, dry_run, no_p
                 type=click.Path(exists=True, dir_okay=False))
 @_set_option
 @_device_option
-@_threads_option
+@_threads_option()
 @click.option("--force", is_flag=True, help="Train again even if a cached base exists.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def pretrain(config_path, overrides, device, threads, force, no_progress) -> None:

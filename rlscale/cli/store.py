@@ -10,6 +10,7 @@ import click
 
 from rlscale.cli._common import store_option, store_path
 from rlscale.store import COMPUTE_AXES, X_AXES, Store
+from rlscale.store.liveness import shown_status
 from rlscale.text import short
 
 
@@ -83,10 +84,11 @@ def show_cmd(run_id: str, store: str | None, as_json: bool) -> None:
             if g[axis].notna().any():
                 row[f"max_{axis}"] = _clean(g[axis].max())
         summary.append(row)
-    if as_json:
-        click.echo(json.dumps({"meta": meta.to_dict(), "metrics": summary}, indent=2, default=str))
-        return
     d = meta.to_dict()
+    d["status"] = shown_status(meta.status, meta.writer)  # a killed writer's run is not running
+    if as_json:
+        click.echo(json.dumps({"meta": d, "metrics": summary}, indent=2, default=str))
+        return
     for key in ("run_id", "recipe", "seed", "task", "model", "status", "created"):
         click.echo(f"{key}: {d[key]}")
     for key, value in sorted(d["metadata"].items()):

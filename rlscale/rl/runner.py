@@ -33,6 +33,7 @@ from rlscale.rl.pretrain import get_base
 from rlscale.rl.recipes import resolve
 from rlscale.rl.step import rl_step
 from rlscale.store import RunMeta, RunWriter, Store, as_store, layout
+from rlscale.store.liveness import writer_info
 
 
 def pick_device(device: str) -> str:
@@ -110,7 +111,7 @@ def run_job(config: JobConfig, *, store: Store | str | os.PathLike[str], resume:
                 ref.load_state_dict(ck["ref"])
             state = ck["state"]
         writer.truncate_after(state["step"] - 1 if state["step"] == 0 else state["step"])
-        writer.update_meta(status="running")
+        writer.update_meta(status="running", writer=writer_info())
     else:
         writer = RunWriter.open(store, _meta(config, base_info, device))
 

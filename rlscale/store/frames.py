@@ -10,6 +10,7 @@ import pandas as pd
 from rlscale.errors import InputError, StoreError
 from rlscale.store import layout
 from rlscale.store.atomic import write_json, write_parquet
+from rlscale.store.liveness import writer_info
 from rlscale.store.runs import Store, as_store
 from rlscale.store.schema import COMPUTE_AXES, POINT_COLUMNS, POINTS_SCHEMA, RunMeta
 from rlscale.store.validate import normalize_points
@@ -32,7 +33,7 @@ class RunWriter:
     def open(cls, store: Store | str | os.PathLike[str], meta: RunMeta) -> RunWriter:
         """Create a new run (error if it exists)."""
         writer = cls(store, meta)
-        meta.status = "running"
+        meta.status, meta.writer = "running", writer_info()
         writer.store.write_run(meta, pd.DataFrame(columns=list(POINT_COLUMNS)))
         return writer
 

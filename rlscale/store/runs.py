@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from rlscale.errors import StoreError
 from rlscale.store import layout
 from rlscale.store.atomic import fsync_dir, write_json, write_parquet
+from rlscale.store.liveness import shown_status
 from rlscale.store.schema import COMPUTE_AXES, POINTS_SCHEMA, RunMeta, check_run_id
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ class Store:
                 "seed": meta.seed,
                 "task": meta.task,
                 "model": meta.model,
-                "status": meta.status,
+                "status": shown_status(meta.status, meta.writer),
                 "source_path": (meta.source or {}).get("path"),
                 "source_format": (meta.source or {}).get("format"),
                 "n_points": pts.num_rows,

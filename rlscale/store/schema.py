@@ -59,6 +59,7 @@ class RunMeta:
     config: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] | None = None
     status: str = "complete"
+    writer: dict[str, Any] | None = None  # pid, host, started of a run being written (liveness)
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat())
     schema_version: int = SCHEMA_VERSION
 
