@@ -341,5 +341,5 @@ def _number(raw: dict[str, Any], key: str, default: float, path: Any) -> float:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e9:
         raise input_error(f"{key} = {value!r}", path=path, field=key,
-                          expected="a finite number from 0 to 1e9")
+                          expected="a non-negative finite number (from 0 to 1e9)")
     return float(value)
