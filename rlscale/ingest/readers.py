@@ -22,7 +22,6 @@ from rlscale.ingest.compressed import decompress, inner_suffix, is_compressed, o
 from rlscale.ingest.source import Source, csv_line_locator, iter_csv_records
 
 
-
 def _delimiter(path: Path) -> str:
     if inner_suffix(path) in (".tsv", ".tab"):
         return "\t"
