@@ -38,8 +38,9 @@ def _check_lengths(path: Path, src: Source) -> None:
         while pos + 12 <= size:
             (length,) = struct.unpack("<Q", fh.read(8))
             if length + 16 > size - pos:
-                raise src.error(f"{path.name}: record {count + 1} at byte {pos} claims {length} "
-                                f"bytes, more than the {max(0, size - pos - 16)} left",
+                raise src.error(f"{path.name}: event file is truncated or corrupt after {count} "
+                                f"records (record {count + 1} at byte {pos} claims {length} "
+                                f"bytes, {max(0, size - pos - 16)} are left)",
                                 expected="a complete TensorBoard event file")
             pos += 16 + length
             fh.seek(pos)
