@@ -168,4 +168,4 @@ def test_jsonl_string_step_is_an_error(tmp_path, store):
 
 def test_short_split_json_row_is_an_error(tmp_path, store):
     p = write(tmp_path, "s.json", '{"columns":["step","reward","loss"],"data":[[1,0.5,0.1],[2,0.6]]}')
-    fails(store, p, "data[1]", "2 values", "3 values")
+    fails(store, p, "data[1]", "2 values, not 3")

@@ -28,16 +28,50 @@ class LibraryErrorGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except RLScaleError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(one_line(str(exc))) from exc
         except ModuleNotFoundError as exc:
             missing = (exc.name or "").split(".")[0]
             if missing not in EXTRAS:
-                raise
+                raise _unexpected(ctx, exc) from exc
             command = ctx.invoked_subcommand or "this command"
             msg = (f"rlscale {command} needs {missing}, which is not installed; "
                    f"install {EXTRAS[missing]}")
             raise click.ClickException(msg) from exc
+        except Exception as exc:  # the boundary: no traceback reaches a user
+            if os.environ.get(TRACEBACK_ENV):
+                raise
+            raise _unexpected(ctx, exc) from exc
+
+
+TRACEBACK_ENV = "RLSCALE_TRACEBACK"
+
+
+def one_line(text: str) -> str:
+    """The first non-empty line of ``text`` (library errors are one line; this keeps them so)."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[0] if lines else text.strip()
+
+
+def _unexpected(ctx: click.Context, exc: BaseException) -> click.ClickException:
+    """One line for an error no library code turned into an RLScaleError: what failed (the file,
+    for an OSError) and how; the traceback only with $RLSCALE_TRACEBACK set."""
+    command = f"rlscale {ctx.invoked_subcommand}" if ctx.invoked_subcommand else "rlscale"
+    if isinstance(exc, OSError):
+        names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+        what = exc.strerror or one_line(str(exc)) or type(exc).__name__
+        where = f"{' -> '.join(names)}: " if names else ""
+        return click.ClickException(f"{command}: {where}{what}")
+    if isinstance(exc, MemoryError):
+        return click.ClickException(f"{command}: out of memory")
+    if isinstance(exc, RecursionError):
+        return click.ClickException(f"{command}: input nested too deeply to process")
+    detail = one_line(str(exc))[:300]
+    return click.ClickException(
+        f"{command}: {type(exc).__name__}{': ' + detail if detail else ''} (an unexpected "
+        f"error; {TRACEBACK_ENV}=1 shows where)")
 
 
 class Entry(NamedTuple):

@@ -6,15 +6,18 @@ import json
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
+import pyarrow as pa
 
-from rlscale.errors import InputError, input_error
+from rlscale.errors import InputError, RLScaleError, input_error
 from rlscale.ingest import mlflow, readers, sb3, table, tensorboard, trl, verl
+from rlscale.ingest.compressed import inner_suffix, is_compressed
 from rlscale.ingest.growing import TEXT_FORMATS, check_growth, open_line_source, snapshot
 from rlscale.ingest.options import IngestOptions, parse_set, sanitize_run_id
 from rlscale.ingest.points import RunSet, to_run_set
@@ -56,7 +59,7 @@ def detect_format(path: Path) -> str:
         return "tensorboard"
     if name == "trainer_state.json":
         return "trl"
-    suffix = path.suffix.lower()
+    suffix = inner_suffix(path)
     if suffix in TABLE_SUFFIXES:
         return framework_format(path, TABLE_SUFFIXES[suffix])
     if suffix in verl.SUFFIXES and verl.is_console_log(path):
@@ -156,8 +159,8 @@ def _walk(root: Path, fmt: str) -> list[tuple[Path, str, str]]:
             if f == "trainer_state.json":
                 kind = "trl"
                 name = _run_name(rel, root.resolve().name)
-            elif p.suffix.lower() in TABLE_SUFFIXES:
-                kind = framework_format(p, TABLE_SUFFIXES[p.suffix.lower()])
+            elif inner_suffix(p) in TABLE_SUFFIXES:
+                kind = framework_format(p, TABLE_SUFFIXES[inner_suffix(p)])
                 if kind == "sb3":
                     name = (_run_name((*rel, sb3.file_part(p)), p.stem) if rel
                             else sanitize_run_id(sb3.default_run_id(p)))
@@ -168,7 +171,7 @@ def _walk(root: Path, fmt: str) -> list[tuple[Path, str, str]]:
                 name = _run_name((*rel, _default_name(p, kind)), p.stem)
             else:
                 continue
-            if fmt in ("auto", "wandb", kind) or fmt == TABLE_SUFFIXES.get(p.suffix.lower()):
+            if fmt in ("auto", "wandb", kind) or fmt == TABLE_SUFFIXES.get(inner_suffix(p)):
                 out.append((p, kind, name))
     return out
 
@@ -290,7 +293,8 @@ def _options(options: dict[str, Any]) -> IngestOptions:
 
 def _read_all(paths: list[Path], opts: IngestOptions, hold: bool = False
               ) -> list[tuple[RunMeta, RunSet, int, str | None]]:
-    logs = discover(paths, opts.format)
+    with unreadable_as_input_error(Path(", ".join(map(str, paths)))):
+        logs = discover(paths, opts.format)
     out: list[tuple[RunMeta, RunSet, int, str | None]] = []
     seen: dict[str, Path] = {}
     for path, kind, default_id in logs:
@@ -299,14 +303,15 @@ def _read_all(paths: list[Path], opts: IngestOptions, hold: bool = False
         else:
             opts_here = IngestOptions(**{**asdict(opts), "format": kind})
         size = None
-        if kind in TEXT_FORMATS and path.is_file():
-            runs, log_meta, note, sha, size = _read_text(path, kind, opts_here,
-                                                         opts.run_id or default_id, hold)
-        else:
-            with ThreadPoolExecutor(1) as pool:  # hash while parsing (hashlib drops the GIL)
-                sha_future = pool.submit(sha256_of, path)
-                runs, log_meta, note = _read(path, kind, opts_here, opts.run_id or default_id)
-                sha = sha_future.result()
+        with unreadable_as_input_error(path):
+            if kind in TEXT_FORMATS and path.is_file() and not is_compressed(path):
+                runs, log_meta, note, sha, size = _read_text(path, kind, opts_here,
+                                                             opts.run_id or default_id, hold)
+            else:
+                with ThreadPoolExecutor(1) as pool:  # hash while parsing (hashlib drops the GIL)
+                    sha_future = pool.submit(sha256_of, path)
+                    runs, log_meta, note = _read(path, kind, opts_here, opts.run_id or default_id)
+                    sha = sha_future.result()
         n_runs = max(len(logs), len(runs.run_ids))
         if opts.run_id is not None and n_runs > 1:
             raise input_error(f"--run-id names one run but the input holds {n_runs}", path=path,
@@ -325,6 +330,30 @@ def _read_all(paths: list[Path], opts: IngestOptions, hold: bool = False
                 meta.source.update(open_line_source(runs, k))
             out.append((meta, runs, k, note))
     return out
+
+
+@contextmanager
+def unreadable_as_input_error(path: Path) -> Iterator[None]:
+    """What a reader could not name better (an unreadable file, a symlink loop, a file too big
+    for memory, text that is not UTF-8, pyarrow refusing a value) becomes one InputError naming
+    the log; errors a reader raised on purpose pass through."""
+    try:
+        yield
+    except RLScaleError:
+        raise
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else path
+        raise input_error(f"cannot read: {exc.strerror or exc}", path=where) from None
+    except MemoryError:
+        raise input_error("too large to read into memory", path=path) from None
+    except RecursionError:
+        raise input_error("nested too deeply to read", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise input_error(f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                          f"{exc.start})", path=path, expected="UTF-8 text") from None
+    except (ValueError, TypeError, OverflowError, KeyError, IndexError, pa.ArrowException) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise input_error(f"cannot read: {first}", path=path) from None
 
 
 def ingest_paths(paths: list[str | os.PathLike[str]] | str | os.PathLike[str],

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from rlscale.errors import input_error
+from rlscale.ingest.compressed import decompress, inner_suffix, is_compressed, open_text
 from rlscale.ingest.source import (
     Source,
     check_not_utf16,
@@ -28,7 +30,7 @@ from rlscale.ingest.source import (
 
 
 def _delimiter(path: Path) -> str:
-    if path.suffix.lower() in (".tsv", ".tab"):
+    if inner_suffix(path) in (".tsv", ".tab"):
         return "\t"
     return ","
 
@@ -48,6 +50,8 @@ def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...
     """
     delim = _delimiter(path)
     src = Source(path=path, format=fmt, locate=csv_line_locator(path, delim))
+    if is_compressed(path):
+        data = pa.py_buffer(decompress(path))
     if (path.stat().st_size if data is None else data.size) == 0:
         raise src.error("empty file", expected="a header line and rows of points")
     check_not_utf16(path, src, None if data is None else data.to_pybytes()[:256])
@@ -61,6 +65,8 @@ def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...
     wanted = {c for c in string_cols if c}
     wanted |= {h for h in header if h.lower() in ("metric", "run_id", "run")}
     types = {h: pa.dictionary(pa.int32(), pa.string()) for h in header if h in wanted}
+    quoted = _has_quote(path) if data is None or not is_compressed(path) else (
+        b'"' in memoryview(data))
     try:
         table = pacsv.read_csv(
             path if data is None else pa.BufferReader(data),
@@ -68,12 +74,17 @@ def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...
             # Quoted values may hold newlines; allowing that slows pyarrow's parallel reader,
             # so only files with a quote character pay for it.
             parse_options=pacsv.ParseOptions(delimiter=delim,
-                                             newlines_in_values=_has_quote(path)),
+                                             newlines_in_values=quoted),
             convert_options=pacsv.ConvertOptions(
                 null_values=[""], strings_can_be_null=True, column_types=types),
         )
     except pa.ArrowInvalid as exc:
         raise _bad_utf8(path, delim, header, src) or _csv_error(path, delim, src, exc) from None
+    try:
+        table.column_names
+    except UnicodeDecodeError as exc:
+        raise input_error(f"the header is not UTF-8 text (byte {exc.object[exc.start]:#04x})",
+                          path=path, line=1, expected="UTF-8 column names") from None
     if any(pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type) for f in table.schema):
         exc = _bad_utf8(path, delim, header, src)  # pyarrow reads a non-UTF-8 column as bytes
         if exc is not None:
@@ -146,10 +157,64 @@ def read_parquet(path: Path, *, fmt: str = "parquet") -> tuple[pa.Table, Source]
     src = Source(path=path, format=fmt, locate=lambda row: (None, f"row {row + 1}"))
     try:
         table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise src.error(f"cannot read as Parquet: {first}", expected="a Parquet file") from None
-    return table, src
+    return _parquet_columns(table, src), src
+
+
+def _parquet_columns(table: pa.Table, src: Source) -> pa.Table:
+    """Unsigned integers beyond int64 and text that is not UTF-8 are errors naming the cell;
+    binary columns that hold UTF-8 become text."""
+    try:
+        names = table.column_names
+    except UnicodeDecodeError:
+        raise src.error("a column name is not UTF-8 text", expected="UTF-8 column names") from None
+    cols = []
+    for name, col in zip(names, table.columns):
+        t = col.type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if pa.types.is_uint64(t):
+            big = pc.greater(col.cast(pa.uint64()) if t != col.type else col,
+                             pa.scalar(2**63 - 1, pa.uint64()))
+            row = _first_true(big)
+            if row is not None:
+                raise src.error(f"{col[row].as_py()} is too large", row=row, field=name,
+                                expected="an integer below 2**63")
+        if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_string(t) \
+                or pa.types.is_large_string(t):
+            # pyarrow does not check that a string column holds UTF-8; casting via binary does
+            # (a dictionary column: its dictionaries only)
+            parts = ([c.dictionary for c in col.chunks] if pa.types.is_dictionary(col.type)
+                     else [col])
+            for part in parts:
+                try:
+                    part.cast(pa.large_binary()).cast(pa.large_string())
+                except pa.ArrowInvalid:
+                    values = part.cast(pa.large_binary()).to_pylist()
+                    bad = next(i for i, v in enumerate(values) if v is not None and not _utf8(v))
+                    row = bad if part is col else _first_true(pc.equal(
+                        col.cast(pa.large_binary()), pa.scalar(values[bad], pa.large_binary())))
+                    raise src.error("invalid UTF-8 text", row=row, field=name,
+                                    expected="UTF-8 text") from None
+            if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+                col = col.cast(pa.string())
+        cols.append(col)
+    return pa.table(cols, names=names)
+
+
+def _utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _first_true(mask: pa.ChunkedArray | pa.Array) -> int | None:
+    idx = pc.index(pc.fill_null(mask, False), True).as_py()
+    return None if idx is None or idx < 0 else idx
 
 
 def read_jsonl(path: Path, *, fmt: str = "jsonl",
@@ -161,9 +226,11 @@ def read_jsonl(path: Path, *, fmt: str = "jsonl",
     lines: list[int] = []
     records: list[dict[str, Any]] = []
     src = Source(path=path, format=fmt, locate=lambda row: (lines[row], None))
+    if is_compressed(path):
+        data = pa.py_buffer(decompress(path))
     check_not_utf16(path, src, None if data is None else data.to_pybytes()[:256])
     # surrogateescape: a byte that is not UTF-8 stays visible (as U+DCxx) and is an error below
-    opened = (open(path, encoding="utf-8-sig", errors="surrogateescape") if data is None else
+    opened = (open_text(path, encoding="utf-8-sig", errors="surrogateescape") if data is None else
               io.TextIOWrapper(io.BytesIO(data.to_pybytes()), encoding="utf-8-sig",
                                errors="surrogateescape"))
     with opened as fh:
@@ -182,6 +249,11 @@ def read_jsonl(path: Path, *, fmt: str = "jsonl",
                 lines.append(number)
                 raise src.error(f"not valid JSON ({exc.msg} at column {exc.colno})",
                                 row=len(lines) - 1, expected="one JSON object per line") from None
+            except RecursionError:
+                lines.append(number)
+                raise src.error("JSON nested too deeply",
+                                row=len(lines) - 1, expected="one flat JSON object per line"
+                                ) from None
             lines.append(number)
             if not isinstance(rec, dict):
                 raise src.error(f"a JSON {type(rec).__name__}, not an object", row=len(lines) - 1,
@@ -225,17 +297,22 @@ def read_json(path: Path, *, fmt: str = "json") -> tuple[pa.Table, Source]:
 
 
 def _split_records(data: dict[str, Any], src: Source) -> list[dict[str, Any]]:
-    """A pandas ``orient="split"`` frame's rows as records; each row must have every column."""
+    """Rows of a pandas ``orient="split"`` frame: ``columns`` a list of names, ``data`` a list
+    of rows as long as it."""
     columns, rows = data["columns"], data["data"]
-    if not isinstance(columns, list) or not isinstance(rows, list):
-        raise src.error("'columns' and 'data' are not lists",
-                        expected='a pandas to_json(orient="split") frame')
+    expected = ('orient "split": "columns" a list of names and "data" a list of rows, '
+                'each as long as "columns"')
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise src.error('"columns" is not a list of names', field="columns", expected=expected)
+    if not isinstance(rows, list):
+        raise src.error(f'"data" is a JSON {type(rows).__name__}', field="data",
+                        expected=expected)
+    src.locate = lambda row: (None, f"data[{row}]")
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != len(columns):
-            got = f"{len(row)} values" if isinstance(row, list) else f"a JSON {type(row).__name__}"
-            src.locate = lambda r: (None, f"data[{r}]")
-            raise src.error(f"{got}", row=i, expected=f"{len(columns)} values, one per column "
-                            f"of 'columns'")
+            got = (f"{len(row)} values" if isinstance(row, list)
+                   else f"a JSON {type(row).__name__}")
+            raise src.error(f"{got}, not {len(columns)}", row=i, expected=expected)
     return [dict(zip(columns, row)) for row in rows]
 
 
@@ -244,8 +321,11 @@ def load_json(path: Path, src: Source) -> Any:
         raise src.error("empty file", expected="JSON")
     check_not_utf16(path, src)
     try:
-        with open(path, encoding="utf-8-sig") as fh:
-            return json.load(fh)
+        with open_text(path, encoding="utf-8-sig") as fh:
+            return json.loads(fh.read())
+    except RecursionError:
+        raise src.error("JSON nested too deeply",
+                        expected="a JSON log of records") from None
     except json.JSONDecodeError as exc:
         raise input_error(f"not valid JSON ({exc.msg} at column {exc.colno})", path=path,
                           line=exc.lineno, expected="valid JSON") from None

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from rlscale.errors import InputError, input_error
+from rlscale.ingest.compressed import open_text
 
 # pyarrow reads a field of any length; the csv module (which finds the line of a record) stops at
 # 128 KB by default and would then misreport a long header as missing. Agree with pyarrow.
@@ -71,7 +72,7 @@ def csv_line_locator(path: Path, delimiter: str) -> Callable[[int], tuple[int | 
 
 def iter_csv_records(path: Path, delimiter: str):
     """Yield ``(data_row_index, first_line_number, fields)``; index -1 is the header."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+    with open_text(path, newline="", encoding="utf-8", errors="replace") as fh:
         reader = csv.reader(fh, delimiter=delimiter)
         index = -1
         while True:

@@ -12,6 +12,7 @@ reader with CRC checks, so a truncated or corrupt file is an error, not a silent
 from __future__ import annotations
 
 import logging
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +29,40 @@ def event_files(run_dir: Path) -> list[Path]:
     return sorted(p for p in run_dir.glob(EVENT_GLOB) if p.is_file())
 
 
+def _check_lengths(path: Path, src: Source) -> None:
+    """Each record's length field fits in what is left of the file (a corrupt length such as
+    2**40 would otherwise have the record reader try to allocate it)."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        pos, count = 0, 0
+        while pos + 12 <= size:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            if length + 16 > size - pos:
+                raise src.error(f"{path.name}: event file is truncated or corrupt after {count} "
+                                f"records (record {count + 1} at byte {pos} claims {length} "
+                                f"bytes, {max(0, size - pos - 16)} are left)",
+                                expected="a complete TensorBoard event file")
+            pos += 16 + length
+            fh.seek(pos)
+            count += 1
+
+
 def _check_records(path: Path, src: Source) -> None:
+    from google.protobuf.message import DecodeError
+    from tensorboard.compat.proto import event_pb2
     from tensorboard.compat.tensorflow_stub import errors, pywrap_tensorflow
 
+    _check_lengths(path, src)
     reader = pywrap_tensorflow.PyRecordReader_New(str(path).encode(), 0, None, None)
     count = 0
     while True:
         try:
             reader.GetNext()
+            event_pb2.Event.FromString(reader.record())
+        except DecodeError:
+            raise src.error(f"{path.name}: record {count + 1} is not a TensorBoard event "
+                            "(its checksum matches, its contents do not parse)",
+                            expected="a complete TensorBoard event file") from None
         except errors.OutOfRangeError:
             break
         except errors.DataLossError as exc:
@@ -57,7 +84,7 @@ def read_tensorboard(run_dir: Path, opts: IngestOptions, *, fmt: str = "tensorbo
         raise src.error("no event files", expected=f"files named {EVENT_GLOB}")
     for f in files:
         _check_records(f, src)
-    events = _load_scalars(run_dir)
+    events = _load_scalars(run_dir, src)
     metric_tags = sorted(t for t in events if compute_axis(t) is None)
     aux: set[str] = set()
     if opts.metrics:
@@ -103,7 +130,7 @@ def _axis_at_steps(evs: list[tuple[float, int, float]], steps: np.ndarray, src: 
     return np.array([by_step.get(int(s), np.nan) for s in steps], np.float64)
 
 
-def _load_scalars(run_dir: Path) -> dict[str, list[tuple[float, int, float]]]:
+def _load_scalars(run_dir: Path, src: Source) -> dict[str, list[tuple[float, int, float]]]:
     from tensorboard.backend.event_processing import event_accumulator as ea
     from tensorboard.util import tensor_util
 
@@ -115,6 +142,17 @@ def _load_scalars(run_dir: Path) -> dict[str, list[tuple[float, int, float]]]:
     for tag in tags.get("tensors", []):
         if acc.SummaryMetadata(tag).plugin_data.plugin_name != "scalars":
             continue
-        out[tag] = [(e.wall_time, e.step, float(tensor_util.make_ndarray(e.tensor_proto)))
+        out[tag] = [(e.wall_time, e.step, _scalar(tensor_util.make_ndarray(e.tensor_proto), tag,
+                                                  e.step, src))
                     for e in acc.Tensors(tag)]
     return out
+
+
+def _scalar(arr: np.ndarray, tag: str, step: int, src: Source) -> float:
+    """A scalars-plugin tensor's one number; a string or a vector is an error naming the tag."""
+    if arr.size != 1 or arr.dtype.kind not in "biuf":
+        kind = "string" if arr.dtype.kind in "SUO" else arr.dtype.name
+        what = f"a {kind} tensor of shape {list(arr.shape)}"
+        raise src.error(f"tag {tag!r} at step {step} holds {what}", field=tag,
+                        expected="one number per scalar summary")
+    return float(arr.reshape(()))

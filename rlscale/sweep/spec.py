@@ -103,6 +103,9 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise input_error("no such file", path=path, expected="a sweep spec TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise input_error(f"not valid TOML: {exc}", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise input_error(f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                          f"{exc.start})", path=path, expected="a sweep spec TOML file") from None
     return parse_spec(raw, path=path)
 
 
