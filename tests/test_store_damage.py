@@ -112,8 +112,8 @@ def test_strict_refuses_with_one_line_and_check_lists_the_problem(store, name):
         assert len(err.splitlines()) == 1 and err.startswith("Error: ") and str(path) in err
     code, out, err = _cli("check", "--store", str(store))
     lines = out.splitlines()
-    assert code == 1 and lines[0].startswith(f"{BAD}: {path}: ") and len(lines) == 2, out
-    assert lines[-1] == f"checked 4 run(s) in {store}: 1 problem(s) in 1 run(s)"
+    assert code == 1 and lines[0].startswith(f"{BAD}: {path}: ") and len(lines) == 1, out
+    assert err == f"Error: checked 4 run(s) in {store}: 1 problem(s) in 1 run(s)\n"
 
 
 def test_library_warns_or_raises_when_strict(store, monkeypatch):
@@ -230,9 +230,9 @@ def test_clean_recovers_first_then_removes_debris_and_readers_ignore_it(store):
     assert code == 0 and err == "" and out == before[1].replace(
         [ln for ln in before[1].splitlines() if ln.startswith("scalerl_seed1")][0] + "\n", "")
     assert sorted(str(p) for p in store.rglob("*")) == tree
-    code, out, _ = _cli("check", "--store", str(store))
+    code, out, err = _cli("check", "--store", str(store))
     assert code == 1 and "scalerl_seed1: " in out and "absent, but a complete copy" in out
-    assert "5 debris entries" in out.splitlines()[-1]
+    assert "5 debris entries" in err
     code, out, _ = _cli("clean", "--store", str(store), "--dry-run")
     assert code == 0 and sorted(str(p) for p in store.rglob("*")) == tree
     assert out.splitlines()[0].startswith(

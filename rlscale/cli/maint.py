@@ -44,9 +44,9 @@ def check_cmd(store: str | None) -> None:
     if report.debris:
         line += (f"; {len(report.debris)} debris entr{'y' if len(report.debris) == 1 else 'ies'}"
                  f" ({size(report.debris_bytes)}) that `rlscale clean` removes")
-    click.echo(line)
     if report.problems:
-        click.get_current_context().exit(1)
+        raise click.ClickException(line)  # "Error: <summary>", exit 1
+    click.echo(line)
 
 
 @click.command("clean")

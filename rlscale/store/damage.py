@@ -115,9 +115,8 @@ def check_points_table(table: pa.Table, run_id: str) -> tuple[pa.Table | None, s
         nulls = table[name].null_count
         if nulls:
             return None, f"column {name!r} has {nulls} null value(s)"
-    if table.num_rows:
-        others = pc.unique(table.filter(pc.not_equal(table["run_id"], run_id))["run_id"])
-        if len(others):
-            return None, (f"column 'run_id' names other runs {sorted(others.to_pylist())[:3]} "
-                          f"(expected only {run_id!r})")
+    # unique + to_pylist: comparing with a Python str scalar would import pandas (slow start-up)
+    others = sorted(set(pc.unique(table["run_id"]).to_pylist()) - {run_id})
+    if others:
+        return None, f"column 'run_id' names other runs {others[:3]} (expected only {run_id!r})"
     return table, None
