@@ -106,7 +106,10 @@ class Store:
 
     def read_points_table(self, run_id: str) -> pa.Table:
         """The run's points, checked (:func:`~rlscale.store.damage.check_points_table`);
-        :class:`DamagedRun` if the file is missing, unreadable or not this run's points."""
+        :class:`DamagedRun` if the file is missing, unreadable or not this run's points. A run
+        not in the store (no run.json: not written yet) has no points: an empty table."""
+        if not self.has_run(run_id):
+            return POINTS_SCHEMA.empty_table()
         return read_points_file(self.run_dir(run_id) / layout.POINTS_FILE, run_id)
 
     def skip_damaged(self, exc: DamagedRun) -> None:
