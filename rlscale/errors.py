@@ -39,3 +39,7 @@ def input_error(what: str, *, path: object = None, line: int | None = None,
 
 class StoreError(RLScaleError):
     """A store operation that cannot proceed (conflicting run, missing run, unreadable store)."""
+
+
+class DamagedRunWarning(UserWarning):
+    """A damaged run in a store that a reader skipped (see :mod:`rlscale.store.damage`)."""

@@ -32,6 +32,10 @@ from ._common import Entry, LazyGroup
 REGISTRY: dict[str, Entry] = {
     "backtest": Entry("forecast", "Fit each group only up to a cut, forecast the points past it, "
                                   "and score the forecast."),
+    "check": Entry("maint", "Verify every run of a store; print one line per problem and a "
+                            "summary (exit 1 if any)."),
+    "clean": Entry("maint", "Recover runs a crash left in a hidden copy, then remove what "
+                            "killed writers left."),
     "demo": Entry("demo", "Pretraining levels x RL recipes: run, fit ScaleRL's law, report how A "
                           "and B move."),
     "fit": Entry("fit", "Fit a compute-performance law per group of runs."),

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import warnings
 from gettext import gettext as _
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import click
 
-from rlscale.errors import RLScaleError
+from rlscale.errors import DamagedRunWarning, RLScaleError
 
 DEFAULT_STORE = "runs/store"
 # optional dependency -> how to install it (torch first and pinned: a plain `pip install torch`
@@ -27,7 +29,8 @@ class LibraryErrorGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with damage_warnings():
+                return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except RLScaleError as exc:
@@ -72,6 +75,49 @@ def _unexpected(ctx: click.Context, exc: BaseException) -> click.ClickException:
     return click.ClickException(
         f"{command}: {type(exc).__name__}{': ' + detail if detail else ''} (an unexpected "
         f"error; {TRACEBACK_ENV}=1 shows where)")
+
+
+STRICT_HELP = ("Refuse a damaged run in the store (one-line error, exit 1) instead of skipping "
+               "it with a warning (also: RLSCALE_STRICT=1).")
+
+
+def set_strict(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """``--strict``'s callback: sets :data:`rlscale.store.damage.STRICT` for the command."""
+    if not value:
+        return
+    from rlscale.store.damage import STRICT  # deferred: pyarrow, not for --help
+
+    token = STRICT.set(True)
+    ctx.call_on_close(lambda: STRICT.reset(token))
+
+
+def strict_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--strict``: refuse a damaged run instead of skipping it (not passed to the command)."""
+    return click.option("--strict", is_flag=True, expose_value=False, callback=set_strict,
+                        help=STRICT_HELP)(func)
+
+
+@contextlib.contextmanager
+def damage_warnings() -> Iterator[None]:
+    """Show each :class:`~rlscale.errors.DamagedRunWarning` as one ``Warning: ...`` line on
+    stderr, each text once (several readers meet the same damaged run); other warnings as
+    Python shows them."""
+    with warnings.catch_warnings():
+        shown: set[str] = set()
+        plain = warnings.showwarning
+
+        def show(message: Any, category: type[Warning], *args: Any, **kw: Any) -> None:
+            if not issubclass(category, DamagedRunWarning):
+                plain(message, category, *args, **kw)
+                return
+            text = " ".join(str(message).split())
+            if text not in shown:
+                shown.add(text)
+                click.echo(f"Warning: {text}", err=True)
+
+        warnings.showwarning = show
+        warnings.simplefilter("always", DamagedRunWarning)
+        yield
 
 
 class Entry(NamedTuple):

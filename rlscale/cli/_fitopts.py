@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 
 import click
 
-from rlscale.cli._common import store_path
+from rlscale.cli._common import STRICT_HELP, set_strict, store_path
 from rlscale.errors import InputError
 from rlscale.fit.grouped import choose_x, parse_r0
 from rlscale.store import X_AXES, load_metric_points
@@ -78,7 +78,11 @@ FIT_OPTIONS: list[tuple[str, tuple[str, ...], dict[str, Any]]] = [
                                help="Seed for resampling.")),
     ("drop_nan", ("--drop-nan",), dict(is_flag=True,
                                        help="Drop non-finite values instead of failing.")),
+    ("strict", ("--strict",), dict(is_flag=True, expose_value=False,
+                                   callback=set_strict,
+                                   help=STRICT_HELP)),
 ]
+
 
 
 def fit_options(*, only: Iterable[str] | None = None, exclude: Iterable[str] = (),

@@ -8,8 +8,10 @@ from typing import Any
 
 import click
 
-from rlscale.cli._common import store_option, store_path
+from rlscale.cli._common import store_option, store_path, strict_option
+from rlscale.errors import StoreError
 from rlscale.store import COMPUTE_AXES, X_AXES, Store
+from rlscale.store.damage import DamagedRun
 from rlscale.store.liveness import shown_status
 from rlscale.text import short
 
@@ -26,9 +28,13 @@ def _clean(value: Any) -> Any:
 
 @click.command("runs")
 @store_option
+@strict_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run, as a list.")
 def runs_cmd(store: str | None, as_json: bool) -> None:
     """List runs: recipe, metadata, metrics, point count, compute range.
+
+    A damaged run (unreadable run.json or points.parquet) is left out with a one-line warning on
+    stderr naming it and its file; --strict refuses instead. `rlscale check` lists every problem.
 
     \b
     Examples:
@@ -61,9 +67,13 @@ def runs_cmd(store: str | None, as_json: bool) -> None:
 @click.command("show")
 @click.argument("run_id")
 @store_option
+@strict_option
 @click.option("--json", "as_json", is_flag=True, help="Print meta and summary as JSON.")
 def show_cmd(run_id: str, store: str | None, as_json: bool) -> None:
     """Show one run: its metadata and a per-metric summary (points, steps, first/last/min/max).
+
+    A damaged part of the run (run.json or points.parquet) is reported in a one-line warning and
+    the rest shown; --strict refuses instead.
 
     \b
     Examples:
@@ -71,9 +81,22 @@ def show_cmd(run_id: str, store: str | None, as_json: bool) -> None:
         rlscale show scalerl_seed0 --json
     """
     st = Store(store_path(store))
-    meta = st.read_meta(run_id)
-    pts = st.read_points_table(run_id).to_pandas()
+    meta = pts = None
+    try:
+        meta = st.read_meta(run_id)
+    except DamagedRun as exc:
+        st.skip_damaged(exc)
+    try:
+        pts = st.read_points_table(run_id).to_pandas()
+    except DamagedRun as exc:
+        st.skip_damaged(exc)
+    if meta is None and pts is None:
+        raise StoreError(f"run {run_id!r} in {str(st.root)!r}: nothing readable (see above)")
     summary = []
+    if pts is None:
+        import pandas as pd
+
+        pts = pd.DataFrame(columns=["metric", "step", "value", *COMPUTE_AXES])
     for metric, g in pts.groupby("metric", sort=True):
         g = g.sort_values("step")
         row = {"metric": metric, "n": len(g), "first_step": int(g["step"].iloc[0]),
@@ -84,13 +107,16 @@ def show_cmd(run_id: str, store: str | None, as_json: bool) -> None:
             if g[axis].notna().any():
                 row[f"max_{axis}"] = _clean(g[axis].max())
         summary.append(row)
-    d = meta.to_dict()
-    d["status"] = shown_status(meta.status, meta.writer)  # a killed writer's run is not running
+    d = meta.to_dict() if meta else {"run_id": run_id, "metadata": {}, "source": None}
+    if meta:
+        d["status"] = shown_status(meta.status, meta.writer)  # a killed writer's run is not running
     if as_json:
-        click.echo(json.dumps({"meta": d, "metrics": summary}, indent=2, default=str))
+        click.echo(json.dumps({"meta": d if meta else None, "metrics": summary}, indent=2,
+                              default=str))
         return
     for key in ("run_id", "recipe", "seed", "task", "model", "status", "created"):
-        click.echo(f"{key}: {d[key]}")
+        if key in d:
+            click.echo(f"{key}: {d[key]}")
     for key, value in sorted(d["metadata"].items()):
         click.echo(f"metadata.{key}: {value}")
     if d["source"]:

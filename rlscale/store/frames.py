@@ -78,13 +78,16 @@ def load_points(
     runs: Iterable[str] | None = None,
     *,
     with_meta: bool = False,
+    strict: bool | None = None,
 ) -> pd.DataFrame:
     """Points of a store as a long DataFrame (columns :data:`POINT_COLUMNS`).
 
     With ``with_meta=True`` each row also carries its run's ``recipe``, ``seed``, ``task``,
-    ``model`` and metadata keys, ready for grouping (``--by``).
+    ``model`` and metadata keys, ready for grouping (``--by``). A damaged run is skipped with a
+    :class:`~rlscale.store.damage.DamagedRunWarning`, or (``strict=True``) raises
+    :class:`~rlscale.store.damage.DamagedRun`; default: :func:`~rlscale.store.damage.strict_mode`.
     """
-    st = as_store(store)
+    st = _store(store, strict)
     points = st.read_points(metric=metric, runs=runs)
     if not with_meta or points.empty:
         return points
@@ -96,13 +99,15 @@ def load_points(
     return points.merge(meta, on="run_id", how="left")
 
 
-def load_metric_points(store: Store | str | os.PathLike[str], metric: str) -> pd.DataFrame:
+def load_metric_points(store: Store | str | os.PathLike[str], metric: str, *,
+                       strict: bool | None = None) -> pd.DataFrame:
     """Points of ``metric`` with run metadata (as :func:`load_points` ``with_meta=True``), or why not.
 
     Raises :class:`StoreError` for a store with no runs, and :class:`InputError` (field
-    ``metric``) naming the metrics there when none of its points has this metric.
+    ``metric``) naming the metrics there when none of its points has this metric. Damaged runs:
+    as :func:`load_points`.
     """
-    st = as_store(store)
+    st = _store(store, strict)
     if not st.run_ids():
         msg = f"no runs in store {str(st.root)!r} (pass --store DIR or set RLSCALE_STORE)"
         raise StoreError(msg)
@@ -114,7 +119,13 @@ def load_metric_points(store: Store | str | os.PathLike[str], metric: str) -> pd
     return points
 
 
-def load_runs(store: Store | str | os.PathLike[str]) -> pd.DataFrame:
-    """One row per run in the store (see :meth:`Store.runs`)."""
+def load_runs(store: Store | str | os.PathLike[str], *, strict: bool | None = None
+              ) -> pd.DataFrame:
+    """One row per run in the store (see :meth:`Store.runs`); damaged runs as in
+    :func:`load_points`."""
+    return _store(store, strict).runs()
+
+
+def _store(store: Store | str | os.PathLike[str], strict: bool | None) -> Store:
     st = as_store(store)
-    return st.runs()
+    return st if strict is None or st.strict == strict else Store(st.root, strict=strict)

@@ -8,8 +8,12 @@
     <store>/_sweeps/<spec name>.json       a sweep's job states
     <store>/_ckpt/<run_id>/ckpt.pt         an RL run's latest checkpoint
     <store>/.tmp-<uuid>/<run_id>/          a run being written (renamed into place when whole)
-    <store>/.trash-<uuid>/<run_id>/        a replaced or deleted run, removed right after
+    <store>/.trash-<uuid>/<run_id>/        a replaced run's old copy, removed right after
+    <store>/.deleted-<uuid>/<run_id>/      a deleted run, removed right after
     .<name>.<uuid>.tmp                     a file being rewritten in place (atomic replace)
+
+What a killed writer leaves (:func:`is_debris`, :func:`is_debris_file`) is recovered or removed
+by :mod:`rlscale.store.recover`.
 
 Entries starting with ``.`` or ``_`` are never runs: readers skip them, and the glob
 ``<store>/*/points.parquet`` of DuckDB, polars or pandas never matches one.
@@ -28,6 +32,7 @@ CKPT_DIR = "_ckpt"
 CKPT_FILE = "ckpt.pt"
 STAGING_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
+DELETED_PREFIX = ".deleted-"
 HIDDEN_PREFIXES = (".", "_")
 
 
@@ -63,7 +68,12 @@ def scratch_name(prefix: str) -> str:
 
 def is_debris(name: str) -> bool:
     """Leftovers of a killed writer at the root, which :meth:`Store.clean` removes."""
-    return name.startswith((STAGING_PREFIX, TRASH_PREFIX))
+    return name.startswith((STAGING_PREFIX, TRASH_PREFIX, DELETED_PREFIX))
+
+
+def is_debris_file(name: str) -> bool:
+    """A file a killed writer left half written anywhere in a store (:func:`temp_name`)."""
+    return name.startswith(".") and name.endswith(".tmp")
 
 
 def temp_name(path: Path) -> Path:

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import shutil
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
@@ -28,8 +29,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rlscale.errors import StoreError
-from rlscale.store import layout
+from rlscale.store import layout, recover
 from rlscale.store.atomic import fsync_dir, write_json, write_parquet
+from rlscale.store.damage import (
+    DamagedRun,
+    DamagedRunWarning,
+    check_meta_dict,
+    check_points_table,
+    one_line,
+    strict_mode,
+)
 from rlscale.store.liveness import shown_status
 from rlscale.store.schema import COMPUTE_AXES, POINTS_SCHEMA, RunMeta, check_run_id
 
@@ -40,10 +49,22 @@ WriteStatus = Literal["written", "unchanged", "replaced", "appended"]
 
 
 class Store:
-    """A directory of runs. Cheap to construct; touches the disk only when asked."""
+    """A directory of runs. Cheap to construct; touches the disk only when asked.
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    A damaged run (see :mod:`rlscale.store.damage`) makes :meth:`read_meta` and
+    :meth:`read_points_table` raise :class:`DamagedRun`; the readers of many runs
+    (:meth:`read_points`, :meth:`summaries`) skip it with one :class:`DamagedRunWarning` per run
+    and store, or raise when ``strict`` (default: :func:`~rlscale.store.damage.strict_mode`).
+    """
+
+    #: a replace interrupted longer ago than this (seconds) is recovered by the next reader or
+    #: writer (:func:`rlscale.store.recover.recover`); a younger one may be a writer in flight
+    RECOVER_AFTER_S = 10.0
+
+    def __init__(self, root: str | os.PathLike[str], *, strict: bool | None = None) -> None:
         self.root = Path(root)
+        self.strict = strict
+        self._warned: set[str] = set()
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -53,11 +74,23 @@ class Store:
         """Every complete or running run, sorted. Hidden (``.``/``_``) entries are skipped."""
         if not self.root.is_dir():
             return []
+        if any(p.name.startswith(layout.TRASH_PREFIX) for p in self.root.iterdir()):
+            self.recover()
         return sorted(
             p.name
             for p in self.root.iterdir()
             if p.is_dir() and layout.is_run_name(p.name) and (p / layout.RUN_FILE).is_file()
         )
+
+    def recover(self, min_age: float | None = None) -> list[tuple[str, Path]]:
+        """Finish replaces a crash interrupted (the run absent, its old copy in ``.trash-*``):
+        put the newest complete copy back in place; see :func:`rlscale.store.recover.recover`.
+        A store it cannot write (read-only) is left as it is."""
+        age = self.RECOVER_AFTER_S if min_age is None else min_age
+        try:
+            return recover.recover(self.root, min_age=age)
+        except OSError:
+            return []
 
     def has_run(self, run_id: str) -> bool:
         return (layout.run_dir(self.root, run_id) / layout.RUN_FILE).is_file()
@@ -70,15 +103,23 @@ class Store:
         if not path.is_file():
             msg = f"no run {run_id!r} in store {str(self.root)!r}"
             raise StoreError(msg)
-        with open(path, encoding="utf-8") as fh:
-            return RunMeta.from_dict(json.load(fh), path=path)
+        return read_meta_file(path, run_id)
 
     def read_points_table(self, run_id: str) -> pa.Table:
-        path = self.run_dir(run_id) / layout.POINTS_FILE
-        if not path.is_file():
+        """The run's points, checked (:func:`~rlscale.store.damage.check_points_table`);
+        :class:`DamagedRun` if the file is missing, unreadable or not this run's points. A run
+        not in the store (no run.json: not written yet) has no points: an empty table."""
+        if not self.has_run(run_id):
             return POINTS_SCHEMA.empty_table()
-        table = pq.ParquetFile(path).read()  # not pq.read_table: it imports pandas
-        return table if table.schema.equals(POINTS_SCHEMA) else table.cast(POINTS_SCHEMA)
+        return read_points_file(self.run_dir(run_id) / layout.POINTS_FILE, run_id)
+
+    def skip_damaged(self, exc: DamagedRun) -> None:
+        """Warn (once per problem and store) that a reader skips ``exc``'s run; re-raise if strict."""
+        if strict_mode(self.strict):
+            raise exc
+        if str(exc) not in self._warned:
+            self._warned.add(str(exc))
+            warnings.warn(f"{exc} (skipped)", DamagedRunWarning, stacklevel=3)
 
     def read_points(
         self,
@@ -92,7 +133,13 @@ class Store:
         if missing:
             msg = f"no run(s) {missing} in store {str(self.root)!r}"
             raise StoreError(msg)
-        tables = [self.read_points_table(r) for r in ids]
+        tables = []
+        for r in ids:
+            try:
+                self.read_meta(r)  # a run whose metadata is damaged is skipped whole
+                tables.append(self.read_points_table(r))
+            except DamagedRun as exc:
+                self.skip_damaged(exc)
         table = pa.concat_tables(tables) if tables else POINTS_SCHEMA.empty_table()
         if metric is not None:
             wanted = [metric] if isinstance(metric, str) else list(metric)
@@ -105,8 +152,12 @@ class Store:
         so listing a store (``rlscale runs``) starts fast."""
         rows = []
         for run_id in self.run_ids():
-            meta = self.read_meta(run_id)
-            pts = self.read_points_table(run_id)
+            try:
+                meta = self.read_meta(run_id)
+                pts = self.read_points_table(run_id)
+            except DamagedRun as exc:
+                self.skip_damaged(exc)
+                continue
             row: dict[str, Any] = {
                 "run_id": run_id,
                 "recipe": meta.recipe,
@@ -154,7 +205,13 @@ class Store:
         """What :meth:`write_table` would do, without writing: raises the same StoreError."""
         if not self.has_run(meta.run_id):
             return "written"
-        old = self.read_meta(meta.run_id)
+        try:
+            old = self.read_meta(meta.run_id)
+        except DamagedRun as exc:
+            if replace:
+                return "replaced"
+            msg = f"{exc}; pass --replace (replace=True) to overwrite it"
+            raise StoreError(msg) from None
         if same_source(old.source, meta.source) and not replace:
             return "unchanged"
         if not replace:
@@ -194,6 +251,8 @@ class Store:
                 raise StoreError(msg)
             return table
 
+        if self.root.is_dir():
+            self.recover()
         plans = [self.plan_write(meta, replace=replace) for meta, _ in items]
         todo = [item for item, plan in zip(items, plans) if plan != "unchanged"]
         if not todo:
@@ -217,7 +276,11 @@ class Store:
                 if plan != "unchanged":
                     self._commit(meta.run_id, next(tmps), plan)
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)  # empty unless something failed
+            # Empty unless something failed. A replace stopped between its two renames (the run
+            # absent) keeps its staged copy: recovery puts the newest complete copy in place.
+            if not any(not self.run_dir(p.name).exists() and recover.has_old_copy(self.root, p.name)
+                       for p in (scratch.iterdir() if scratch.is_dir() else ())):
+                shutil.rmtree(scratch, ignore_errors=True)
         fsync_dir(self.root)
         return plans
 
@@ -250,7 +313,15 @@ class Store:
             return
         trash = self._scratch(layout.TRASH_PREFIX) / run_id
         os.rename(final, trash)
-        os.rename(tmp, final)
+        try:
+            os.rename(tmp, final)
+        except BaseException:
+            try:  # put the old copy back; failing that, both copies stay for recovery
+                os.rename(trash, final)
+                shutil.rmtree(trash.parent, ignore_errors=True)
+            except OSError:
+                pass
+            raise
         shutil.rmtree(trash.parent, ignore_errors=True)
 
     def _scratch(self, prefix: str) -> Path:
@@ -274,19 +345,43 @@ class Store:
         if not final.is_dir():
             msg = f"no run {run_id!r} in store {str(self.root)!r}"
             raise StoreError(msg)
-        trash = self._scratch(layout.TRASH_PREFIX) / run_id
-        os.rename(final, trash)
-        shutil.rmtree(trash.parent, ignore_errors=True)
+        gone = self._scratch(layout.DELETED_PREFIX) / run_id  # never recovered: see recover
+        os.rename(final, gone)
+        shutil.rmtree(gone.parent, ignore_errors=True)
 
-    def clean(self) -> list[str]:
-        """Remove leftovers of killed writers (hidden ``.tmp-*``/``.trash-*`` entries)."""
-        removed = []
-        if self.root.is_dir():
-            for p in self.root.iterdir():
-                if layout.is_debris(p.name):
-                    shutil.rmtree(p, ignore_errors=True)
-                    removed.append(p.name)
-        return removed
+    def clean(self, *, dry_run: bool = False) -> list[recover.Cleaned]:
+        """Recover interrupted writes, then remove what killed writers left (``.tmp-*``,
+        ``.trash-*``, ``.deleted-*`` directories, ``.*.tmp`` files); only while nothing else
+        writes. See :func:`rlscale.store.recover.clean`."""
+        return recover.clean(self.root, dry_run=dry_run)
+
+
+def read_meta_file(path: Path, run_id: str) -> RunMeta:
+    """``run.json`` at ``path`` as the metadata of ``run_id``, or :class:`DamagedRun`."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        what = "not valid JSON" if isinstance(exc, ValueError) else "unreadable"
+        raise DamagedRun(run_id, path, f"{what}: {one_line(exc)}") from None
+    problem = check_meta_dict(data, run_id)
+    if problem:
+        raise DamagedRun(run_id, path, problem)
+    return RunMeta.from_dict(data, path=path)
+
+
+def read_points_file(path: Path, run_id: str) -> pa.Table:
+    """``points.parquet`` at ``path`` as the points of ``run_id``, or :class:`DamagedRun`."""
+    if not path.is_file():
+        raise DamagedRun(run_id, path, "missing (every run has one, empty or not)")
+    try:
+        table = pq.ParquetFile(path).read()  # not pq.read_table: it imports pandas
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        raise DamagedRun(run_id, path, f"unreadable Parquet: {one_line(exc)}") from None
+    checked, problem = check_points_table(table, run_id)
+    if checked is None:
+        raise DamagedRun(run_id, path, problem or "bad points")
+    return checked
 
 
 def same_source(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
