@@ -11,6 +11,7 @@ from rlscale.cli._common import store_option, store_path
 from rlscale.cli._fitopts import fit_kwargs, fit_options, load_store_points, resolve_x
 from rlscale.fit import fit, load_fits
 from rlscale.forecast.backtest import backtest
+from rlscale.forecast.ensemble import FORECASTS
 from rlscale.forecast.pricing import stated_pricing
 from rlscale.forecast.run import MODES, USD_MODES, Forecast, ForecastQuery, run_forecast
 from rlscale.forecast.verdict import verdicts
@@ -58,7 +59,7 @@ def _budgets(value: str | None) -> list[float] | None:
 @click.option("--saved", is_flag=True,
               help="Forecast from the fits `rlscale fit --save` stored (same --metric, --x, --law, "
                    "--by) instead of refitting; the other fit options are then ignored.")
-@click.option("--forecast", "forecast_kind", type=click.Choice(["ensemble", "law"]),
+@click.option("--forecast", "forecast_kind", type=click.Choice(FORECASTS),
               default="ensemble", show_default=True,
               help="ensemble: the law refitted with burn-ins plus the recent level, weighted "
                    "and calibrated on in-window backtests (docs/forecast.md); law: the single "
@@ -156,7 +157,7 @@ def _saved_fits(store: str | None, metric: str, kw: dict[str, Any]) -> list[Any]
                    "4x past the data).")
 @click.option("--cut-x", type=click.FloatRange(0, min_open=True), default=None,
               help="Fit every group on compute up to X (on the --x axis).")
-@click.option("--forecast", "forecast_kind", type=click.Choice(["ensemble", "law"]),
+@click.option("--forecast", "forecast_kind", type=click.Choice(FORECASTS),
               default="ensemble", show_default=True,
               help="ensemble: the law refitted with burn-ins plus the recent level, weighted "
                    "and calibrated on in-window backtests (docs/forecast.md); law: the single "

@@ -18,7 +18,7 @@ from rlscale.errors import InputError
 from rlscale.fit import fit
 from rlscale.forecast.baselines import BASELINES, baseline_forecast
 from rlscale.forecast.curve import curve
-from rlscale.forecast.ensemble import ensemble
+from rlscale.forecast.ensemble import FORECASTS, ensemble
 from rlscale.text import group_label, records
 
 POINT_COLUMNS = ("group", "run_id", "x", "y", "mean", "pred_lower", "pred_upper", "abs_error",
@@ -138,9 +138,6 @@ def _split(df: pd.DataFrame, by_cols: list[str]) -> list[tuple[dict[str, Any], p
         key = key if isinstance(key, tuple) else (key,)
         out.append(({c: (v.item() if hasattr(v, "item") else v) for c, v in zip(by_cols, key)}, gdf))
     return out
-
-
-FORECASTS = ("ensemble", "law")
 
 
 def forecast_fit(fitted: Any, xs: np.ndarray, *, levels: Sequence[float],

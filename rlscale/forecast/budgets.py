@@ -27,7 +27,7 @@ import pandas as pd
 from rlscale.errors import InputError
 from rlscale.fit.metric_kind import value_range
 from rlscale.forecast.curve import Curve, as_fit_list, curve
-from rlscale.forecast.ensemble import ensemble
+from rlscale.forecast.ensemble import FORECASTS, ensemble
 from rlscale.forecast.roots import check_level, interval, sigmoid_fraction_compute
 
 REWARD_COLUMNS = ("group", "x", "mean", "mean_lower", "mean_upper", "pred_lower", "pred_upper",
@@ -53,8 +53,8 @@ def reward_at(fits: Any, budgets: float | Sequence[float], *, level: float | Non
     fitted window, for fits with too few points for it, and with
     ``forecast="law"``, give the single fit's own curve and joint-draw intervals.
     """
-    if forecast not in ("ensemble", "law"):
-        raise InputError(f"forecast={forecast!r} is not one of ['ensemble', 'law']")
+    if forecast not in FORECASTS:
+        raise InputError(f"forecast={forecast!r} is not one of {list(FORECASTS)}")
     xs = _budgets(budgets)
     rows = []
     for fit in as_fit_list(fits):

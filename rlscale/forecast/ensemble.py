@@ -35,21 +35,24 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
+from rlscale.fit.grouped import fit
+from rlscale.fit.laws import get_law
 from rlscale.fit.trend import recent_trend
+from rlscale.forecast.verdict import TOL_SHARE
 
 BURN_INS = (0.0, 0.1, 0.25, 0.4)  # shares of the points dropped from the start of the window
 ORIGINS = (0.6, 0.8)  # in-window backtests: fit on the first 60% / 80% of the points
 LEVEL_K = 5
 HORIZON_POWER = 0.75
+FORECASTS = ("ensemble", "law")  # what --forecast chooses between
 MIN_POINTS = 12
 MIN_MEMBER_POINTS = 6
-TOL_SHARE = 0.05  # as rlscale.forecast.verdict: 5% of the observed range
 FAR = 4.0  # a forecast this many "wobbles" from the recent level is flagged far_from_recent
 
 
@@ -71,10 +74,7 @@ class Ensemble:
     x0: float
     x_last: float
     n_points: int
-    inwindow_mae: float
-    inwindow_mae_last: float
     tol: float = math.nan
-    info: dict[str, Any] = field(default_factory=dict)
 
     def mean(self, x: np.ndarray | float) -> np.ndarray:
         """The weighted forecast at compute ``x`` (1-d)."""
@@ -114,10 +114,6 @@ class Ensemble:
         rank = min(math.ceil((n + 1) * level) / n, 1.0)  # the finite-sample correction
         return float(np.quantile(self.scores, rank))
 
-    def describe(self) -> str:
-        parts = [f"{m} {w:.2f}" for m, w in zip(self.members, self.weights) if w > 0]
-        return "ensemble: " + ", ".join(parts)
-
 
 def _member_names() -> list[str]:
     return [("law" if b == 0 else f"law burn-in {b:.0%}") for b in BURN_INS] + ["recent level"]
@@ -125,8 +121,6 @@ def _member_names() -> list[str]:
 
 def _fit_law(law: Any, x: np.ndarray, y: np.ndarray, run: np.ndarray,
              fixed: dict[str, float]) -> dict[str, float] | None:
-    from rlscale.fit.grouped import fit
-
     if x.size < MIN_MEMBER_POINTS:
         return None
     frame = pd.DataFrame({"run_id": run, "metric": "m", "value": y, "gpu_hours": x})
@@ -180,8 +174,6 @@ def ensemble(fitted: Any) -> Ensemble | None:
     fewer than :data:`MIN_POINTS` points or is not ok."""
     if not getattr(fitted, "ok", False) or fitted.n_points < MIN_POINTS:
         return None
-    from rlscale.fit.laws import get_law
-
     law = getattr(fitted, "law_obj", None) or get_law(fitted.law)
     data = fitted.data
     order = np.argsort(data["x"].to_numpy(dtype=float), kind="stable")
@@ -190,7 +182,7 @@ def ensemble(fitted: Any) -> Ensemble | None:
     run = data["run_id"].astype(str).to_numpy()[order]
     fixed = dict((fitted.options or {}).get("fixed") or {})
     n = x.size
-    errors, horizons, last_errors = [], [], []
+    errors, horizons = [], []
     for origin in ORIGINS:
         cut = int(round(origin * n))
         if cut < MIN_MEMBER_POINTS + 2 or n - cut < 2:
@@ -200,7 +192,6 @@ def ensemble(fitted: Any) -> Ensemble | None:
         errors.append(y[cut:][None, :] - vals)
         span = max(x[cut - 1] - x[0], 1e-300)
         horizons.append((x[cut:] - x[cut - 1]) / span)
-        last_errors.append(y[cut:] - y[cut - 1])
     params, level = _members(law, x, y, run, fixed)
     full_ok = np.array([p is not None for p in params] + [True])
     if errors:
@@ -217,16 +208,13 @@ def ensemble(fitted: Any) -> Ensemble | None:
         usable[-1] = not full_ok[:-1].any()
         weights = usable / usable.sum()
         scores = np.zeros(0)
-        in_mae = in_last = math.nan
     else:
         inv = np.where(usable, 1.0 / np.maximum(np.where(usable, mae, 1.0), 1e-300), 0.0)
         weights = inv / inv.sum()
         combined = np.sum(weights[usable, None] * err[usable], axis=0)
         scores = np.abs(combined) / (1.0 + np.clip(h, 0.0, None)) ** HORIZON_POWER
-        in_mae = float(np.mean(np.abs(combined)))
-        in_last = float(np.mean(np.abs(np.concatenate(last_errors))))
     trend = recent_trend(x, y, run)
     tol = max(TOL_SHARE * trend.spread, trend.noise) if trend is not None else math.nan
     return Ensemble(law=law, members=_member_names(), weights=weights, params=params,
                     level_value=level, scores=scores, x0=float(x[0]), x_last=float(x[-1]),
-                    n_points=n, inwindow_mae=in_mae, inwindow_mae_last=in_last, tol=tol)
+                    n_points=n, tol=tol)
