@@ -4,7 +4,10 @@ The output is the table :mod:`rlscale.analysis.passk` works on (``problem_id, di
 Problems are the task's held-out evaluation problems (``split="eval"``, seeded by
 ``task.eval_seed`` and the difficulty), so base and RL models see exactly the same problems and
 the comparison can be paired. Every completion is scored by the task's exact verifier
-(:func:`rlscale.rl.tasks.score`, via :func:`rlscale.rl.rollout.rollout`).
+(:func:`rlscale.rl.tasks.verified`, via :func:`rlscale.rl.rollout.rollout`): a completion counts
+only if it shows its work and every step checks, so a bare answer guessed right never does,
+whatever the task rewards (mod 10 a guess is right 10-22% of the time, and pass@k at large k
+would count luck).
 
 :func:`plan_sampling` resolves the models to compare (run ids, base directories or checkpoint
 files, see :mod:`rlscale.analysis.checkpoints`) and the settings; :func:`sample_counts` samples
@@ -110,7 +113,8 @@ def count_correct(model: Any, config: Any, *, difficulties: Sequence[int], probl
         probs = eval_problems(cfg)[ops]
         ro = rollout(model, probs, group_size=samples,
                      max_new_tokens=max_new_tokens or config.rl.max_new_tokens, generator=gen,
-                     temperature=temperature, precision=config.rl.precision)
+                     temperature=temperature, precision=config.rl.precision,
+                     verified_only=True)
         correct = ro.rewards.sum(1).round().long().tolist()
         rows += [{"problem_id": p.prompt(), "difficulty": int(ops), "n": samples, "c": c}
                  for p, c in zip(probs, correct)]

@@ -32,6 +32,8 @@ from ._common import Entry, LazyGroup
 REGISTRY: dict[str, Entry] = {
     "backtest": Entry("forecast", "Fit each group only up to a cut, forecast the points past it, "
                                   "and score the forecast."),
+    "chance": Entry("rl", "The chance level of a job's task: how often a rule that does no "
+                          "arithmetic is right."),
     "check": Entry("maint", "Verify every run of a store; print one line per problem and a "
                             "summary (exit 1 if any)."),
     "clean": Entry("maint", "Recover runs a crash left in a hidden copy, then remove what "

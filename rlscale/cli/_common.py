@@ -192,3 +192,17 @@ def store_option(func: Callable[..., Any]) -> Callable[..., Any]:
         default=None,
         help=f"Run store directory (default: $RLSCALE_STORE or ./{DEFAULT_STORE}).",
     )(func)
+
+
+def parse_ints(value: str | None, *, name: str) -> list[int] | None:
+    if not value:
+        return None
+    try:
+        out = [int(v) for v in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers",
+                                 param_hint=name) from None
+    if any(v < 1 for v in out):
+        raise click.BadParameter(f"{value!r}: difficulties are numbers of ops, >= 1",
+                                 param_hint=name)
+    return out

@@ -13,7 +13,7 @@ from rlscale.analysis.headroom import headroom
 from rlscale.analysis.passk_counts import compare_to_base, read_counts, write_counts
 from rlscale.analysis.passk_eval import plan_sampling, sample_counts
 from rlscale.analysis.sparsity import sparsity_between
-from rlscale.cli._common import store_option, store_path
+from rlscale.cli._common import parse_ints, store_option, store_path
 from rlscale.cli._fitopts import fit_options, load_store_points, resolve_x
 from rlscale.plot.charts import save_chart
 from rlscale.plot.passk import comparisons_chart
@@ -213,20 +213,6 @@ def format_sparsity(rep: Any, *, matrices: bool = True) -> str:
 
 
 # -- passk -------------------------------------------------------------------------------------------
-def _ints(value: str | None, *, name: str) -> list[int] | None:
-    if not value:
-        return None
-    try:
-        out = [int(v) for v in value.split(",")]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers",
-                                 param_hint=name) from None
-    if any(v < 1 for v in out):
-        raise click.BadParameter(f"{value!r}: difficulties are numbers of ops, >= 1",
-                                 param_hint=name)
-    return out
-
-
 @click.command("passk")
 @store_option
 @click.argument("base")
@@ -280,11 +266,11 @@ def passk_command(store: str | None, base: str, rl: tuple[str, ...], difficultie
     """
     if from_counts:
         counts = read_counts(from_counts, base=base, rl=rl)
-        diffs = _ints(difficulties, name="--difficulties")
+        diffs = parse_ints(difficulties, name="--difficulties")
         if diffs:
             counts = counts.only(diffs)
     else:
-        diffs = _ints(difficulties, name="--difficulties")
+        diffs = parse_ints(difficulties, name="--difficulties")
         try:
             plan = plan_sampling(base, rl, store=Store(store_path(store)), difficulties=diffs,
                                  problems=problems, samples=samples, temperature=temperature,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from rlscale.cli._common import store_option, store_path
+from rlscale.cli._common import parse_ints, store_option, store_path
 from rlscale.errors import input_error
 from rlscale.rl.config import JobConfig
 from rlscale.rl.flops import estimate_job
@@ -130,4 +130,35 @@ def pretrain(config_path, overrides, device, threads, force, no_progress) -> Non
                f"{info['wall_s']:.0f} s, final loss {info['final_loss']:.4f}")
 
 
-COMMANDS = [run, pretrain]
+@click.command("chance")
+@click.argument("config_path", metavar="[CONFIG.toml]", required=False,
+                type=click.Path(exists=True, dir_okay=False))
+@_set_option
+@click.option("--difficulties", default=None, metavar="D1,D2,...",
+              help="Numbers of operations (default: the config's eval.ops_min..ops_max).")
+@click.option("--problems", type=click.IntRange(min=20), default=4000, show_default=True,
+              help="Problems sampled per difficulty (half learn each rule's table, half score it).")
+def chance(config_path, overrides, difficulties, problems) -> None:
+    """The chance level of a job's task: how often a rule that does no arithmetic is right.
+
+    Per difficulty: the best such rule's accuracy on the final answer, and its chance of earning
+    the task's reward (the same where a bare answer is rewarded; where only verified work is,
+    every step's result must be guessed). No model is involved; torch is not needed.
+
+    \b
+    Examples:
+        rlscale chance                                 # the default job's task (one digit)
+        rlscale chance --set task.digits=2 --set task.operators=+- --set task.reward=verified
+    """
+    from rlscale.rl.chance import chance_levels, chance_table
+
+    config = _load_config(config_path, overrides, None)
+    diffs = (parse_ints(difficulties, name="--difficulties")
+             or list(range(config.eval.ops_min, config.eval.ops_max + 1)))
+    t = config.task
+    click.echo(f"task: {t.name}, {t.digits} digit(s), operators {t.operators!r}, "
+               f"reward {t.reward!r}; {problems} problems per difficulty")
+    click.echo(chance_table(chance_levels(t, diffs, problems=problems)))
+
+
+COMMANDS = [run, pretrain, chance]

@@ -30,6 +30,11 @@ from rlscale.forecast.curve import Curve, as_fit_list, curve
 from rlscale.forecast.ensemble import FORECASTS, ensemble
 from rlscale.forecast.roots import check_level, interval, sigmoid_fraction_compute
 
+# fit warnings that mean the ceiling A is not pinned down by the data
+UNIDENTIFIED = frozenset({"asymptote_not_identified", "ceiling_above_plateau"})
+# a compute interval wider than this ratio (upper / lower) says nothing a user can plan with
+MAX_COMPUTE_SPAN = 1e3
+
 REWARD_COLUMNS = ("group", "x", "mean", "mean_lower", "mean_upper", "pred_lower", "pred_upper",
                   "level", "law", "method", "warnings")
 COMPUTE_COLUMNS = ("group", "target", "x", "x_lower", "x_upper", "reachable", "status", "p_reach",
@@ -114,7 +119,10 @@ def compute_for_reward(fits: Any, target: float, *, level: float | None = None,
     ``(1 - level) / 2`` (the target is above the interval of the ceiling A): the forecast "never".
     ``status`` says which case holds: ``reached`` (the best-fit curve gets there, at ``x``),
     ``uncertain`` (the best-fit curve levels off below the target but the interval of A includes
-    it: ``x`` is ``inf``, ``x_lower`` is finite) or ``never`` (``x`` and its bounds ``inf``).
+    it: ``x`` is ``inf``, ``x_lower`` is finite), ``never`` (``x`` and its bounds ``inf``) or
+    ``not identified`` (the best fit gets there, but its interval spans more than three orders of
+    magnitude, :data:`MAX_COMPUTE_SPAN`, or the fit's ceiling is not identified by its points,
+    :data:`UNIDENTIFIED`: ``x`` is a guess, not a forecast).
     """
     if not np.isfinite(target):
         msg = f"target reward must be a finite number, got {target!r}"
@@ -128,8 +136,8 @@ def compute_for_reward(fits: Any, target: float, *, level: float | None = None,
         c = curve(fit, seed=seed)
         x_hat = float(c.inverse(target, c.point))
         x_draws = c.inverse(target, c.draws)
-        rows.append({**_base(fit, lvl, c), "target": float(target),
-                     **_compute_interval(x_hat, x_draws, lvl)})
+        rows.append(_identified({**_base(fit, lvl, c), "target": float(target),
+                                 **_compute_interval(x_hat, x_draws, lvl)}))
     return _frame(rows, COMPUTE_COLUMNS)
 
 
@@ -165,9 +173,23 @@ def compute_for_fraction(fits: Any, fraction: float, *, level: float | None = No
             x_hat = float(c.inverse(target, c.point))
             y_draws = c.draws[base] + fraction * (c.draws[top] - c.draws[base])
             x_draws = c.inverse(y_draws, c.draws)
-        rows.append({**_base(fit, lvl, c), "fraction": float(fraction), "target": float(target),
-                     **_compute_interval(x_hat, np.asarray(x_draws, dtype=float), lvl)})
+        rows.append(_identified({**_base(fit, lvl, c), "fraction": float(fraction),
+                                 "target": float(target),
+                                 **_compute_interval(x_hat, np.asarray(x_draws, dtype=float), lvl)}))
     return _frame(rows, ("group", "fraction") + COMPUTE_COLUMNS[1:])
+
+
+def _identified(row: dict[str, Any]) -> dict[str, Any]:
+    """Turn a ``reached`` row into ``not identified`` when its interval spans more than
+    :data:`MAX_COMPUTE_SPAN` or its fit's ceiling is not identified (see compute_for_reward)."""
+    if row.get("status") != "reached":
+        return row
+    lo, hi = row.get("x_lower", np.nan), row.get("x_upper", np.nan)
+    too_wide = bool(np.isfinite(lo) and np.isfinite(hi) and (lo <= 0 or hi / lo > MAX_COMPUTE_SPAN))
+    unbounded = bool(np.isfinite(lo) and not np.isfinite(hi))
+    if too_wide or unbounded or UNIDENTIFIED & set(row.get("warnings", [])):
+        row["status"] = "not identified"
+    return row
 
 
 def _compute_interval(x_hat: float, x_draws: np.ndarray, level: float) -> dict[str, Any]:

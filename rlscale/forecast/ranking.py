@@ -15,13 +15,11 @@ import numpy as np
 import pandas as pd
 
 from rlscale.errors import InputError
-from rlscale.forecast.budgets import reward_at
+from rlscale.forecast.budgets import UNIDENTIFIED, reward_at
 from rlscale.forecast.curve import Curve, align_draws, as_fit_list, curve
 from rlscale.forecast.roots import check_level, crossing_points, grid_roots, interval
 from rlscale.text import group_label, records
 
-# fit warnings that mean the ceiling A is not pinned down by the data
-UNIDENTIFIED = frozenset({"asymptote_not_identified", "ceiling_above_plateau"})
 CROSSOVER_COLUMNS = ("group_a", "group_b", "x", "x_lower", "x_upper", "leader_before",
                      "leader_after", "p_cross")
 

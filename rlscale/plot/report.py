@@ -242,6 +242,8 @@ def build_report(
     title: str | None = None,
     store: str | os.PathLike[str] | None = None,
     generated: str | None = None,
+    summary: Sequence[str] = (),
+    extra: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The report as one HTML string (about 1 MB: the inlined Vega libraries plus the data).
 
@@ -250,7 +252,10 @@ def build_report(
     ``runs``: ``load_runs(store)``, listed with their sources. ``budgets``: compute values
     (the fits' x units) to forecast the reward at; ``fractions``: fractions of the gain to
     give the compute for. ``backtest``: a :class:`rlscale.forecast.backtest.BacktestResult`.
-    ``facet``: a key of the fits' groups to split chart panels by.
+    ``facet``: a key of the fits' groups to split chart panels by. ``summary``: sentences
+    (plain text, escaped here) shown first, under the title, as the report's finding.
+    ``extra``: (heading, HTML) sections added after the forecasts, for callers that computed
+    more (the demo's pass@k verdicts); the HTML is the caller's and must be escaped by it.
     """
     fits = D.check_fits(fits, facet=facet)
     f0 = fits[0]
@@ -275,15 +280,23 @@ def build_report(
         "backtest": _backtest_section(backtest) + embed("backtest"),
         "data": _data_section(fits, runs, None if store is None else str(store)),
     }
-    nav = "".join(f"<a href=\"#{key}\">{name}</a>" for key, name in SECTIONS)
+    order = list(SECTIONS)
+    for i, (name, html_text) in enumerate(extra):
+        key = f"extra-{i + 1}"
+        body[key] = html_text
+        order.insert(3 + i, (key, _esc(name)))
+    nav = "".join(f"<a href=\"#{key}\">{name}</a>" for key, name in order)
     sections = "".join(f"<section id=\"{key}\"><h2>{name}</h2>{body[key]}</section>"
-                       for key, name in SECTIONS)
+                       for key, name in order)
+    finding = ("<section id=\"summary\"><h2>Summary</h2>"
+               + "".join(f"<p>{_esc(line)}</p>" for line in summary) + "</section>"
+               if summary else "")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{_esc(title)}</title><style>{CSS}</style>\n"
         f"<script>{vega.javascript_bundle()}</script></head>\n<body>"
         f"<h1>{_esc(title)}</h1><p class=\"meta\">rlscale {_esc(__version__)}, "
-        f"{_esc(generated)}; {len(fits)} fits of {_esc(f0.law)}</p><nav>{nav}</nav>"
+        f"{_esc(generated)}; {len(fits)} fits of {_esc(f0.law)}</p>{finding}<nav>{nav}</nav>"
         f"{sections}</body></html>\n"
     )
 

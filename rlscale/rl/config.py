@@ -30,6 +30,7 @@ PRECISIONS = ("bf16", "fp32", "auto")  # see rlscale.rl.model.autocast
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "task.name": ("arith-graph",),
+    "task.reward": ("answer", "verified"),
     "device": ("auto", "cpu", "cuda"),
     "rl.recipe": tuple(RECIPES),
     "rl.adv_norm": ("group", "batch", "none"),
@@ -42,12 +43,15 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 @dataclass(kw_only=True)
 class TaskConfig:
-    """The synthetic task: arithmetic (mod 10) over a dependency graph of ``ops`` operations.
+    """The synthetic task: modular arithmetic over a dependency graph of ``ops`` operations.
 
     The defaults make a chain that a ~1M-parameter model learns to solve step by step within
     the default pretraining budget: one given constant, statements in dependency order, every
     second operand a literal. ``shuffle=true n_base=2 const_prob=0.25`` is the original, harder
-    graph task (finding the next statement and looking values up by name), which the demo uses.
+    graph task (finding the next statement and looking values up by name). With one digit (the
+    default) an answer is guessed right 10-22% of the time without arithmetic (``rlscale
+    chance``); the demo's task, ``digits=2 operators="+-" reward="verified"``, has no such floor:
+    answers have two digits, each step is a bijection, and only checked work earns reward.
     """
 
     name: str = "arith-graph"  # task family (only 'arith-graph' so far)
@@ -57,11 +61,19 @@ class TaskConfig:
     eval_fraction: float = 0.05  # share of problem space (by hash) held out for evaluation only
     eval_seed: int = 12345  # seed of the held-out evaluation problems (same for every run)
     shuffle: bool = False  # statements in random order (False: dependency order)
+    digits: int = 1  # digits per value; each operation acts digit by digit, mod 10
+    reward: str = "answer"  # answer: any right answer (bare or worked) | verified: checked work only
+
+    @property
+    def verified_only(self) -> bool:
+        """True when only verified work (not a bare answer) earns reward."""
+        return self.reward == "verified"
 
     def problem_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`rlscale.rl.tasks.sample_problems` this task fixes."""
         return {"eval_fraction": self.eval_fraction, "operators": self.operators,
-                "n_base": self.n_base, "const_prob": self.const_prob, "shuffle": self.shuffle}
+                "n_base": self.n_base, "const_prob": self.const_prob, "shuffle": self.shuffle,
+                "digits": self.digits}
 
 
 @dataclass(kw_only=True)
@@ -87,6 +99,8 @@ class PretrainConfig:
     tokens: int = 16_000_000  # tokens processed (prompt + solution, pads excluded)
     ops_min: int = 1  # easiest problems in the pretraining mix (number of operations)
     ops_max: int = 4  # hardest problems in the pretraining mix
+    hard_share: float = 0.0  # share of problems beyond the range: ops_max+1 .. ops_max+hard_ops
+    hard_ops: int = 2  # how far beyond ops_max the hard_share reaches
     mix_worked: float = 0.75  # weight of worked solutions: "c=b*a=8*3=4;...#4"
     mix_compact: float = 0.0  # weight of value-only solutions: "c=4;...#4"
     mix_direct: float = 0.25  # weight of direct answers: "#4"
@@ -322,6 +336,9 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "task.n_base": (1, math.inf, True),
     "task.const_prob": (0, 1, True),
     "task.eval_seed": (0, _MAX_SEED, True),
+    "task.digits": (1, 6, True),
+    "pretrain.hard_share": (0, 1, True),
+    "pretrain.hard_ops": (1, 64, True),
     "model.rope_base": (0, math.inf, False),
     "pretrain.tokens": (0, math.inf, True),
     "pretrain.lr": (0, math.inf, True),
@@ -362,8 +379,9 @@ def _check_range(key: str, value: Any, source: str | None) -> None:
 # Knobs added after bases were shipped and runs stored: left out of every hash while they hold the
 # value that reproduces the older behaviour, so the shipped bases and earlier run ids keep their keys.
 _ADDED_KNOBS: dict[str, dict[str, Any]] = {
-    "task": {"shuffle": True},
-    "pretrain": {"precision": "fp32"},  # bases before it were pretrained in fp32 on every device
+    "task": {"shuffle": True, "digits": 1, "reward": "answer"},
+    # bases before precision were pretrained in fp32 on every device; none had hard problems
+    "pretrain": {"precision": "fp32", "hard_share": 0.0, "hard_ops": 2},
     "rl": {"precision": "auto"},  # runs before it used bf16 autocast on CUDA, fp32 on CPU
 }
 

@@ -46,12 +46,15 @@ def eval_problems(config: JobConfig) -> dict[int, list[Problem]]:
 
 def evaluate(model: Transformer, problems: dict[int, list[Problem]], *, samples: int,
              max_new_tokens: int, generator: torch.Generator, temperature: float = 1.0,
-             precision: str = "auto") -> tuple[dict[str, float], int]:
-    """Metrics ``eval/...`` (overall and ``eval/ops=D/...``) and the FLOPs the sampling took."""
+             precision: str = "auto", verified_only: bool = False
+             ) -> tuple[dict[str, float], int]:
+    """Metrics ``eval/...`` (overall and ``eval/ops=D/...``) and the FLOPs the sampling took.
+    Rewards as the task gives them (``verified_only``: checked work only)."""
     metrics: dict[str, float] = {}
     flat = [p for ops in sorted(problems) for p in problems[ops]]
     ro = rollout(model, flat, group_size=samples, max_new_tokens=max_new_tokens,
-                 generator=generator, temperature=temperature, precision=precision)
+                 generator=generator, temperature=temperature, precision=precision,
+                 verified_only=verified_only)
     correct = ro.rewards.sum(1).round().long().tolist()
     ks = ks_for(samples)
     start = 0

@@ -1,7 +1,9 @@
 """Pretraining a base model on arith-graph, and the cache of pretrained bases.
 
 The dials: how much (``pretrain.tokens``, counted as non-pad tokens fed to the model), which
-difficulties (``ops_min``..``ops_max``, uniform) and which solution formats in what mix
+difficulties (``ops_min``..``ops_max``, uniform), how dense the problems beyond that range are
+(``hard_share`` of them from ``ops_max+1``..``ops_max+hard_ops``, uniform: the density dial that
+leaves an edge of competence) and which solution formats in what mix
 (``mix_worked`` / ``mix_compact`` / ``mix_direct``). The loss is next-token cross-entropy on
 solution tokens only (the prompt is context). AdamW, linear warm-up, cosine decay to 10%.
 
@@ -80,16 +82,33 @@ def encode_example(prompt: str, response: str) -> tuple[list[int], int]:
     return p + encode(response) + [EOS], len(p)
 
 
+def pretrain_problems(config: JobConfig, chunk: int, n: int, hard_rng: random.Random) -> list:
+    """The ``chunk``-th pool of ``n`` pretraining problems: difficulties uniform in
+    ``ops_min..ops_max``, each replaced with chance ``hard_share`` (drawn from ``hard_rng``, a
+    stream of its own, so a share of 0 leaves the pools as they were) by one from
+    ``ops_max+1..ops_max+hard_ops``."""
+    pc, tc = config.pretrain, config.task
+    problems = sample_problems(f"pretrain/{pc.seed}/{chunk}", n, ops_min=pc.ops_min,
+                               ops_max=pc.ops_max, split="train", **tc.problem_kwargs())
+    if pc.hard_share > 0:
+        slots = [i for i in range(n) if hard_rng.random() < pc.hard_share]
+        hard = sample_problems(f"pretrain/{pc.seed}/{chunk}/hard", len(slots),
+                               ops_min=pc.ops_max + 1, ops_max=pc.ops_max + pc.hard_ops,
+                               split="train", **tc.problem_kwargs())
+        for i, p in zip(slots, hard):
+            problems[i] = p
+    return problems
+
+
 def batches(config: JobConfig, *, pool: int = 16):
     """Endless (tokens (B,T), loss_mask (B,T), n_real_tokens) batches, length-bucketed."""
-    pc, tc = config.pretrain, config.task
+    pc = config.pretrain
     weights = [pc.mix_worked, pc.mix_compact, pc.mix_direct]
     rng = random.Random(f"pretrain/{pc.seed}")
+    hard_rng = random.Random(f"pretrain/{pc.seed}/hard")
     chunk = 0
     while True:
-        problems = sample_problems(f"pretrain/{pc.seed}/{chunk}", pool * pc.batch_size,
-                                   ops_min=pc.ops_min, ops_max=pc.ops_max, split="train",
-                                   **tc.problem_kwargs())
+        problems = pretrain_problems(config, chunk, pool * pc.batch_size, hard_rng)
         chunk += 1
         examples = [encode_example(p.prompt(), p.solution(rng.choices(FORMATS, weights)[0]))
                     for p in problems]

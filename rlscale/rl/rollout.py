@@ -58,9 +58,10 @@ class Rollout:
 
 def rollout(model: Transformer, problems: list[Problem], *, group_size: int, max_new_tokens: int,
             generator: torch.Generator, temperature: float = 1.0, chunk: int = 512,
-            precision: str = "auto") -> Rollout:
+            precision: str = "auto", verified_only: bool = False) -> Rollout:
     """Sample ``group_size`` responses per problem and score each one exactly. Each prompt runs
-    through the model once for its group (see generate); ``chunk`` rows per generate call."""
+    through the model once for its group (see generate); ``chunk`` rows per generate call.
+    ``verified_only``: a bare answer scores 0, only checked work counts (``task.reward``)."""
     device = next(model.parameters()).device
     unique = [[BOS, *encode(p.prompt())] for p in problems]
     prompts = [p for p in unique for _ in range(group_size)]
@@ -84,7 +85,8 @@ def rollout(model: Transformer, problems: list[Problem], *, group_size: int, max
     first = torch.where(has_eos, is_eos.float().argmax(1), torch.full_like(has_eos, R, dtype=torch.long))
     lens = torch.where(has_eos, first + 1, first)
     mask = (torch.arange(R, device=resp.device)[None] < lens[:, None]).float()
-    rewards = torch.tensor([score(problems[i // group_size], t) if bool(has_eos[i]) else 0.0
+    rewards = torch.tensor([score(problems[i // group_size], t, verified_only=verified_only)
+                            if bool(has_eos[i]) else 0.0
                             for i, t in enumerate(texts)]).view(len(problems), group_size)
     cfg: ModelConfig = model.cfg
     plens = [len(p) for p in prompts]

@@ -195,7 +195,8 @@ def _eval_rows(policy, config: JobConfig, problems, state) -> list[dict[str, Any
         (config.seed * 1_000_003 + state["step"]) % 2**63 + 7)
     metrics, _ = evaluate(policy, problems, samples=config.eval.samples,
                           max_new_tokens=config.rl.max_new_tokens, generator=gen,
-                          temperature=config.eval.temperature, precision=config.rl.precision)
+                          temperature=config.eval.temperature, precision=config.rl.precision,
+                          verified_only=config.task.verified_only)
     return [_row(state["step"], k, v, state) for k, v in metrics.items()]
 
 

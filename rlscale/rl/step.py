@@ -36,7 +36,8 @@ def draw(policy: Transformer, rl: RLConfig, task: TaskConfig, *, seed: int, step
                                    ops_min=rl.ops_min, ops_max=rl.ops_max, split="train",
                                    **task.problem_kwargs())
         ro = rollout(policy, problems, group_size=rl.group_size, max_new_tokens=rl.max_new_tokens,
-                     generator=generator, precision=rl.precision)
+                     generator=generator, precision=rl.precision,
+                     verified_only=task.verified_only)
         drawn.append(ro)
         if not rl.edge_filter:
             return ro, drawn
