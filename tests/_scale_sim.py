@@ -34,13 +34,14 @@ def sigmoid(c, *, A, B, C_mid, R0):
 
 
 def make_scale_store(root, *, sizes=SIZES, seeds=(0, 1), n=40, noise=0.01, seed=0,
-                     plateau_after: float | None = None) -> Store:
+                     plateau_after: float | None = None, params_of=true_params) -> Store:
     """Write one run per (size, seed). ``plateau_after``: sizes above it get that size's
-    parameters (the law stops holding: the largest model gains nothing)."""
+    parameters (the law stops holding: the largest model gains nothing); ``params_of``: size ->
+    sigmoid parameters (default the truth above)."""
     rng = np.random.default_rng(seed)
     st = Store(root)
     for size in sizes:
-        p = true_params(min(size, plateau_after) if plateau_after else size)
+        p = params_of(min(size, plateau_after) if plateau_after else size)
         for s in seeds:
             c = np.geomspace(p["C_mid"] / 10, p["C_mid"] * 10, n)
             y = sigmoid(c, **p) + rng.normal(0, noise, n)
