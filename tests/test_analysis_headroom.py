@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rlscale.analysis.headroom import headroom_from_levels
-from rlscale.analysis.headroom_law import fit_headroom_law
+from rlscale.fit.scale_law import fit_headroom_law
 
 LEVELS = np.array([1e7, 3e7, 1e8, 3e8, 1e9])
 TRUTH = {"A_max": 0.85, "D": 0.3, "alpha": 0.4}

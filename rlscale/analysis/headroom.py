@@ -28,10 +28,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from rlscale.analysis.headroom_law import fit_headroom_law, n_params, resolve_law
 from rlscale.errors import input_error
 from rlscale.fit import fit
 from rlscale.fit.laws import get_law
+from rlscale.fit.scale_law import fit_headroom_law, n_params, resolve_law
 from rlscale.store import POINT_COLUMNS
 
 

@@ -144,3 +144,16 @@ def load_store_points(store: str | None, metric: str) -> Any:
         if exc.field != "metric":
             raise
         raise click.BadParameter(str(exc), param_hint="--metric") from None
+
+
+def select_recipe(points: Any, recipe: str | None) -> Any:
+    """Only the runs of ``recipe`` (all of them when None); a recipe with no runs is a usage
+    error that lists the recipes there are."""
+    if recipe is None:
+        return points
+    recipes = sorted(points["recipe"].dropna().unique()) if "recipe" in points else []
+    points = points[points["recipe"] == recipe] if "recipe" in points else points.iloc[:0]
+    if points.empty:
+        raise click.BadParameter(f"no runs of recipe {recipe!r}; recipes: {recipes}",
+                                 param_hint="--recipe")
+    return points

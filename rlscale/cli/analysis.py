@@ -14,7 +14,7 @@ from rlscale.analysis.passk_counts import compare_to_base, read_counts, write_co
 from rlscale.analysis.passk_eval import plan_sampling, sample_counts
 from rlscale.analysis.sparsity import sparsity_between
 from rlscale.cli._common import parse_ints, store_option, store_path
-from rlscale.cli._fitopts import fit_options, load_store_points, resolve_x
+from rlscale.cli._fitopts import fit_options, load_store_points, resolve_x, select_recipe
 from rlscale.plot.charts import save_chart
 from rlscale.plot.passk import comparisons_chart
 from rlscale.store import Store
@@ -95,13 +95,7 @@ def headroom_command(store: str | None, metric: str, by: str, recipe: str | None
         rlscale headroom --metric eval/mean@8 --by pretrain_tokens --recipe grpo --x flops
     """
     at_values = _floats(at, name="--at")
-    points = load_store_points(store, metric)
-    if recipe is not None:
-        recipes = sorted(points["recipe"].dropna().unique()) if "recipe" in points else []
-        points = points[points["recipe"] == recipe] if "recipe" in points else points.iloc[:0]
-        if points.empty:
-            raise click.BadParameter(f"no runs of recipe {recipe!r}; recipes: {recipes}",
-                                     param_hint="--recipe")
+    points = select_recipe(load_store_points(store, metric), recipe)
     x = resolve_x(points, metric, x)
     out = headroom(points, metric=metric, by=by, x=x, law=law, headroom_law=headroom_law,
                    cap=cap, at=at_values, burn_in=burn_in, max_x=max_x, bootstrap=bootstrap,

@@ -8,27 +8,50 @@ import click
 
 from rlscale.cli import _forecast_out as out
 from rlscale.cli._common import store_option, store_path
-from rlscale.cli._fitopts import fit_kwargs, fit_options, load_store_points, resolve_x
+from rlscale.cli._fitopts import (
+    fit_kwargs,
+    fit_options,
+    load_store_points,
+    resolve_x,
+    select_recipe,
+)
+from rlscale.cli._scale_out import scale_backtest_report, scale_report
 from rlscale.fit import fit, load_fits
 from rlscale.forecast.backtest import backtest
 from rlscale.forecast.ensemble import FORECASTS
 from rlscale.forecast.pricing import stated_pricing
 from rlscale.forecast.run import MODES, USD_MODES, Forecast, ForecastQuery, run_forecast
+from rlscale.forecast.scale import fit_scale_laws
+from rlscale.forecast.scale_forecast import fit_scales, scale_backtest, scale_forecast
 from rlscale.forecast.verdict import verdicts
+from rlscale.plot.charts import save_chart
+from rlscale.plot.scale import scale_chart
 
 
-def _budgets(value: str | None) -> list[float] | None:
+def _budgets(value: str | None, hint: str = "--budget") -> list[float] | None:
     if value is None:
         return None
     try:
         xs = [float(v) for v in value.split(",") if v.strip()]
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers "
-                                 "(e.g. 1e4,3e4)", param_hint="--budget") from None
+                                 "(e.g. 1e4,3e4)", param_hint=hint) from None
     if not xs or any(not x > 0 or x == float("inf") for x in xs):
-        raise click.BadParameter(f"{value!r}: budgets must be positive finite numbers",
-                                 param_hint="--budget")
+        raise click.BadParameter(f"{value!r}: values must be positive finite numbers",
+                                 param_hint=hint)
     return xs
+
+
+SCALE_BY_HELP = ("Numeric run metadata KEY (model_params, pretrain_tokens, ...): fit each "
+                 "scale's runs as one curve, then laws of A, B, C_mid and R0 across KEY "
+                 "(docs/forecast.md, *A bigger model*).")
+RECIPE_HELP = "Use only the runs of this recipe (with --scale-by: one recipe across its scales)."
+
+
+def _explicit(ctx: click.Context, names: list[str]) -> list[str]:
+    """The options among ``names`` that the user gave (not left at their default)."""
+    return ["--" + n.replace("_", "-") for n in names
+            if ctx.get_parameter_source(n) not in (None, click.core.ParameterSource.DEFAULT)]
 
 
 @click.command("forecast")
@@ -64,13 +87,24 @@ def _budgets(value: str | None) -> list[float] | None:
               help="ensemble: the law refitted with burn-ins plus the recent level, weighted "
                    "and calibrated on in-window backtests (docs/forecast.md); law: the single "
                    "fit's curve and joint-draw intervals.")
+@click.option("--scale-by", default=None, metavar="KEY", help=SCALE_BY_HELP)
+@click.option("--at", "at", default=None, metavar="N[,N...]",
+              help="With --scale-by: the scale(s) to predict the whole curve at (e.g. 3e10); "
+                   "--budget is then the compute grid, --target/--ceiling-frac add compute.")
+@click.option("--recipe", default=None, help=RECIPE_HELP)
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
+              help="With --scale-by: write the chart of A, B, C_mid against the scale and the "
+                   "predicted curve beside the observed ones (.html, .png, .svg or .json).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print {'forecasts': [...]} JSON (keys in docs/forecast.md), not a table.")
-def forecast_command(store: str | None, budget: str | None, target: float | None,
-                     ceiling_frac: float | None, rank_at: float | None, usd_budget: bool,
-                     usd_per_gpu_hour: float | None, flops_per_gpu_hour: float | None,
-                     peak_flops: float | None, mfu: float | None, saved: bool,
-                     forecast_kind: str, as_json: bool, **fit_opts: Any) -> None:
+@click.pass_context
+def forecast_command(ctx: click.Context, store: str | None, budget: str | None,
+                     target: float | None, ceiling_frac: float | None, rank_at: float | None,
+                     usd_budget: bool, usd_per_gpu_hour: float | None,
+                     flops_per_gpu_hour: float | None, peak_flops: float | None,
+                     mfu: float | None, saved: bool, forecast_kind: str, scale_by: str | None,
+                     at: str | None, recipe: str | None, plot_path: str | None, as_json: bool,
+                     **fit_opts: Any) -> None:
     """Forecast each group's reward at a budget, or the compute for a reward, with intervals.
 
     Fits the law per group exactly as `rlscale fit` does (same options), then propagates the
@@ -84,7 +118,16 @@ def forecast_command(store: str | None, budget: str | None, target: float | None
         rlscale forecast --metric reward --ceiling-frac 0.9 --burn-in 200 --json
         rlscale forecast --metric reward --rank-at 20000 --usd-budget --usd-per-gpu-hour 2.5
         rlscale forecast --metric reward --x flops --budget 1e21 --peak-flops 9.89e14 --mfu 0.4
+        rlscale forecast --metric reward --scale-by model_params --at 3e10 --target 0.7
     """
+    if scale_by is not None:
+        _forecast_scale(ctx, store, scale_by, at=at, budget=budget, target=target,
+                        ceiling_frac=ceiling_frac, recipe=recipe, plot_path=plot_path,
+                        as_json=as_json, fit_opts=fit_opts)
+        return
+    given = _explicit(ctx, ["at", "plot_path"])
+    if given:
+        raise click.UsageError(f"{', '.join(given)} need --scale-by KEY")
     chosen = [m for m, v in zip(MODES, (budget, target, ceiling_frac, rank_at)) if v is not None]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --budget, --target, --ceiling-frac, --rank-at"
@@ -102,6 +145,7 @@ def forecast_command(store: str | None, budget: str | None, target: float | None
         raise click.UsageError("--usd-budget applies to --budget and --rank-at only")
     query = ForecastQuery.create(budgets=xs, target=target, ceiling_frac=ceiling_frac,
                                  rank_at=rank_at, pricing=pricing, usd_budget=usd_budget)
+    points = select_recipe(points, recipe)
     fits = _saved_fits(store, metric, kw) if saved else fit(points, metric=metric, **kw)
     result = run_forecast(fits, query, level=kw["level"], seed=kw["seed"],
                           forecast=forecast_kind)
@@ -112,6 +156,51 @@ def forecast_command(store: str | None, budget: str | None, target: float | None
     _echo_forecast(result, law=kw["law"])
     click.echo("\nverdicts:")
     click.echo("\n".join(f"  {v.text()}" for v in found))
+
+
+def _scale_points(ctx: click.Context, store: str | None, recipe: str | None,
+                  fit_opts: dict[str, Any], allowed: list[str]) -> tuple[Any, dict[str, Any]]:
+    """The points and fit keywords of a --scale-by command (grouped by the key alone)."""
+    given = _explicit(ctx, [n for n in ctx.params if n not in allowed])
+    if given:
+        raise click.UsageError(f"{', '.join(given)} cannot be used with --scale-by")
+    kw = fit_kwargs(fit_opts)
+    kw.pop("by")
+    points = select_recipe(load_store_points(store, fit_opts["metric"]), recipe)
+    kw["x"] = resolve_x(points, fit_opts["metric"], kw["x"])
+    return points, kw
+
+
+SCALE_FIT = ["metric", "x", "law", "burn_in", "max_x", "r0", "loss", "bootstrap", "interval",
+             "resample", "method", "level", "seed", "drop_nan", "strict", "store", "recipe",
+             "as_json", "scale_by"]
+
+
+def _forecast_scale(ctx: click.Context, store: str | None, key: str, *, at: str | None,
+                    budget: str | None, target: float | None, ceiling_frac: float | None,
+                    recipe: str | None, plot_path: str | None, as_json: bool,
+                    fit_opts: dict[str, Any]) -> None:
+    """``forecast --scale-by``: the scale laws and the whole curve at each --at scale."""
+    allowed = [*SCALE_FIT, "at", "budget", "target", "ceiling_frac", "plot_path"]
+    points, kw = _scale_points(ctx, store, recipe, fit_opts, allowed)
+    scales = _budgets(at, hint="--at")
+    if not scales:
+        raise click.UsageError("--scale-by needs --at N[,N...]: the scale(s) to forecast")
+    if target is not None and ceiling_frac is not None:
+        raise click.UsageError("give at most one of --target, --ceiling-frac with --scale-by")
+    fits = fit_scales(points, key=key, metric=fit_opts["metric"], **kw)
+    laws = fit_scale_laws(fits, key=key, seed=kw["seed"])
+    result = scale_forecast(laws, scales, metric=fit_opts["metric"], x_axis=kw["x"],
+                            budgets=_budgets(budget), target=target, ceiling_frac=ceiling_frac,
+                            level=kw["level"], seed=kw["seed"])
+    if plot_path is not None:
+        save_chart(scale_chart(result), plot_path)
+    if as_json:
+        click.echo(out.to_json(result.to_dict()))
+        return
+    click.echo(scale_report(result))
+    if plot_path is not None:
+        click.echo(f"\nwrote {plot_path}")
 
 
 def _echo_forecast(result: Forecast, *, law: str) -> None:
@@ -162,10 +251,19 @@ def _saved_fits(store: str | None, metric: str, kw: dict[str, Any]) -> list[Any]
               help="ensemble: the law refitted with burn-ins plus the recent level, weighted "
                    "and calibrated on in-window backtests (docs/forecast.md); law: the single "
                    "fit's curve and joint-draw intervals.")
+@click.option("--scale-by", default=None, metavar="KEY", help=SCALE_BY_HELP)
+@click.option("--leave-largest-out", is_flag=True,
+              help="With --scale-by: fit the scale laws on every scale but the largest and "
+                   "score the forecast of its whole curve against the largest fitted scale's "
+                   "curve unchanged, with interval coverage.")
+@click.option("--recipe", default=None, help=RECIPE_HELP)
 @click.option("--json", "as_json", is_flag=True,
               help="Print {'summary': [...], 'points': [...]} JSON, not a table.")
-def backtest_command(store: str | None, cut: float | None, cut_x: float | None,
-                     forecast_kind: str, as_json: bool, **fit_opts: Any) -> None:
+@click.pass_context
+def backtest_command(ctx: click.Context, store: str | None, cut: float | None,
+                     cut_x: float | None, forecast_kind: str, scale_by: str | None,
+                     leave_largest_out: bool, recipe: str | None, as_json: bool,
+                     **fit_opts: Any) -> None:
     """Fit each group only up to a cut, forecast the points past it, and score the forecast.
 
     Reports per group and overall: mean and max absolute error of the mean forecast, and how
@@ -175,11 +273,22 @@ def backtest_command(store: str | None, cut: float | None, cut_x: float | None,
     Examples:
         rlscale backtest --metric reward --cut 0.25
         rlscale backtest --metric reward --cut-x 5000 --bootstrap 200 --resample runs --json
+        rlscale backtest --metric reward --scale-by model_params --leave-largest-out
     """
+    if (scale_by is None) != (not leave_largest_out):
+        raise click.UsageError("--leave-largest-out and --scale-by KEY go together")
+    if scale_by is not None:
+        points, kw = _scale_points(ctx, store, recipe, fit_opts,
+                                   [*SCALE_FIT, "leave_largest_out"])
+        fits = fit_scales(points, key=scale_by, metric=fit_opts["metric"], **kw)
+        bt = scale_backtest(fits, key=scale_by, metric=fit_opts["metric"], x_axis=kw["x"],
+                            level=kw["level"], seed=kw["seed"])
+        click.echo(out.to_json(bt.to_dict()) if as_json else scale_backtest_report(bt))
+        return
     if (cut is None) == (cut_x is None):
         raise click.UsageError("give exactly one of --cut FRAC or --cut-x X")
     kw = fit_kwargs(fit_opts)
-    points = load_store_points(store, fit_opts["metric"])
+    points = select_recipe(load_store_points(store, fit_opts["metric"]), recipe)
     kw["x"] = resolve_x(points, fit_opts["metric"], kw["x"])
     result = backtest(points, metric=fit_opts["metric"], cut=cut, cut_x=cut_x,
                       forecast=forecast_kind, **kw)

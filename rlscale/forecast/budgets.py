@@ -86,7 +86,7 @@ def reward_at(fits: Any, budgets: float | Sequence[float], *, level: float | Non
                 if bool(ens.far(np.array([rec["x"]]))[0]):
                     row["warnings"] = [*row["warnings"], "far_from_recent"]
             if bounds is not None:
-                _clip_row(row, bounds)
+                clip_row(row, bounds)
             rows.append(row)
     return _frame(rows, REWARD_COLUMNS)
 
@@ -94,7 +94,7 @@ def reward_at(fits: Any, budgets: float | Sequence[float], *, level: float | Non
 CLIPPED = ("mean", "mean_lower", "mean_upper", "pred_lower", "pred_upper")
 
 
-def _clip_row(row: dict[str, Any], bounds: tuple[float, float]) -> None:
+def clip_row(row: dict[str, Any], bounds: tuple[float, float]) -> None:
     """Clip a row's mean and intervals to the metric's possible range (a pass rate's [0, 1]);
     a row that needed it gets the warning ``interval_clipped``."""
     lo, hi = bounds
@@ -137,7 +137,7 @@ def compute_for_reward(fits: Any, target: float, *, level: float | None = None,
         x_hat = float(c.inverse(target, c.point))
         x_draws = c.inverse(target, c.draws)
         rows.append(_identified({**_base(fit, lvl, c), "target": float(target),
-                                 **_compute_interval(x_hat, x_draws, lvl)}))
+                                 **compute_interval(x_hat, x_draws, lvl)}))
     return _frame(rows, COMPUTE_COLUMNS)
 
 
@@ -175,7 +175,7 @@ def compute_for_fraction(fits: Any, fraction: float, *, level: float | None = No
             x_draws = c.inverse(y_draws, c.draws)
         rows.append(_identified({**_base(fit, lvl, c), "fraction": float(fraction),
                                  "target": float(target),
-                                 **_compute_interval(x_hat, np.asarray(x_draws, dtype=float), lvl)}))
+                                 **compute_interval(x_hat, np.asarray(x_draws, dtype=float), lvl)}))
     return _frame(rows, ("group", "fraction") + COMPUTE_COLUMNS[1:])
 
 
@@ -192,7 +192,7 @@ def _identified(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _compute_interval(x_hat: float, x_draws: np.ndarray, level: float) -> dict[str, Any]:
+def compute_interval(x_hat: float, x_draws: np.ndarray, level: float) -> dict[str, Any]:
     if x_draws.size == 0:  # no parameter draws: the point estimate only, no interval
         return {"x": x_hat, "x_lower": float("nan"), "x_upper": float("nan"),
                 "reachable": bool(np.isfinite(x_hat)), "p_reach": float("nan"),

@@ -101,29 +101,42 @@ def crossovers(fits: Any, *, level: float | None = None, x_range: tuple[float, f
     if not items:
         return pd.DataFrame(columns=list(CROSSOVER_COLUMNS))
     lvl = check_level(items[0].level if level is None else level)
-    lo, hi = x_range if x_range is not None else _default_range(items)
+    lo, hi = x_range if x_range is not None else crossover_range(items)
     if not 0 < lo < hi:
         msg = f"crossover range must satisfy 0 < low < high, got {(lo, hi)}"
         raise InputError(msg)
     curves = [curve(f, seed=seed) for f in items]
     draws = align_draws(curves, seed=seed)
-    u = np.linspace(np.log10(lo), np.log10(hi), grid)
     rows = []
     for i, j in combinations(range(len(curves)), 2):
-        a, b = curves[i], curves[j]
-        points = crossing_points(lambda v: float(a.mean(v)), lambda v: float(b.mean(v)),
-                                 x_range=(lo, hi), grid=grid)
-        d_draws = (_on_grid(a, draws[i], u) - _on_grid(b, draws[j], u))  # (S, G)
-        mask, roots = grid_roots(u, d_draws)
-        p_cross = float(np.mean(mask.any(axis=1)))
-        for x0 in points:
-            after = float(a.mean(x0 * 1.01)) - float(b.mean(x0 * 1.01))
-            x_lo, x_hi = _crossing_interval(d_draws, mask, roots, np.log10(x0), after, lvl)
-            a_after = (after > 0) == higher_is_better
-            rows.append({"group_a": a.label, "group_b": b.label, "x": x0, "x_lower": x_lo,
-                         "x_upper": x_hi, "leader_before": b.label if a_after else a.label,
-                         "leader_after": a.label if a_after else b.label, "p_cross": p_cross})
+        rows += pair_crossovers(curves[i], curves[j], draws[i], draws[j], x_range=(lo, hi),
+                                level=lvl, higher_is_better=higher_is_better, grid=grid)
     return pd.DataFrame(rows, columns=list(CROSSOVER_COLUMNS))
+
+
+def pair_crossovers(a: Curve, b: Curve, draws_a: dict[str, np.ndarray],
+                    draws_b: dict[str, np.ndarray], *, x_range: tuple[float, float],
+                    level: float, higher_is_better: bool = True,
+                    grid: int = 400) -> list[dict[str, Any]]:
+    """Where curve ``a`` and curve ``b`` cross in ``x_range``: one row of
+    :data:`CROSSOVER_COLUMNS` per crossing of the best-fit curves, its interval over the draw
+    pairs (``draws_a[k][s]`` with ``draws_b[k][s]``, equal counts; see :func:`crossovers`)."""
+    lo, hi = x_range
+    u = np.linspace(np.log10(lo), np.log10(hi), grid)
+    points = crossing_points(lambda v: float(a.mean(v)), lambda v: float(b.mean(v)),
+                             x_range=(lo, hi), grid=grid)
+    d_draws = (_on_grid(a, draws_a, u) - _on_grid(b, draws_b, u))  # (S, G)
+    mask, roots = grid_roots(u, d_draws)
+    p_cross = float(np.mean(mask.any(axis=1)))
+    rows = []
+    for x0 in points:
+        after = float(a.mean(x0 * 1.01)) - float(b.mean(x0 * 1.01))
+        x_lo, x_hi = _crossing_interval(d_draws, mask, roots, np.log10(x0), after, level)
+        a_after = (after > 0) == higher_is_better
+        rows.append({"group_a": a.label, "group_b": b.label, "x": x0, "x_lower": x_lo,
+                     "x_upper": x_hi, "leader_before": b.label if a_after else a.label,
+                     "leader_after": a.label if a_after else b.label, "p_cross": p_cross})
+    return rows
 
 
 def _crossing_interval(d_draws: np.ndarray, mask: np.ndarray, roots: np.ndarray, u0: float,
@@ -147,7 +160,8 @@ def _on_grid(c: Curve, draws: dict[str, np.ndarray], u: np.ndarray) -> np.ndarra
         return np.asarray(c.law.func(10.0 ** u[None, :], **cols), dtype=float)
 
 
-def _default_range(items: list[Any]) -> tuple[float, float]:
+def crossover_range(items: list[Any]) -> tuple[float, float]:
+    """Where :func:`crossovers` looks by default: the fits' smallest x / 10 to largest x * 1000."""
     xs = np.concatenate([np.asarray(f.data["x"], dtype=float) for f in items])
     xs = xs[np.isfinite(xs) & (xs > 0)]
     if xs.size == 0:

@@ -19,6 +19,7 @@ from rlscale.errors import InputError, RLScaleError, input_error
 from rlscale.ingest import mlflow, readers, sb3, table, tensorboard, trl, verl
 from rlscale.ingest.compressed import inner_suffix, is_compressed
 from rlscale.ingest.growing import TEXT_FORMATS, check_growth, open_line_source, snapshot
+from rlscale.ingest.model_size import model_params_from
 from rlscale.ingest.options import IngestOptions, parse_set, sanitize_run_id
 from rlscale.ingest.points import RunSet, to_run_set
 from rlscale.ingest.source import sha256_of
@@ -265,6 +266,12 @@ def _meta(run_id: str, path: Path, kind: str, sha: str, opts: IngestOptions,
     source = {"path": str(path), "format": kind, "sha256": sha, "options": options}
     if runs is not None and runs.raw.derived:
         source["derived"] = dict(runs.raw.derived)
+    parsed = None if "model_params" in extra else model_params_from(
+        [("model", fields.get("model")), ("run id", run_id), ("file name", path.name),
+         ("directory name", path.parent.name)])
+    if parsed is not None:  # after options["meta"]: the options say what the user, log gave
+        extra["model_params"] = parsed[0]
+        source.setdefault("derived", {})["model_params"] = parsed[1]
     if size is not None:
         source["size"] = size
     return RunMeta(run_id=run_id, recipe=recipe, metadata=extra, **fields, source=source)

@@ -1,19 +1,24 @@
-"""The headroom law: the RL ceiling A as a function of the pretraining budget P.
+"""Laws of one fitted parameter across a scale N (pretraining budget, model size, ...).
 
-``saturating`` (default)::
+``rlscale headroom`` fits the ceiling A against the pretraining budget with it, and
+``rlscale forecast --scale-by`` fits A, C_mid, B and R0 against any numeric scale key. Every
+function takes one row per fit, so thousands of joint draws are fitted at once.
 
-    A(P) = A_max - D * (P / P_ref)**(-alpha)          alpha > 0
+``saturating`` (default for A)::
 
-A ceiling that rises with pretraining with diminishing returns, to a finite limit A_max. This is
+    A(N) = A_max - D * (N / N_ref)**(-alpha)          alpha > 0
+
+A ceiling that rises with scale with diminishing returns, to a finite limit A_max. This is
 the Chinchilla-style form of loss in data (L = E + B / D**beta) turned upside down, and the same
 form as ``laws.power`` for reward in RL compute; it needs no point below an "emergence" threshold,
-unlike a logistic in log P (4 parameters: floor, ceiling, midpoint, slope), which a sweep of 3-5
-pretraining levels cannot identify. P_ref is the geometric mean of the observed levels, so D is
+unlike a logistic in log N (4 parameters: floor, ceiling, midpoint, slope), which a sweep of 3-5
+scales cannot identify. N_ref (``p_ref``) is the geometric mean of the observed scales, so D is
 the gap to A_max in the middle of the sweep (well conditioned). With ``cap`` set (e.g. 1.0 for a
-pass rate), A_max is fixed and only D, alpha are fitted: 2 parameters, so 3 levels leave one
+pass rate), A_max is fixed and only D, alpha are fitted: 2 parameters, so 3 scales leave one
 degree of freedom.
 
-``loglinear``: ``A(P) = a + b * log10(P / P_ref)``: no ceiling, the fallback for 2 levels.
+``loglinear``: ``A(N) = a + b * log10(N / N_ref)``: no ceiling, the fallback for 2 scales; with
+log10 C_mid in place of A it is a power law of C_mid in N (:func:`fit_line`).
 
 Fitting profiles alpha: for fixed alpha the law is linear in (A_max, D), solved in closed form
 (weighted), so alpha is found by a 1-D search: a log grid over [0.01, 10] (1.8 % steps), then
@@ -93,14 +98,29 @@ def fit_headroom_law(p: np.ndarray, a: np.ndarray, *, law: str, weights: np.ndar
     w = w / w.sum()
     p_ref = float(np.exp(np.mean(np.log(p))))
     if law == "loglinear":
-        z = np.broadcast_to(np.log10(p / p_ref), a2.shape)[:, None, :]
-        slope, icpt, rss = _linear(z, a2, w)
-        return HeadroomFit("loglinear", p_ref, {"a": icpt[:, 0], "b": slope[:, 0]}, rss[:, 0],
+        slope, icpt, rss = fit_line(np.log10(p / p_ref), a2, weights=w)
+        return HeadroomFit("loglinear", p_ref, {"a": icpt, "b": slope}, rss,
                            np.zeros(a2.shape[0], bool))
     parts = [_saturating(p / p_ref, a2[i:i + _CHUNK], w, cap) for i in range(0, len(a2), _CHUNK)]
     params = {k: np.concatenate([pt[0][k] for pt in parts]) for k in ("A_max", "D", "alpha")}
     return HeadroomFit("saturating", p_ref, params, np.concatenate([pt[1] for pt in parts]),
                        np.concatenate([pt[2] for pt in parts]))
+
+
+def fit_line(z: np.ndarray, y: np.ndarray, *,
+             weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted least squares ``y ~ icpt + slope * z`` for every row of ``y``.
+
+    ``z``: ``(L,)`` (e.g. log10 of the scales over N_ref); ``y``: ``(L,)`` or ``(n_fits, L)``;
+    ``weights``: ``(L,)`` (default equal). Returns slope, intercept and the weighted rss (weights
+    normalised to sum 1), each ``(n_fits,)``.
+    """
+    y2 = np.atleast_2d(np.asarray(y, dtype=float))
+    z = np.asarray(z, dtype=float)
+    w = np.ones_like(z) if weights is None else np.asarray(weights, dtype=float)
+    zz = np.broadcast_to(z, y2.shape)[:, None, :]
+    slope, icpt, rss = _linear(zz, y2, w / w.sum())
+    return slope[:, 0], icpt[:, 0], rss[:, 0]
 
 
 _CHUNK = 256  # draws fitted together; bounds memory at _CHUNK * grid * levels floats
