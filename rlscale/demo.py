@@ -214,7 +214,7 @@ def finding(params: pd.DataFrame, *, level: str, compute: pd.DataFrame | None = 
         lo, hi = rows.iloc[0], rows.iloc[-1]
         steps = rows["value"].diff().dropna()
         trend = ("rises" if (steps > 0).all() else "falls" if (steps < 0).all()
-                 else "moves, not monotonically,")
+                 else "stays" if (steps == 0).all() else "moves, not monotonically,")
         apart = hi["lower"] > lo["upper"] or lo["lower"] > hi["upper"]
         lines.append(
             f"{color}: the RL ceiling A {trend} from {_ci(lo)} to {_ci(hi)} as {level} goes "

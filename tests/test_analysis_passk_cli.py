@@ -67,6 +67,10 @@ def test_passk_samples_both_models_on_the_same_problems(tiny_run, tmp_path):
     assert len(table) == 2 * 2 * 6 and table["c"].between(0, 8).all()
     per_model = table.groupby("model")["problem_id"].apply(lambda s: sorted(s))
     assert per_model.iloc[0] == per_model.iloc[1]  # the same held-out problems
+    # beside the counts, the chance that one completion's work checks by guessing (1 digit:
+    # a one-step solution is guessed right well over 1 time in 10, two steps far less often)
+    chance = out["chance_verified"]
+    assert set(chance) == {"1", "2"} and chance["1"] > 0.1 and chance["2"] < chance["1"]
     # re-analysing the saved counts gives the same verdicts without sampling
     again = CliRunner().invoke(main, ["passk", "--from-counts", str(counts), "base of r1", "r1",
                                       "--n-boot", "50", "--json"], catch_exceptions=False)
@@ -83,6 +87,7 @@ def test_passk_text_from_paths_and_chart(tiny_run, tmp_path):
                              catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert "ops=2: pass@1" in res.output and "pass@4" in res.output
+    assert "chance: pass@1 0.0" in res.output and "verified work only" in res.output
     assert "only 3 problems" in res.output  # the small-sample caveat is printed
     spec = json.loads(chart.read_text())
     assert "facet" in spec

@@ -110,3 +110,41 @@ def test_summary_cells_say_when_a_fit_has_no_interval():
     assert _cell(0.2041, 0.1, 0.3, "A") == "0.204 [0.100,0.300]"
     assert _cell(0.2041, float("nan"), float("nan"), "A") == "0.204 [no interval]"
     assert _cell(float("nan"), float("nan"), float("nan"), "A") == "failed"
+
+
+def _params(rows):
+    """A level_params_frame of A only: (level, color, value, lower, upper, warnings)."""
+    return pd.DataFrame([{"level": lv, "color": c, "param": "A", "value": v, "lower": lo,
+                          "upper": hi, "ok": True, "warnings": w}
+                         for lv, c, v, lo, hi, w in rows],
+                        columns=["level", "color", "param", "value", "lower", "upper", "ok",
+                                 "warnings"])
+
+
+def test_finding_is_computed_from_the_fits():
+    from rlscale.demo import finding
+
+    rising = _params([(2, "grpo", 0.40, 0.38, 0.42, ""), (3, "grpo", 0.55, 0.53, 0.57, ""),
+                      (4, "grpo", 0.81, 0.79, 0.83, "autocorrelated_residuals")])
+    lines = finding(rising, level="pretrain_ops_max")
+    assert lines[0] == ("grpo: the RL ceiling A rises from 0.40 [0.38, 0.42] to 0.81 [0.79, 0.83] "
+                        "as pretrain_ops_max goes 2 -> 4; the extreme levels' 95% intervals do "
+                        "not overlap.")
+    assert lines[1] == "1 of 3 fits carry warnings (autocorrelated_residuals)."
+    flat = _params([(2, "grpo", 0.50, 0.40, 0.60, ""), (4, "grpo", 0.45, 0.35, 0.55, "")])
+    line = finding(flat, level="L")[0]
+    assert "falls from 0.50" in line and "overlap, so these runs do not tell them apart" in line
+
+
+def test_finding_states_the_passk_verdicts_per_difficulty():
+    from types import SimpleNamespace
+
+    from rlscale.demo import finding
+
+    verdicts = pd.DataFrame({"difficulty": [2, 3, 4, 5, 6], "k_max": 64,
+                             "verdict": ["sharpened", "sharpened", "expanded", "no_change",
+                                         "no_change"]})
+    lines = finding(_params([]), level="L", passk={4.0: SimpleNamespace(verdicts=verdicts)})
+    assert lines[-1] == ("L = 4, verified pass@k (base -> RL): RL sharpened pass@1 without "
+                         "expanding pass@64 at 2-3; RL expanded pass@64 at 4; no significant "
+                         "change at 5-6 operations.")

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlscale.forecast.backtest import backtest
-from rlscale.forecast.roots import crossing_points, sigmoid_inverse
-from rlscale.fit.laws import sigmoid
 from rlscale.fit import FitResult, ParamEstimate, fit
+from rlscale.fit.laws import sigmoid
+from rlscale.forecast.backtest import backtest
 from rlscale.forecast.budgets import compute_for_fraction, compute_for_reward, reward_at
 from rlscale.forecast.ranking import crossovers, rank_at
+from rlscale.forecast.roots import crossing_points, sigmoid_inverse
 
 TRUE = {"a": dict(A=0.610, B=1.92, C_mid=2542.0), "b": dict(A=0.645, B=1.70, C_mid=10909.0),
         "c": dict(A=0.710, B=1.65, C_mid=4242.0)}
@@ -287,3 +287,24 @@ def test_forecast_query_asks_exactly_one_question():
         ForecastQuery.create(target=0.5, usd_budget=True)
     with pytest.raises(InputError, match="need a rate"):
         ForecastQuery.create(rank_at=5.0, usd_budget=True)
+
+
+def test_compute_to_fraction_is_not_identified_when_wide_or_a_unidentified(fits):
+    from rlscale.fit.result import FitWarning
+
+    # only the early points of one curve: C_mid and B are barely constrained
+    early = simulate(seeds=1, n=40, x_max=3000.0, noise=0.02)
+    early = early[early["recipe"] == "b"]
+    wide = fit(early, metric="reward", x="gpu_hours", by="recipe", level=0.9)[0]
+    row = compute_for_fraction(wide, 0.9).iloc[0]
+    assert not (np.isfinite(row["x_upper"]) and row["x_upper"] / row["x_lower"] <= 1e3)
+    assert row["status"] == "not identified" and np.isfinite(row["x"])
+    # a tight fit stays "reached"; the same fit flagged as not identifying A does not
+    good = fits[0]
+    assert compute_for_fraction(good, 0.9).iloc[0]["status"] == "reached"
+    good.warnings.append(FitWarning("asymptote_not_identified", "test"))
+    try:
+        assert compute_for_fraction(good, 0.9).iloc[0]["status"] == "not identified"
+        assert compute_for_reward(good, 0.58).iloc[0]["status"] == "not identified"
+    finally:
+        good.warnings.pop()

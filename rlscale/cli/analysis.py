@@ -274,31 +274,47 @@ def passk_command(store: str | None, base: str, rl: tuple[str, ...], difficultie
         click.echo(f"sampling {samples} completions x {plan.problems} problems x "
                    f"{len(plan.difficulties)} difficulties per model on {plan.device}", err=True)
         counts = sample_counts(plan)
+    chance = None
+    if not from_counts:
+        from rlscale.rl.chance import chance_levels
+
+        chance = {c.difficulty: c.reward for c in chance_levels(
+            plan.config.task, plan.difficulties, verified=True)}
     report = compare_to_base(counts, n_boot=n_boot, level=level, seed=seed)
     if counts_path:
         write_counts(counts, counts_path)
     if out_path:
         save_chart(comparisons_chart(report.comparisons, base=report.base), out_path)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        data = report.to_dict()
+        if chance is not None:
+            data["chance_verified"] = {str(d): c for d, c in chance.items()}
+        click.echo(json.dumps(data, indent=2))
         return
     for label, cmp in report.comparisons:
-        click.echo(format_passk(cmp, base=report.base, rl=label))
+        click.echo(format_passk(cmp, base=report.base, rl=label, chance=chance))
 
 
-def format_passk(cmp: Any, *, base: str, rl: str) -> str:
-    """The text report of one base-vs-RL comparison."""
+def format_passk(cmp: Any, *, base: str, rl: str, chance: dict[int, float] | None = None) -> str:
+    """The text report of one base-vs-RL comparison. ``chance``: per difficulty, the chance that
+    one completion's work checks by guessing (:mod:`rlscale.rl.chance`); shown as what pass@1
+    and pass@k would be on luck alone."""
     pct = f"{100 * cmp.level:g}%"
-    lines = [f"pass@k: {rl} vs {base} (d = RL - base, {pct} paired bootstrap over problems)"]
+    lines = [f"pass@k: {rl} vs {base} (d = RL - base, {pct} paired bootstrap over problems; "
+             "verified work only)"]
     for r in cmp.verdicts.to_dict(orient="records"):
         k = r["k_max"]
         cross = " (base above at large k)" if r["crossover"] else ""
+        luck = ""
+        if chance is not None and r["difficulty"] in chance:
+            c = chance[r["difficulty"]]
+            luck = f"   chance: pass@1 {c:.3f}, pass@{k} {1 - (1 - c) ** k:.3f}"
         lines.append(
             f"  ops={r['difficulty']}: pass@1 {r['base_pass1']:.3f} -> {r['rl_pass1']:.3f} "
             f"d {r['d_pass1']:+.3f} [{r['d_pass1_lower']:+.3f}, {r['d_pass1_upper']:+.3f}]   "
             f"pass@{k} {r['base_passk']:.3f} -> {r['rl_passk']:.3f} d {r['d_passk']:+.3f} "
             f"[{r['d_passk_lower']:+.3f}, {r['d_passk_upper']:+.3f}]   "
-            f"{r['verdict']}{cross}  (n={r['n_problems']})")
+            f"{r['verdict']}{cross}  (n={r['n_problems']}){luck}")
     lines += [f"  note: {n}" for n in cmp.notes]
     return "\n".join(lines)
 

@@ -55,9 +55,12 @@ class Chance:
 
 
 def chance_levels(task: Any, difficulties: Sequence[int], *, problems: int = 4000,
-                  seed: int = 0) -> list[Chance]:
+                  seed: int = 0, verified: bool | None = None) -> list[Chance]:
     """:class:`Chance` per difficulty for ``task`` (a :class:`~rlscale.rl.config.TaskConfig`),
-    from ``problems`` sampled problems each (half to learn the rules, half to score them)."""
+    from ``problems`` sampled problems each (half to learn the rules, half to score them).
+    ``verified``: score ``reward`` as verified work (what pass@k counts) whatever the task
+    rewards (None: as the task rewards)."""
+    verified = task.verified_only if verified is None else verified
     out = []
     for ops in difficulties:
         sample = sample_problems(f"chance/{seed}/ops={ops}", problems, ops_min=ops, ops_max=ops,
@@ -66,7 +69,7 @@ def chance_levels(task: Any, difficulties: Sequence[int], *, problems: int = 400
         rules = {name: _accuracy(learn, test, key) for name, key in _KEYS.items()}
         rules.update({name: _copy_accuracy(test, copy) for name, copy in _COPIES.items()})
         rule = max(rules, key=lambda r: (rules[r], r == "constant"))
-        reward = (_work_chance(learn, test) if task.verified_only else rules[rule])
+        reward = _work_chance(learn, test) if verified else rules[rule]
         out.append(Chance(ops, rules[rule], rule, reward, len(test)))
     return out
 
