@@ -110,3 +110,13 @@ def test_hard_share_puts_problems_beyond_the_range():
     assert same == 2000 - len(beyond)
     with pytest.raises(Exception, match="pretrain.hard_share"):
         cfg.with_overrides(["pretrain.hard_share=1.5"])
+
+
+def test_rl_warmup_ramps_the_learning_rate_then_holds_it():
+    pytest.importorskip("torch")
+    from rlscale.rl.runner import warmup_lr
+
+    rl = JobConfig().with_overrides(["rl.lr=1e-3", "rl.warmup_steps=4"]).rl
+    assert [warmup_lr(rl, s) for s in range(6)] == pytest.approx(
+        [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    assert warmup_lr(JobConfig().rl, 0) == JobConfig().rl.lr  # no warm-up: the old behaviour

@@ -125,6 +125,8 @@ def run_job(config: JobConfig, *, store: Store | str | os.PathLike[str], resume:
     bar = _bar(config.rl.steps, state["step"], progress)
     while state["step"] < config.rl.steps:
         t0 = time.perf_counter()
+        for g in opt.param_groups:  # linear warm-up (resumes exactly: it reads only the step)
+            g["lr"] = warmup_lr(config.rl, state["step"])
         result = rl_step(policy, ref, opt, config.rl, config.task, seed=config.seed,
                          step=state["step"])
         state["step"] += 1
@@ -188,6 +190,16 @@ def _row(step: int, metric: str, value: float, state: dict[str, Any]) -> dict[st
     return {"step": step, "metric": metric, "value": float(value), "flops": float(state["flops"]),
             "tokens": int(state["tokens"]), "wall_s": state["wall_s"],
             "gpu_hours": state["wall_s"] / 3600}
+
+
+def warmup_lr(rl: Any, step: int) -> float:
+    """The learning rate of RL step ``step`` (0-based): ``rl.lr`` after ``rl.warmup_steps``
+    steps of linear warm-up from ``rl.lr / warmup_steps``. Adam's first update moves every
+    weight by about the learning rate whatever its gradient; warm-up keeps that from knocking a
+    sharply pretrained base off what it knew."""
+    if rl.warmup_steps and step < rl.warmup_steps:
+        return rl.lr * (step + 1) / rl.warmup_steps
+    return rl.lr
 
 
 def _eval_rows(policy, config: JobConfig, problems, state) -> list[dict[str, Any]]:
