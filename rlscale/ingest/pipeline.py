@@ -210,6 +210,7 @@ def _read(path: Path, kind: str, opts: IngestOptions, run_id: str, data: Any = N
             tab, src = readers.read_csv(path, string_cols=opts.run_cols, data=data)
         raw = table.table_points(tab, src, opts)
         del tab
+        pa.default_memory_pool().release_unused()  # hand the parsed table back to the OS
     holder = [raw]
     del raw  # to_run_set reorders the arrays in place; keep no second reference alive
     runs = to_run_set(holder.pop(), src, default_run_id=run_id, drop_nonfinite=opts.drop_nonfinite,
@@ -227,19 +228,17 @@ def _read_text(path: Path, kind: str, opts: IngestOptions, run_id: str, hold: bo
     """
     snap = snapshot(path, hold=hold)
     try:
-        with ThreadPoolExecutor(1) as pool:  # hash while pyarrow parses (hashlib drops the GIL)
-            sha_future = pool.submit(snap.sha256)
-            runs, log_meta, note = _read(path, kind, opts, run_id, data=snap.data)
-            sha = sha_future.result()
+        runs, log_meta, note = _read(path, kind, opts, run_id, data=snap)
     except InputError as first:
         cut = snap.without_tail()
         if cut is snap:
             raise
         try:
-            runs, log_meta, note = _read(path, kind, opts, run_id, data=cut.data)
+            runs, log_meta, note = _read(path, kind, opts, run_id, data=cut)
         except InputError:
             raise first from None
-        snap, sha = cut, cut.sha256()
+        snap = cut
+    sha = snap.sha256()  # hashed as the reader read it (growing.PrefixReader): no second pass
     runs.held_line = snap.held_line
     if snap.held_line is None:
         runs.open_line = snap.without_tail().held_line

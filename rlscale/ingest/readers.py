@@ -11,7 +11,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,6 +28,9 @@ from rlscale.ingest.source import (
     iter_csv_records,
 )
 
+if TYPE_CHECKING:
+    from rlscale.ingest.growing import Snapshot
+
 
 def _delimiter(path: Path) -> str:
     if inner_suffix(path) in (".tsv", ".tab"):
@@ -42,19 +45,24 @@ def _header(path: Path, delimiter: str) -> list[str] | None:
 
 
 def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...] = (),
-             data: pa.Buffer | None = None) -> tuple[pa.Table, Source]:
+             data: Snapshot | None = None) -> tuple[pa.Table, Source]:
     """Read a CSV/TSV with pyarrow; ``string_cols`` (e.g. metric, run_id) are dictionary-encoded.
 
-    ``data``: the bytes to parse (a snapshot of a growing file, :mod:`rlscale.ingest.growing`);
-    default the whole file.
+    ``data``: the bytes to parse (a snapshot of a growing file, :mod:`rlscale.ingest.growing`,
+    streamed and hashed as pyarrow reads it); default the whole file.
     """
     delim = _delimiter(path)
     src = Source(path=path, format=fmt, locate=csv_line_locator(path, delim))
-    if is_compressed(path):
-        data = pa.py_buffer(decompress(path))
-    if (path.stat().st_size if data is None else data.size) == 0:
+    raw = decompress(path) if is_compressed(path) else None
+    if raw is not None:
+        size, head, chunks = len(raw), raw[:256], (raw,)
+    elif data is not None:
+        size, head, chunks = data.size, data.head(256), data.chunks()
+    else:
+        size, head, chunks = path.stat().st_size, None, _file_chunks(path)
+    if size == 0:
         raise src.error("empty file", expected="a header line and rows of points")
-    check_not_utf16(path, src, None if data is None else data.to_pybytes()[:256])
+    check_not_utf16(path, src, head)
     header = _header(path, delim)
     if not header:
         raise src.error("no header line", expected="a header line naming the columns")
@@ -65,11 +73,12 @@ def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...
     wanted = {c for c in string_cols if c}
     wanted |= {h for h in header if h.lower() in ("metric", "run_id", "run")}
     types = {h: pa.dictionary(pa.int32(), pa.string()) for h in header if h in wanted}
-    quoted = _has_quote(path) if data is None or not is_compressed(path) else (
-        b'"' in memoryview(data))
+    quoted, hexy = _scan(chunks)
+    source = (pa.BufferReader(pa.py_buffer(raw)) if raw is not None
+              else data.open() if data is not None else str(path))
     try:
         table = pacsv.read_csv(
-            path if data is None else pa.BufferReader(data),
+            source,
             read_options=pacsv.ReadOptions(block_size=1 << 24),
             # Quoted values may hold newlines; allowing that slows pyarrow's parallel reader,
             # so only files with a quote character pay for it.
@@ -80,6 +89,10 @@ def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...
         )
     except pa.ArrowInvalid as exc:
         raise _bad_utf8(path, delim, header, src) or _csv_error(path, delim, src, exc) from None
+    finally:
+        if not isinstance(source, str):
+            source.close()
+    del raw
     try:
         table.column_names
     except UnicodeDecodeError as exc:
@@ -89,8 +102,30 @@ def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...
         exc = _bad_utf8(path, delim, header, src)  # pyarrow reads a non-UTF-8 column as bytes
         if exc is not None:
             raise exc
-    _check_no_hex(path, delim, table, src)
+    if hexy:
+        _check_no_hex(path, delim, table)
     return table, src
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        yield from iter(lambda: fh.read(1 << 24), b"")
+
+
+def _scan(chunks: Iterable[bytes]) -> tuple[bool, bool]:
+    """One pass over the bytes: ``(a quote character occurs, "0x" or "0X" occurs)``. Looking
+    for the letter first keeps it fast: numbers are full of zeros, seldom of x's."""
+    quoted = hexy = False
+    last = b""
+    for chunk in chunks:
+        quoted = quoted or b'"' in chunk
+        if not hexy and (b"x" in chunk or b"X" in chunk):
+            seam = last + chunk[:1]
+            hexy = any(n in chunk or n in seam for n in (b"0x", b"0X"))
+        last = chunk[-1:]
+        if quoted and hexy:
+            break
+    return quoted, hexy
 
 
 def _bad_utf8(path: Path, delim: str, header: list[str], src: Source) -> Exception | None:
@@ -108,10 +143,11 @@ def _bad_utf8(path: Path, delim: str, header: list[str], src: Source) -> Excepti
 _HEX = re.compile(r"\s*[+-]?0[xX]")
 
 
-def _check_no_hex(path: Path, delim: str, table: pa.Table, src: Source) -> None:
-    """pyarrow reads ``0x1`` as the integer 1; a log never means that, so it is an error."""
+def _check_no_hex(path: Path, delim: str, table: pa.Table) -> None:
+    """pyarrow reads ``0x1`` as the integer 1; a log never means that, so it is an error
+    (called when the bytes hold ``0x``/``0X`` somewhere)."""
     ints = [i for i, f in enumerate(table.schema) if pa.types.is_integer(f.type)]
-    if not ints or not _has_bytes(path, (b"0x", b"0X")):
+    if not ints:
         return
     for index, line, fields in iter_csv_records(path, delim):
         if index < 0 or fields is None:
@@ -121,20 +157,6 @@ def _check_no_hex(path: Path, delim: str, table: pa.Table, src: Source) -> None:
                 raise input_error(f"{fields[i].strip()!r} is hexadecimal", path=f"{path}",
                                   line=line, field=table.column_names[i],
                                   expected="a decimal number")
-
-
-def _has_quote(path: Path) -> bool:
-    return _has_bytes(path, (b'"',))
-
-
-def _has_bytes(path: Path, needles: tuple[bytes, ...]) -> bool:
-    with open(path, "rb") as fh:
-        tail = b""
-        for chunk in iter(lambda: fh.read(1 << 24), b""):
-            if any(n in tail + chunk[:8] or n in chunk for n in needles):
-                return True
-            tail = chunk[-8:]
-    return False
 
 
 def _csv_error(path: Path, delim: str, src: Source, exc: Exception) -> Exception:
@@ -218,7 +240,7 @@ def _first_true(mask: pa.ChunkedArray | pa.Array) -> int | None:
 
 
 def read_jsonl(path: Path, *, fmt: str = "jsonl",
-               data: pa.Buffer | None = None) -> tuple[pa.Table, Source]:
+               data: Snapshot | None = None) -> tuple[pa.Table, Source]:
     """One JSON object per line; blank lines are skipped (line numbers stay the editor's).
 
     ``data``: the bytes to parse (as for :func:`read_csv`); default the whole file.
@@ -226,13 +248,18 @@ def read_jsonl(path: Path, *, fmt: str = "jsonl",
     lines: list[int] = []
     records: list[dict[str, Any]] = []
     src = Source(path=path, format=fmt, locate=lambda row: (lines[row], None))
-    if is_compressed(path):
-        data = pa.py_buffer(decompress(path))
-    check_not_utf16(path, src, None if data is None else data.to_pybytes()[:256])
     # surrogateescape: a byte that is not UTF-8 stays visible (as U+DCxx) and is an error below
-    opened = (open_text(path, encoding="utf-8-sig", errors="surrogateescape") if data is None else
-              io.TextIOWrapper(io.BytesIO(data.to_pybytes()), encoding="utf-8-sig",
-                               errors="surrogateescape"))
+    text_args = {"encoding": "utf-8-sig", "errors": "surrogateescape"}
+    raw = decompress(path) if is_compressed(path) else None
+    check_not_utf16(path, src, raw[:256] if raw is not None
+                    else data.head(256) if data is not None else None)
+    if raw is not None:
+        opened = io.TextIOWrapper(io.BytesIO(raw), **text_args)
+        del raw
+    elif data is not None:
+        opened = io.TextIOWrapper(io.BufferedReader(data.open(), 1 << 20), **text_args)
+    else:
+        opened = open(path, **text_args)
     with opened as fh:
         for number, text in enumerate(fh, start=1):
             if not text.strip():
