@@ -3,7 +3,9 @@
 A training job appends lines to its CSV/JSONL log while we read it. :func:`snapshot` notes the
 file's size once and the parse reads only its first ``size`` bytes, hashing them as it goes
 (:class:`PrefixReader`): the parse and the sha256 see exactly those bytes, however much the
-writer appends meanwhile (an append-only file's prefix never changes).
+writer appends meanwhile (an append-only file's prefix never changes). Nothing is mapped: a
+400 MB log costs no 400 MB of resident pages. (The CSV reader parses a log whose size did not
+change natively and hashes it beside the parse; see ``readers._parse_csv``.)
 A last line without its newline may be one the writer is still in the middle of: ``hold=True``
 leaves it out (``rlscale watch``), and :func:`rlscale.ingest.pipeline` leaves it out when the
 file does not parse with it; either way it is read, whole, the next time.
@@ -29,7 +31,6 @@ from rlscale.ingest.points import RunSet
 from rlscale.store import COMPUTE_AXES
 
 TEXT_FORMATS = ("csv", "jsonl")
-_CHUNK = 1 << 24
 
 
 class PrefixReader(io.RawIOBase):
@@ -78,10 +79,7 @@ class PrefixReader(io.RawIOBase):
 class Snapshot:
     """The first ``size`` bytes of a text log; ``held_line`` is the 1-based line left out
     (an unterminated last line), or None when the snapshot ends at the end of a line or file.
-
-    Nothing is mapped or held in memory: a reader streams the prefix with :meth:`open` (which
-    hashes it on the way), so a 400 MB log costs no 400 MB of resident pages.
-    """
+    A reader streams the bytes with :meth:`open`, which hashes them on the way."""
 
     path: Path
     size: int
@@ -102,18 +100,17 @@ class Snapshot:
         with open(self.path, "rb") as fh:
             return fh.read(min(n, self.size))
 
-    def chunks(self) -> Iterator[bytes]:
-        """The snapshot's bytes in pieces of 16 MiB (not hashed: see :meth:`open`)."""
-        with PrefixReader(self.path, self.size) as fh:
-            yield from iter(lambda: fh.read(_CHUNK), b"")
+    def chunks(self, *, hashed: bool = False) -> Iterator[bytearray]:
+        """The snapshot's bytes, 1 MiB at a time (hashed on the way if ``hashed``)."""
+        with self.open() if hashed else PrefixReader(self.path, self.size) as fh:
+            yield from pieces(fh)
 
     def sha256(self) -> str:
         """sha256 of the snapshot's bytes (equal to :func:`rlscale.ingest.source.sha256_of` of
         the file when nothing is held back and the file did not grow meanwhile)."""
         if self._sha is None:
-            with self.open() as fh:
-                while fh.read(_CHUNK):
-                    pass
+            for _ in self.chunks(hashed=True):
+                pass
         return self._sha if self.size else hashlib.sha256().hexdigest()
 
     def tail(self) -> bytes:
@@ -141,6 +138,15 @@ class Snapshot:
         cut = Snapshot(self.path, keep, self.full_size)
         cut.held_line = sum(chunk.count(b"\n") for chunk in cut.chunks()) + 1
         return cut
+
+
+def pieces(fh: Any, size: int = 1 << 20) -> Iterator[bytearray]:
+    """What is left of binary file ``fh``, ``size`` bytes at a time, in ONE reused buffer: each
+    piece is valid until the next is read. Reading a large file into fresh ``bytes`` objects
+    would fault in (and zero) new pages for every piece; one small buffer stays in the cache."""
+    buf = bytearray(size)
+    while n := fh.readinto(buf):
+        yield buf if n == size else buf[:n]
 
 
 def snapshot(path: Path, *, hold: bool = False) -> Snapshot:

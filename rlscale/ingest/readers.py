@@ -10,8 +10,9 @@ import io
 import json
 import math
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,6 +21,7 @@ import pyarrow.parquet as pq
 
 from rlscale.errors import input_error
 from rlscale.ingest.compressed import decompress, inner_suffix, is_compressed, open_text
+from rlscale.ingest.growing import Snapshot, pieces
 from rlscale.ingest.source import (
     Source,
     check_not_utf16,
@@ -28,8 +30,7 @@ from rlscale.ingest.source import (
     iter_csv_records,
 )
 
-if TYPE_CHECKING:
-    from rlscale.ingest.growing import Snapshot
+BLOCK_SIZE = 1 << 24  # bytes pyarrow parses per task (the blocks of its parallel reader)
 
 
 def _delimiter(path: Path) -> str:
@@ -48,8 +49,8 @@ def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...
              data: Snapshot | None = None) -> tuple[pa.Table, Source]:
     """Read a CSV/TSV with pyarrow; ``string_cols`` (e.g. metric, run_id) are dictionary-encoded.
 
-    ``data``: the bytes to parse (a snapshot of a growing file, :mod:`rlscale.ingest.growing`,
-    streamed and hashed as pyarrow reads it); default the whole file.
+    ``data``: the bytes to parse (a snapshot of a growing file, :mod:`rlscale.ingest.growing`;
+    its sha256 is taken on the way, see :func:`_parse_csv`); default the whole file.
     """
     delim = _delimiter(path)
     src = Source(path=path, format=fmt, locate=csv_line_locator(path, delim))
@@ -74,25 +75,35 @@ def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...
     wanted |= {h for h in header if h.lower() in ("metric", "run_id", "run")}
     types = {h: pa.dictionary(pa.int32(), pa.string()) for h in header if h in wanted}
     quoted, hexy = _scan(chunks)
-    source = (pa.BufferReader(pa.py_buffer(raw)) if raw is not None
-              else data.open() if data is not None else str(path))
+
+    def parse(newlines_in_values: bool) -> pa.Table:
+        return _parse_csv(path, raw, data, {
+            "read_options": pacsv.ReadOptions(block_size=BLOCK_SIZE),
+            "parse_options": pacsv.ParseOptions(delimiter=delim,
+                                                newlines_in_values=newlines_in_values),
+            "convert_options": pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True,
+                                                    column_types=types)})
+
     try:
-        table = pacsv.read_csv(
-            source,
-            read_options=pacsv.ReadOptions(block_size=1 << 24),
-            # Quoted values may hold newlines; allowing that slows pyarrow's parallel reader,
-            # so only files with a quote character pay for it.
-            parse_options=pacsv.ParseOptions(delimiter=delim,
-                                             newlines_in_values=quoted),
-            convert_options=pacsv.ConvertOptions(
-                null_values=[""], strings_can_be_null=True, column_types=types),
-        )
+        # Quoted values may hold line breaks. pyarrow's parallel reader is a third slower when
+        # told so (it must track quotes to split the file into blocks), and a file that merely
+        # quotes its text (as pyarrow's own CSV writer does) holds none: parse without, and
+        # parse again with it when the file has a quote and either the parse failed or a value
+        # holds a line break. Without it, a block split inside a quoted value leaves that
+        # value's line break in the value it cuts short (or fails), so a parse whose values
+        # hold none split no value.
+        try:
+            table = parse(False)
+        except pa.ArrowInvalid:
+            if not quoted:
+                raise
+            table = parse(True)
+        else:
+            if quoted and _has_line_break(table):
+                table = parse(True)
     except pa.ArrowInvalid as exc:
         raise _bad_utf8(path, delim, header, src) or _csv_error(path, delim, src, exc) from None
-    finally:
-        if not isinstance(source, str):
-            source.close()
-    del raw
+    raw = None  # free the decompressed bytes (parse holds them through this cell)
     try:
         table.column_names
     except UnicodeDecodeError as exc:
@@ -107,12 +118,55 @@ def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...
     return table, src
 
 
-def _file_chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
-        yield from iter(lambda: fh.read(1 << 24), b"")
+def _parse_csv(path: Path, raw: bytes | None, data: Snapshot | None,
+               options: dict[str, Any]) -> pa.Table:
+    """pyarrow's parse of the bytes to read: decompressed ones, a snapshot's, or the file's."""
+    if raw is not None:
+        return pacsv.read_csv(pa.BufferReader(pa.py_buffer(raw)), **options)
+    if data is None:
+        return pacsv.read_csv(str(path), **options)
+    if data.size == data.full_size:
+        # The common case, a log that is not growing: pyarrow reads the file itself (faster
+        # than through Python) while a thread hashes the snapshot's bytes. If the file's size
+        # changed meanwhile, the parse may have seen bytes past the snapshot: parse it exactly.
+        error = None
+        with ThreadPoolExecutor(1) as pool:  # hashlib drops the GIL
+            hashed = pool.submit(data.sha256)
+            try:
+                table = pacsv.read_csv(str(path), **options)
+            except pa.ArrowInvalid as exc:
+                error = exc
+            hashed.result()
+        if path.stat().st_size == data.size:
+            if error is not None:
+                raise error
+            return table
+    with data.open() as fh:  # exactly the snapshot's bytes, hashed as they are read
+        return pacsv.read_csv(fh, **options)
 
 
-def _scan(chunks: Iterable[bytes]) -> tuple[bool, bool]:
+def _has_line_break(table: pa.Table) -> bool:
+    """Whether a text value of ``table`` holds a CR or LF (a dictionary column: its values)."""
+    for col in table.columns:
+        typ = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
+        if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)
+                or pa.types.is_binary(typ) or pa.types.is_large_binary(typ)):
+            continue
+        parts = ([c.dictionary for c in col.chunks] if pa.types.is_dictionary(col.type)
+                 else col.chunks)
+        for part in parts:
+            for brk in ("\n", "\r"):
+                if pc.any(pc.match_substring(part, brk)).as_py():
+                    return True
+    return False
+
+
+def _file_chunks(path: Path) -> Iterator[bytearray]:
+    with open(path, "rb", buffering=0) as fh:
+        yield from pieces(fh)
+
+
+def _scan(chunks: Iterable[bytes | bytearray]) -> tuple[bool, bool]:
     """One pass over the bytes: ``(a quote character occurs, "0x" or "0X" occurs)``. Looking
     for the letter first keeps it fast: numbers are full of zeros, seldom of x's."""
     quoted = hexy = False
