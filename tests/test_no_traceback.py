@@ -158,6 +158,9 @@ def test_max_expand_raises_the_bound(store, tmp_path, monkeypatch):
                       contains=("more than 1500 KiB", "1500 KiB (--max-expand)"))
     fails_in_one_line(store, "ingest", bomb, "--store", store, "--max-expand", "lots",
                       contains=("--max-expand", "'lots' is not a size"))
+    fails_in_one_line(store, "watch", bomb, "--store", store, "--max-expand", "1500K",
+                      "--metric", "reward", "--max-updates", "1",
+                      contains=(str(bomb), "1500 KiB (--max-expand)"))
     # the option wins over the variable, and is not an ingest option: the same run re-ingested
     # with another --max-expand is unchanged
     res = invoke("ingest", bomb, "--store", store, "--max-expand", "8M",
