@@ -208,9 +208,13 @@ def _read(path: Path, kind: str, opts: IngestOptions, run_id: str, data: Any = N
             tab, src = readers.read_parquet(path)
         else:
             tab, src = readers.read_csv(path, string_cols=opts.run_cols, data=data)
+        # pyarrow's allocator keeps what a parse freed (its blocks, its builders) for reuse,
+        # and numpy does not allocate from it: hand it back before the points take memory
+        # (peak memory), and the table's own once the points are made.
+        pa.default_memory_pool().release_unused()
         raw = table.table_points(tab, src, opts)
         del tab
-        pa.default_memory_pool().release_unused()  # hand the parsed table back to the OS
+        pa.default_memory_pool().release_unused()
     holder = [raw]
     del raw  # to_run_set reorders the arrays in place; keep no second reference alive
     runs = to_run_set(holder.pop(), src, default_run_id=run_id, drop_nonfinite=opts.drop_nonfinite,
