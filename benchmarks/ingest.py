@@ -1,7 +1,7 @@
 """Benchmark: a long CSV with a run_id column (default 10M rows = 1,000 runs x 10,000 points)
 ingested into a store, against a baseline measured in the same run on the same file.
 
-    python benchmarks/ingest.py                 # full size (~380 MB CSV in a temp dir)
+    python benchmarks/ingest.py                 # full size (382 MB CSV in a temp dir)
     python benchmarks/ingest.py --rows 1000000  # smaller
     python benchmarks/ingest.py --cli --repeat 3  # end to end through the command line
 
@@ -22,6 +22,12 @@ start to exit (interpreter start-up and imports included on both sides), its pea
 child's own peak RSS (``os.wait4``'s rusage). The sides alternate and the MEDIAN of the
 ``--repeat`` runs counts, for speed and memory alike. Targets: rows/s >= 0.5x baseline, peak
 memory <= 1.2x baseline.
+
+Each repeat writes its own store and all are removed at the end: on ext4, creating files soon
+after thousands were deleted (the previous repeat's store) makes the kernel skip the recently
+freed inodes one by one (``recently_deleted`` in a profile), a cost that lands on the
+2,000-file side alone. A store on a file system where many files were deleted in the last few
+minutes (other jobs' temporary files) still pays it: run this on a quiet disk.
 """
 
 from __future__ import annotations
@@ -131,6 +137,14 @@ def run_cli_side(side: str, csv_path: Path, out: Path) -> dict:
             "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
+def _remove(outs: list[Path]) -> None:
+    for out in outs:
+        if out.is_dir():
+            shutil.rmtree(out)
+        else:
+            out.unlink(missing_ok=True)
+
+
 def main_cli(csv_path: Path, work: Path, repeat: int, expect: int) -> None:
     runs: dict[str, list[dict]] = {"baseline": [], "rlscale": []}
     outs = []
@@ -147,8 +161,7 @@ def main_cli(csv_path: Path, work: Path, repeat: int, expect: int) -> None:
     # Removed only now: on ext4, creating files just after deleting thousands (the previous
     # repeat's store) costs the creator a scan of the recently freed inodes, a cost that
     # falls on the 2,000-file side alone and that a real ingest does not pay.
-    for out in outs:
-        shutil.rmtree(out) if out.is_dir() else out.unlink(missing_ok=True)
+    _remove(outs)
     med = {}
     for side, rs in runs.items():
         med[side] = {k: statistics.median(r[k] for r in rs) for k in ("seconds", "peak_mb",
@@ -190,12 +203,15 @@ def main() -> None:
             main_cli(csv_path, work, args.repeat, args.rows // args.runs * args.runs)
             return
         base = ours = None
-        for _ in range(args.repeat):  # alternate sides; keep each side's fastest run
-            b = run_side("baseline", csv_path, work / "baseline.parquet")
-            shutil.rmtree(work / "store", ignore_errors=True)
-            o = run_side("rlscale", csv_path, work / "store")
+        outs = []
+        for i in range(args.repeat):  # alternate sides; keep each side's fastest run
+            outs += [work / f"baseline-{i}.parquet", work / f"store-{i}"]
+            _remove(outs[-2:])
+            b = run_side("baseline", csv_path, outs[-2])
+            o = run_side("rlscale", csv_path, outs[-1])
             base = b if base is None or b["seconds"] < base["seconds"] else base
             ours = o if ours is None or o["seconds"] < ours["seconds"] else ours
+        _remove(outs)  # only now: see main_cli
         assert ours["rows"] == base["rows"] == args.rows // args.runs * args.runs, (ours, base)
         for r in (base, ours):
             print(f"{r['side']:>9}: {r['rows'] / r['seconds']:>12,.0f} rows/s "
