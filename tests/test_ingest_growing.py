@@ -280,3 +280,39 @@ def test_a_different_file_under_the_same_run_id_is_still_a_conflict(tmp_path, st
         ingest_paths([b], store_dir, run_id="r")
     with pytest.raises(InputError):
         ingest_paths([tmp_path / "missing.csv"], store_dir)
+
+
+def test_watch_a_gzipped_log(tmp_path, store_dir, monkeypatch):
+    """A .csv.gz log that its writer appends gzip members to (``gzip.open(path, "ab")``, one
+    member per flush) is watched like a plain one; a member still being written (a truncated
+    gzip stream) stops watch with one line naming the file, the store as the last poll left it."""
+    import gzip
+
+    log = tmp_path / "run.csv.gz"
+    text = lines("csv", ROWS)
+    with gzip.open(log, "wt") as fh:
+        fh.write("step,answer_accuracy\n" + "".join(text[:15]))
+
+    def member(rows):
+        def write():
+            with gzip.open(log, "at") as fh:
+                fh.write("".join(rows))
+        return write
+
+    def half_member():  # a writer mid-member: header and some deflate data, no trailer
+        data = gzip.compress("".join(text[30:41]).encode())
+        with open(log, "ab") as fh:
+            fh.write(data[: len(data) // 2])
+
+    steps = iter([member(text[15:30]), half_member])
+    monkeypatch.setattr(watch_cli, "_sleep", lambda s: next(steps)())
+    res = CliRunner().invoke(main, ["watch", str(log), "--store", str(store_dir), "--metric",
+                                    METRIC, "--interval", "0", "--max-updates", "5"])
+    ups = res.output.splitlines()
+    assert ups[0] == "update 1: run: 15 answer_accuracy points, 15 in all (+15 new)"
+    assert any(u.startswith("update 2: run: 30 answer_accuracy points, 30 in all (+15 new)")
+               for u in ups), res.output
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert ups[-1] == f"Error: {log}: gzip data is truncated (expected a complete gzip file)"
+    assert sum(u.startswith("Error") for u in ups) == 1
+    assert stored(store_dir, "run")["value"].tolist() == ROWS[METRIC].tolist()[:30]

@@ -130,14 +130,44 @@ def test_string_tensor_in_the_scalars_plugin(store, tmp_path):
 
 
 def test_a_decompression_bomb_stops_at_the_bound(store, tmp_path):
-    bomb = tmp_path / "bomb.csv.gz"
-    rows = "".join(f"{i},0.5\n" for i in range(200_000)).encode()  # 2.2 MB of rows
-    bomb.write_bytes(gzip.compress(b"step,reward\n" + rows))
+    bomb = _bomb(tmp_path)
     line = fails_in_one_line(store, "ingest", bomb, "--store", store,
                              env={compressed.ENV: "1M"}, contains=(str(bomb), "1 MiB"))
     assert compressed.ENV in line
     res = invoke("ingest", bomb, "--store", store, env={compressed.ENV: "8M"})
     assert res.exit_code == 0 and "200000 points" in res.output, res.output
+
+
+def _bomb(tmp_path: Path) -> Path:
+    bomb = tmp_path / "bomb.csv.gz"
+    rows = "".join(f"{i},0.5\n" for i in range(200_000)).encode()  # 2.1 MB of rows
+    bomb.write_bytes(gzip.compress(b"step,reward\n" + rows))
+    return bomb
+
+
+def test_max_expand_raises_the_bound(store, tmp_path, monkeypatch):
+    """Beyond the default bound (made 1 MiB here, so the test reads megabytes, not 256 MiB):
+    one line naming the file, the bound and --max-expand; with --max-expand 8M it ingests."""
+    monkeypatch.setattr(compressed, "FLOOR", 1 << 20)
+    monkeypatch.setattr(compressed, "RATIO", 1)
+    bomb = _bomb(tmp_path)
+    line = fails_in_one_line(store, "ingest", bomb, "--store", store,
+                             contains=(str(bomb), "more than 1 MiB", "--max-expand"))
+    assert "max(1x the compressed size, 1 MiB)" in line
+    fails_in_one_line(store, "ingest", bomb, "--store", store, "--max-expand", "1500K",
+                      contains=("more than 1500 KiB", "1500 KiB (--max-expand)"))
+    fails_in_one_line(store, "ingest", bomb, "--store", store, "--max-expand", "lots",
+                      contains=("--max-expand", "'lots' is not a size"))
+    fails_in_one_line(store, "watch", bomb, "--store", store, "--max-expand", "1500K",
+                      "--metric", "reward", "--max-updates", "1",
+                      contains=(str(bomb), "1500 KiB (--max-expand)"))
+    # the option wins over the variable, and is not an ingest option: the same run re-ingested
+    # with another --max-expand is unchanged
+    res = invoke("ingest", bomb, "--store", store, "--max-expand", "8M",
+                 env={compressed.ENV: "1M"})
+    assert res.exit_code == 0 and "200000 points" in res.output, res.output
+    res = invoke("ingest", bomb, "--store", store, "--max-expand", "9M")
+    assert res.exit_code == 0 and "unchanged" in res.output, res.output
 
 
 def test_the_default_bound_is_100x_or_256_mib():

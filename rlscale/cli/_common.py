@@ -178,6 +178,29 @@ class LazyGroup(LibraryErrorGroup):
                 formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
 
 
+MAX_EXPAND_HELP = ("Let each compressed log (.gz) expand to at most SIZE bytes (e.g. 8G, 512M). "
+                   "Default: $RLSCALE_MAX_EXPAND, else 100x its compressed size, at least "
+                   "256M.")
+
+
+def _max_expand(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    from rlscale.errors import InputError  # deferred with the module below (start-up)
+    from rlscale.ingest.compressed import OPTION, parse_size
+
+    try:
+        return parse_size(value, OPTION)
+    except InputError as exc:
+        raise click.BadParameter(f"{value!r} is not a size (e.g. 8G, 512M or 1000000)") from exc
+
+
+def max_expand_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--max-expand SIZE``: the decompression bound of every command that reads logs."""
+    return click.option("--max-expand", "max_expand", metavar="SIZE", default=None,
+                        callback=_max_expand, help=MAX_EXPAND_HELP)(func)
+
+
 def store_path(value: str | None) -> Path:
     """The store directory: ``--store``, else ``$RLSCALE_STORE``, else ``./runs/store``."""
     return Path(value or os.environ.get("RLSCALE_STORE") or DEFAULT_STORE)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from rlscale.cli._common import store_option, store_path
+from rlscale.cli._common import max_expand_option, store_option, store_path
 from rlscale.ingest.options import FORMATS, parse_set
 from rlscale.ingest.pipeline import IngestResult, ingest_paths
 from rlscale.store import X_AXES
@@ -54,6 +54,7 @@ class AxisChoice(click.Choice):
 @click.option("--replace", is_flag=True, help="Overwrite runs that exist with another source.")
 @click.option("--drop-nonfinite", is_flag=True,
               help="Drop NaN/inf metric values (and empty long-table values) instead of failing.")
+@max_expand_option
 @click.option("--dry-run", is_flag=True, help="Validate and report; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def ingest_cmd(paths: tuple[str, ...], store: str | None, fmt: str, run_id: str | None,
@@ -61,7 +62,7 @@ def ingest_cmd(paths: tuple[str, ...], store: str | None, fmt: str, run_id: str 
                x_col: str | None, x_unit: str | None, metrics: tuple[str, ...],
                run_cols: tuple[str, ...], recipe_col: str | None, seed_col: str | None,
                run_prefix: str | None, gpus: float | None, replace: bool, drop_nonfinite: bool,
-               dry_run: bool, as_json: bool) -> None:
+               max_expand: int | None, dry_run: bool, as_json: bool) -> None:
     """Ingest logs (CSV/TSV, JSONL/JSON, Parquet, W&B exports, TensorBoard, trainer_state.json).
 
     Framework logs are told by their content: verl console logs and file-logger JSONL, SB3
@@ -83,7 +84,7 @@ def ingest_cmd(paths: tuple[str, ...], store: str | None, fmt: str, run_id: str 
         recipe=recipe, set_values=parse_set(sets), step_col=step_col, x_col=x_col,
         x_unit=x_unit, metrics=metrics, run_col=run_cols, recipe_col=recipe_col,
         seed_col=seed_col, run_prefix=run_prefix, gpus=gpus, replace=replace,
-        drop_nonfinite=drop_nonfinite,
+        drop_nonfinite=drop_nonfinite, max_expand=max_expand,
     )
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results], indent=2))

@@ -8,7 +8,7 @@ from typing import Any
 import click
 import numpy as np
 
-from rlscale.cli._common import store_option, store_path
+from rlscale.cli._common import max_expand_option, store_option, store_path
 from rlscale.cli._fitopts import fit_options
 from rlscale.errors import InputError
 from rlscale.fit import fit
@@ -117,10 +117,12 @@ def _fit_lines(f: Any, points: Any, *, x: str, budget: float | None) -> list[str
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Metadata, repeatable, as for ingest.")
 @click.option("--step-col", default=None, help="Column holding the step, as for ingest.")
+@max_expand_option
 def watch_command(paths: tuple[str, ...], store: str | None, metric: str, x: str, by: str,
                   law: str, burn_in: float | None, r0: Any, level: float, budget: float | None,
                   every: float, max_updates: int | None, fmt: str, run_id: str | None,
-                  recipe: str | None, sets: tuple[str, ...], step_col: str | None) -> None:
+                  recipe: str | None, sets: tuple[str, ...], step_col: str | None,
+                  max_expand: int | None) -> None:
     """Re-ingest logs as they grow; at each update print the fit, the forecast and the trend.
 
     Polls the logs every --interval seconds (no daemon) and re-ingests those whose size or
@@ -141,7 +143,8 @@ def watch_command(paths: tuple[str, ...], store: str | None, metric: str, x: str
     by_cols = [b.strip() for b in by.split(",") if b.strip()]
     fit_kw = {"by": by_cols, "law": law, "burn_in": burn_in, "r0": r0, "level": level}
     polls = poll_logs(list(paths), root, interval=every, sleep=_sleep, format=fmt, run_id=run_id,
-                      recipe=recipe, set_values=parse_set(sets), step_col=step_col)
+                      recipe=recipe, set_values=parse_set(sets), step_col=step_col,
+                      max_expand=max_expand)
     n = 0
     try:
         for results in polls:

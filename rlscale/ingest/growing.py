@@ -1,8 +1,11 @@
 """Logs that are still growing: a stable snapshot of a text log, and the check that a log only grew.
 
-A training job appends lines to its CSV/JSONL log while we read it. :func:`snapshot` maps the
-file once and takes its first ``size`` bytes: the parse and the sha256 both see exactly those
-bytes, however much the writer appends meanwhile (an append-only file's prefix never changes).
+A training job appends lines to its CSV/JSONL log while we read it. :func:`snapshot` notes the
+file's size once and the parse reads only its first ``size`` bytes, hashing them as it goes
+(:class:`PrefixReader`): the parse and the sha256 see exactly those bytes, however much the
+writer appends meanwhile (an append-only file's prefix never changes). Nothing is mapped: a
+400 MB log costs no 400 MB of resident pages. (The CSV reader parses a log whose size did not
+change natively and hashes it beside the parse; see ``readers._parse_csv``.)
 A last line without its newline may be one the writer is still in the middle of: ``hold=True``
 leaves it out (``rlscale watch``), and :func:`rlscale.ingest.pipeline` leaves it out when the
 file does not parse with it; either way it is read, whole, the next time.
@@ -15,9 +18,10 @@ naming the line that changed.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import io
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -27,60 +31,128 @@ from rlscale.ingest.points import RunSet
 from rlscale.store import COMPUTE_AXES
 
 TEXT_FORMATS = ("csv", "jsonl")
-_CHUNK = 1 << 24
+
+
+class PrefixReader(io.RawIOBase):
+    """A binary file object over the first ``size`` bytes of ``path``. With ``done``, it hashes
+    (sha256) what it reads and calls ``done(hexdigest)`` once the last byte is read, so a parser
+    reading it to the end and the hash see exactly the same bytes."""
+
+    def __init__(self, path: Path, size: int, done: Callable[[str], None] | None = None) -> None:
+        super().__init__()
+        self._fh = open(path, "rb", buffering=0)
+        self._left = size
+        self._hash = hashlib.sha256() if done is not None else None
+        self._done = done
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        want = self._left if n is None or n < 0 else min(n, self._left)
+        data = self._fh.read(want) if want else b""
+        self._took(len(data), want, data)
+        return data
+
+    def readinto(self, buf: Any) -> int:
+        view = memoryview(buf).cast("B")[: self._left]
+        n = self._fh.readinto(view) if len(view) else 0
+        self._took(n or 0, len(view), view[: n or 0])
+        return n or 0
+
+    def _took(self, n: int, want: int, data: Any) -> None:
+        if want and n == 0:
+            msg = "the file shrank while it was read"
+            raise OSError(0, msg, self._fh.name)
+        self._left -= n
+        if self._hash is not None:
+            self._hash.update(data)  # hashlib drops the GIL for large buffers
+            if n and not self._left:
+                self._done(self._hash.hexdigest())
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
 
 
 @dataclass
 class Snapshot:
-    """The first ``data.size`` bytes of a text log; ``held_line`` is the 1-based line left out
-    (an unterminated last line), or None when the snapshot ends at the end of a line or file."""
+    """The first ``size`` bytes of a text log; ``held_line`` is the 1-based line left out
+    (an unterminated last line), or None when the snapshot ends at the end of a line or file.
+    A reader streams the bytes with :meth:`open`, which hashes them on the way."""
 
     path: Path
-    data: pa.Buffer
-    full: pa.Buffer  # every byte there was when the file was mapped
+    size: int
+    full_size: int  # every byte there was when the snapshot was taken
     held_line: int | None = None
+    _sha: str | None = field(default=None, repr=False)  # set once a reader read every byte
 
-    @property
-    def size(self) -> int:
-        return self.data.size
+    def open(self) -> PrefixReader:
+        """A fresh file object over the snapshot's bytes; reading it to the end hashes them
+        (:meth:`sha256` then costs nothing)."""
+        return PrefixReader(self.path, self.size, done=self._hashed)
+
+    def _hashed(self, digest: str) -> None:
+        self._sha = digest
+
+    def head(self, n: int) -> bytes:
+        """The first ``n`` bytes of the snapshot (fewer if it is shorter)."""
+        with open(self.path, "rb") as fh:
+            return fh.read(min(n, self.size))
+
+    def chunks(self, *, hashed: bool = False) -> Iterator[bytearray]:
+        """The snapshot's bytes, 1 MiB at a time (hashed on the way if ``hashed``)."""
+        with self.open() if hashed else PrefixReader(self.path, self.size) as fh:
+            yield from pieces(fh)
 
     def sha256(self) -> str:
-        """sha256 of the bytes read (equal to :func:`rlscale.ingest.source.sha256_of` of the file
-        when nothing is held back and the file did not grow meanwhile)."""
-        return hashlib.sha256(memoryview(self.data)).hexdigest()
+        """sha256 of the snapshot's bytes (equal to :func:`rlscale.ingest.source.sha256_of` of
+        the file when nothing is held back and the file did not grow meanwhile)."""
+        if self._sha is None:
+            for _ in self.chunks(hashed=True):
+                pass
+        return self._sha if self.size else hashlib.sha256().hexdigest()
 
     def tail(self) -> bytes:
-        """The bytes after the last newline of the file as mapped (b"" when it ends with one)."""
-        n = self.full.size
-        start = n
-        while start > 0:
-            lo = max(0, start - (1 << 16))
-            chunk = self.full.slice(lo, start - lo).to_pybytes()
-            k = chunk.rfind(b"\n")
-            if k >= 0:
-                return self.full.slice(lo + k + 1).to_pybytes()
-            start = lo
-        return self.full.to_pybytes()
+        """The bytes after the last newline of the file as it was (b"" when it ends with one)."""
+        with open(self.path, "rb") as fh:
+            start = self.full_size
+            while start > 0:
+                lo = max(0, start - (1 << 16))
+                fh.seek(lo)
+                chunk = fh.read(start - lo)
+                k = chunk.rfind(b"\n")
+                if k >= 0:
+                    fh.seek(lo + k + 1)
+                    return fh.read(self.full_size - (lo + k + 1))
+                start = lo
+            fh.seek(0)
+            return fh.read(self.full_size)
 
     def without_tail(self) -> Snapshot:
         """This snapshot minus an unterminated last line (itself if there is none)."""
         tail = self.tail()
         if not tail.strip():
             return self
-        keep = self.full.size - len(tail)
-        lines = sum(self.full.slice(i, min(_CHUNK, keep - i)).to_pybytes().count(b"\n")
-                    for i in range(0, keep, _CHUNK))
-        return Snapshot(self.path, self.full.slice(0, keep), self.full, held_line=lines + 1)
+        keep = self.full_size - len(tail)
+        cut = Snapshot(self.path, keep, self.full_size)
+        cut.held_line = sum(chunk.count(b"\n") for chunk in cut.chunks()) + 1
+        return cut
+
+
+def pieces(fh: Any, size: int = 1 << 20) -> Iterator[bytearray]:
+    """What is left of binary file ``fh``, ``size`` bytes at a time, in ONE reused buffer: each
+    piece is valid until the next is read. Reading a large file into fresh ``bytes`` objects
+    would fault in (and zero) new pages for every piece; one small buffer stays in the cache."""
+    buf = bytearray(size)
+    while n := fh.readinto(buf):
+        yield buf if n == size else buf[:n]
 
 
 def snapshot(path: Path, *, hold: bool = False) -> Snapshot:
-    """Map ``path`` once; with ``hold`` leave out an unterminated last line."""
-    if path.stat().st_size == 0:
-        data = pa.py_buffer(b"")
-    else:
-        with pa.memory_map(str(path)) as mm:
-            data = mm.read_buffer(mm.size())
-    snap = Snapshot(path, data, data)
+    """The file's bytes as of now (its size); with ``hold`` leave out an unterminated last line."""
+    size = path.stat().st_size
+    snap = Snapshot(path, size, size)
     return snap.without_tail() if hold else snap
 
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from rlscale.errors import InputError, RLScaleError, input_error
 from rlscale.ingest import mlflow, readers, sb3, table, tensorboard, trl, verl
-from rlscale.ingest.compressed import inner_suffix, is_compressed
+from rlscale.ingest.compressed import expand_limit, inner_suffix, is_compressed
 from rlscale.ingest.growing import TEXT_FORMATS, check_growth, open_line_source, snapshot
 from rlscale.ingest.model_size import model_params_from
 from rlscale.ingest.options import IngestOptions, parse_set, sanitize_run_id
@@ -209,8 +209,13 @@ def _read(path: Path, kind: str, opts: IngestOptions, run_id: str, data: Any = N
             tab, src = readers.read_parquet(path)
         else:
             tab, src = readers.read_csv(path, string_cols=opts.run_cols, data=data)
+        # pyarrow's allocator keeps what a parse freed (its blocks, its builders) for reuse,
+        # and numpy does not allocate from it: hand it back before the points take memory
+        # (peak memory), and the table's own once the points are made.
+        pa.default_memory_pool().release_unused()
         raw = table.table_points(tab, src, opts)
         del tab
+        pa.default_memory_pool().release_unused()
     holder = [raw]
     del raw  # to_run_set reorders the arrays in place; keep no second reference alive
     runs = to_run_set(holder.pop(), src, default_run_id=run_id, drop_nonfinite=opts.drop_nonfinite,
@@ -228,19 +233,17 @@ def _read_text(path: Path, kind: str, opts: IngestOptions, run_id: str, hold: bo
     """
     snap = snapshot(path, hold=hold)
     try:
-        with ThreadPoolExecutor(1) as pool:  # hash while pyarrow parses (hashlib drops the GIL)
-            sha_future = pool.submit(snap.sha256)
-            runs, log_meta, note = _read(path, kind, opts, run_id, data=snap.data)
-            sha = sha_future.result()
+        runs, log_meta, note = _read(path, kind, opts, run_id, data=snap)
     except InputError as first:
         cut = snap.without_tail()
         if cut is snap:
             raise
         try:
-            runs, log_meta, note = _read(path, kind, opts, run_id, data=cut.data)
+            runs, log_meta, note = _read(path, kind, opts, run_id, data=cut)
         except InputError:
             raise first from None
-        snap, sha = cut, cut.sha256()
+        snap = cut
+    sha = snap.sha256()  # hashed as the reader read it (growing.PrefixReader): no second pass
     runs.held_line = snap.held_line
     if snap.held_line is None:
         runs.open_line = snap.without_tail().held_line
@@ -277,16 +280,18 @@ def _meta(run_id: str, path: Path, kind: str, sha: str, opts: IngestOptions,
     return RunMeta(run_id=run_id, recipe=recipe, metadata=extra, **fields, source=source)
 
 
-def read_source(path: str | os.PathLike[str],
+def read_source(path: str | os.PathLike[str], *, max_expand: int | str | None = None,
                 **options: Any) -> list[tuple[RunMeta, pd.DataFrame]]:
     """Read and validate every log under ``path`` into ``[(RunMeta, points), ...]`` (no writing).
 
     ``options`` are :class:`IngestOptions` fields (``format``, ``run_id``, ``recipe``, ``set_values``
     or ``set=["k=v"]``, ``step_col``, ``x_col``, ``x_unit``, ``metrics``, ``run_col``,
-    ``drop_nonfinite``). Points frames are what :func:`rlscale.load_points` would return for
-    those runs once written (columns :data:`rlscale.store.POINT_COLUMNS`).
+    ``drop_nonfinite``); ``max_expand`` as for :func:`ingest_paths`. Points frames are what
+    :func:`rlscale.load_points` would return for those runs once written (columns
+    :data:`rlscale.store.POINT_COLUMNS`).
     """
-    items = _read_all([Path(path)], _options(options))
+    with expand_limit(max_expand):
+        items = _read_all([Path(path)], _options(options))
     return [(meta, runs.table(k).to_pandas()) for meta, runs, k, _ in items]
 
 
@@ -365,7 +370,8 @@ def unreadable_as_input_error(path: Path) -> Iterator[None]:
 
 def ingest_paths(paths: list[str | os.PathLike[str]] | str | os.PathLike[str],
                  store: Store | str | os.PathLike[str], *, dry_run: bool = False,
-                 hold_last_line: bool = False, **options: Any) -> list[IngestResult]:
+                 hold_last_line: bool = False, max_expand: int | str | None = None,
+                 **options: Any) -> list[IngestResult]:
     """Ingest logs into ``store``; returns one :class:`IngestResult` per run.
 
     All logs are read and validated, and every run is checked against the store, before anything
@@ -378,11 +384,15 @@ def ingest_paths(paths: list[str | os.PathLike[str]] | str | os.PathLike[str],
     :class:`InputError` naming the line), and the run's points become the log's.
     ``hold_last_line`` leaves out an unterminated last line of a CSV/JSONL log (a writer
     mid-line; ``rlscale watch``); without it such a line is left out only when it does not read.
+    ``max_expand`` (bytes, or ``"8G"``) bounds what each compressed log may expand to
+    (:mod:`.compressed`; default ``$RLSCALE_MAX_EXPAND`` or max(100x, 256 MiB)); it is not a
+    reading option, so it is not recorded with the runs.
     """
     st = as_store(store)
     plist = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
     opts = _options(options)
-    items = _read_all(plist, opts, hold=hold_last_line)
+    with expand_limit(max_expand):
+        items = _read_all(plist, opts, hold=hold_last_line)
     plans: list[WriteStatus] = []
     added: list[int | None] = []
     for meta, runs, k, _ in items:

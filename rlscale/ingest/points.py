@@ -396,12 +396,9 @@ def _check_monotone(raw: RawPoints, src: Source, same_series: np.ndarray) -> Non
 
 def _table(raw: RawPoints, s: int, e: int, rid: str) -> pa.Table:
     cols = {
-        "run_id": pa.DictionaryArray.from_arrays(
-            pa.array(np.zeros(e - s, np.int32)), pa.array([rid])).cast(pa.string()),
+        "run_id": _strings([rid], np.zeros(e - s, np.int32)),
         "step": pa.array(raw.step[s:e]),
-        "metric": pa.DictionaryArray.from_arrays(
-            pa.array(raw.metric[s:e].astype(np.int32, copy=False)),
-            pa.array(raw.metric_names, pa.string())).cast(pa.string()),
+        "metric": _strings(raw.metric_names, raw.metric[s:e]),
         "value": pa.array(raw.value[s:e]),
     }
     for axis in COMPUTE_AXES:
@@ -415,3 +412,22 @@ def _table(raw: RawPoints, s: int, e: int, rid: str) -> pa.Table:
             arr = np.round(np.where(mask, 0, arr)).astype(np.int64)
         cols[axis] = pa.array(arr, type=typ, mask=mask if mask.any() else None)
     return pa.table(cols, schema=POINTS_SCHEMA)
+
+
+def _strings(names: list[str], codes: np.ndarray) -> pa.Array:
+    """``[names[c] for c in codes]`` as a string array, built from its buffers; fast when
+    ``codes`` come in runs of equal values (a run's metrics are sorted): a few repeats."""
+    n = len(codes)
+    cuts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+    starts = np.concatenate([[0], cuts]).astype(np.int64) if n else np.zeros(0, np.int64)
+    counts = np.diff(np.concatenate([starts, [n]]))
+    enc = [name.encode() for name in names]
+    width = np.array([len(b) for b in enc], np.int64)
+    if n == 0 or int((width[codes[starts]] * counts).sum()) >= 2**31:  # past int32 offsets
+        return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32, copy=False)),
+                                              pa.array(names, pa.string())).cast(pa.string())
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(width[codes], out=offsets[1:])
+    data = b"".join(enc[c] * int(k) for c, k in zip(codes[starts], counts))
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets),
+                                                   pa.py_buffer(data)])

@@ -10,8 +10,9 @@ import io
 import json
 import math
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,6 +21,7 @@ import pyarrow.parquet as pq
 
 from rlscale.errors import input_error
 from rlscale.ingest.compressed import decompress, inner_suffix, is_compressed, open_text
+from rlscale.ingest.growing import Snapshot, pieces
 from rlscale.ingest.source import (
     Source,
     check_not_utf16,
@@ -27,6 +29,8 @@ from rlscale.ingest.source import (
     first_bad_utf8,
     iter_csv_records,
 )
+
+BLOCK_SIZE = 1 << 24  # bytes pyarrow parses per task (the blocks of its parallel reader)
 
 
 def _delimiter(path: Path) -> str:
@@ -42,19 +46,24 @@ def _header(path: Path, delimiter: str) -> list[str] | None:
 
 
 def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...] = (),
-             data: pa.Buffer | None = None) -> tuple[pa.Table, Source]:
+             data: Snapshot | None = None) -> tuple[pa.Table, Source]:
     """Read a CSV/TSV with pyarrow; ``string_cols`` (e.g. metric, run_id) are dictionary-encoded.
 
-    ``data``: the bytes to parse (a snapshot of a growing file, :mod:`rlscale.ingest.growing`);
-    default the whole file.
+    ``data``: the bytes to parse (a snapshot of a growing file, :mod:`rlscale.ingest.growing`;
+    its sha256 is taken on the way, see :func:`_parse_csv`); default the whole file.
     """
     delim = _delimiter(path)
     src = Source(path=path, format=fmt, locate=csv_line_locator(path, delim))
-    if is_compressed(path):
-        data = pa.py_buffer(decompress(path))
-    if (path.stat().st_size if data is None else data.size) == 0:
+    raw = decompress(path) if is_compressed(path) else None
+    if raw is not None:
+        size, head, chunks = len(raw), raw[:256], (raw,)
+    elif data is not None:
+        size, head, chunks = data.size, data.head(256), data.chunks()
+    else:
+        size, head, chunks = path.stat().st_size, None, _file_chunks(path)
+    if size == 0:
         raise src.error("empty file", expected="a header line and rows of points")
-    check_not_utf16(path, src, None if data is None else data.to_pybytes()[:256])
+    check_not_utf16(path, src, head)
     header = _header(path, delim)
     if not header:
         raise src.error("no header line", expected="a header line naming the columns")
@@ -65,21 +74,36 @@ def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...
     wanted = {c for c in string_cols if c}
     wanted |= {h for h in header if h.lower() in ("metric", "run_id", "run")}
     types = {h: pa.dictionary(pa.int32(), pa.string()) for h in header if h in wanted}
-    quoted = _has_quote(path) if data is None or not is_compressed(path) else (
-        b'"' in memoryview(data))
+    quoted, hexy = _scan(chunks)
+
+    def parse(newlines_in_values: bool) -> pa.Table:
+        return _parse_csv(path, raw, data, {
+            "read_options": pacsv.ReadOptions(block_size=BLOCK_SIZE),
+            "parse_options": pacsv.ParseOptions(delimiter=delim,
+                                                newlines_in_values=newlines_in_values),
+            "convert_options": pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True,
+                                                    column_types=types)})
+
     try:
-        table = pacsv.read_csv(
-            path if data is None else pa.BufferReader(data),
-            read_options=pacsv.ReadOptions(block_size=1 << 24),
-            # Quoted values may hold newlines; allowing that slows pyarrow's parallel reader,
-            # so only files with a quote character pay for it.
-            parse_options=pacsv.ParseOptions(delimiter=delim,
-                                             newlines_in_values=quoted),
-            convert_options=pacsv.ConvertOptions(
-                null_values=[""], strings_can_be_null=True, column_types=types),
-        )
+        # Quoted values may hold line breaks. pyarrow's parallel reader is a third slower when
+        # told so (it must track quotes to split the file into blocks), and a file that merely
+        # quotes its text (as pyarrow's own CSV writer does) holds none: parse without, and
+        # parse again with it when the file has a quote and either the parse failed or a value
+        # holds a line break. Without it, a block split inside a quoted value leaves that
+        # value's line break in the value it cuts short (or fails), so a parse whose values
+        # hold none split no value.
+        try:
+            table = parse(False)
+        except pa.ArrowInvalid:
+            if not quoted:
+                raise
+            table = parse(True)
+        else:
+            if quoted and _has_line_break(table):
+                table = parse(True)
     except pa.ArrowInvalid as exc:
         raise _bad_utf8(path, delim, header, src) or _csv_error(path, delim, src, exc) from None
+    raw = None  # free the decompressed bytes (parse holds them through this cell)
     try:
         table.column_names
     except UnicodeDecodeError as exc:
@@ -89,8 +113,73 @@ def read_csv(path: Path, *, fmt: str = "csv", string_cols: tuple[str | None, ...
         exc = _bad_utf8(path, delim, header, src)  # pyarrow reads a non-UTF-8 column as bytes
         if exc is not None:
             raise exc
-    _check_no_hex(path, delim, table, src)
+    if hexy:
+        _check_no_hex(path, delim, table)
     return table, src
+
+
+def _parse_csv(path: Path, raw: bytes | None, data: Snapshot | None,
+               options: dict[str, Any]) -> pa.Table:
+    """pyarrow's parse of the bytes to read: decompressed ones, a snapshot's, or the file's."""
+    if raw is not None:
+        return pacsv.read_csv(pa.BufferReader(pa.py_buffer(raw)), **options)
+    if data is None:
+        return pacsv.read_csv(str(path), **options)
+    if data.size == data.full_size:
+        # The common case, a log that is not growing: pyarrow reads the file itself (faster
+        # than through Python) while a thread hashes the snapshot's bytes. If the file's size
+        # changed meanwhile, the parse may have seen bytes past the snapshot: parse it exactly.
+        error = None
+        with ThreadPoolExecutor(1) as pool:  # hashlib drops the GIL
+            hashed = pool.submit(data.sha256)
+            try:
+                table = pacsv.read_csv(str(path), **options)
+            except pa.ArrowInvalid as exc:
+                error = exc
+            hashed.result()
+        if path.stat().st_size == data.size:
+            if error is not None:
+                raise error
+            return table
+    with data.open() as fh:  # exactly the snapshot's bytes, hashed as they are read
+        return pacsv.read_csv(fh, **options)
+
+
+def _has_line_break(table: pa.Table) -> bool:
+    """Whether a text value of ``table`` holds a CR or LF (a dictionary column: its values)."""
+    for col in table.columns:
+        typ = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
+        if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)
+                or pa.types.is_binary(typ) or pa.types.is_large_binary(typ)):
+            continue
+        parts = ([c.dictionary for c in col.chunks] if pa.types.is_dictionary(col.type)
+                 else col.chunks)
+        for part in parts:
+            for brk in ("\n", "\r"):
+                if pc.any(pc.match_substring(part, brk)).as_py():
+                    return True
+    return False
+
+
+def _file_chunks(path: Path) -> Iterator[bytearray]:
+    with open(path, "rb", buffering=0) as fh:
+        yield from pieces(fh)
+
+
+def _scan(chunks: Iterable[bytes | bytearray]) -> tuple[bool, bool]:
+    """One pass over the bytes: ``(a quote character occurs, "0x" or "0X" occurs)``. Looking
+    for the letter first keeps it fast: numbers are full of zeros, seldom of x's."""
+    quoted = hexy = False
+    last = b""
+    for chunk in chunks:
+        quoted = quoted or b'"' in chunk
+        if not hexy and (b"x" in chunk or b"X" in chunk):
+            seam = last + chunk[:1]
+            hexy = any(n in chunk or n in seam for n in (b"0x", b"0X"))
+        last = chunk[-1:]
+        if quoted and hexy:
+            break
+    return quoted, hexy
 
 
 def _bad_utf8(path: Path, delim: str, header: list[str], src: Source) -> Exception | None:
@@ -108,10 +197,11 @@ def _bad_utf8(path: Path, delim: str, header: list[str], src: Source) -> Excepti
 _HEX = re.compile(r"\s*[+-]?0[xX]")
 
 
-def _check_no_hex(path: Path, delim: str, table: pa.Table, src: Source) -> None:
-    """pyarrow reads ``0x1`` as the integer 1; a log never means that, so it is an error."""
+def _check_no_hex(path: Path, delim: str, table: pa.Table) -> None:
+    """pyarrow reads ``0x1`` as the integer 1; a log never means that, so it is an error
+    (called when the bytes hold ``0x``/``0X`` somewhere)."""
     ints = [i for i, f in enumerate(table.schema) if pa.types.is_integer(f.type)]
-    if not ints or not _has_bytes(path, (b"0x", b"0X")):
+    if not ints:
         return
     for index, line, fields in iter_csv_records(path, delim):
         if index < 0 or fields is None:
@@ -121,20 +211,6 @@ def _check_no_hex(path: Path, delim: str, table: pa.Table, src: Source) -> None:
                 raise input_error(f"{fields[i].strip()!r} is hexadecimal", path=f"{path}",
                                   line=line, field=table.column_names[i],
                                   expected="a decimal number")
-
-
-def _has_quote(path: Path) -> bool:
-    return _has_bytes(path, (b'"',))
-
-
-def _has_bytes(path: Path, needles: tuple[bytes, ...]) -> bool:
-    with open(path, "rb") as fh:
-        tail = b""
-        for chunk in iter(lambda: fh.read(1 << 24), b""):
-            if any(n in tail + chunk[:8] or n in chunk for n in needles):
-                return True
-            tail = chunk[-8:]
-    return False
 
 
 def _csv_error(path: Path, delim: str, src: Source, exc: Exception) -> Exception:
@@ -218,7 +294,7 @@ def _first_true(mask: pa.ChunkedArray | pa.Array) -> int | None:
 
 
 def read_jsonl(path: Path, *, fmt: str = "jsonl",
-               data: pa.Buffer | None = None) -> tuple[pa.Table, Source]:
+               data: Snapshot | None = None) -> tuple[pa.Table, Source]:
     """One JSON object per line; blank lines are skipped (line numbers stay the editor's).
 
     ``data``: the bytes to parse (as for :func:`read_csv`); default the whole file.
@@ -226,13 +302,18 @@ def read_jsonl(path: Path, *, fmt: str = "jsonl",
     lines: list[int] = []
     records: list[dict[str, Any]] = []
     src = Source(path=path, format=fmt, locate=lambda row: (lines[row], None))
-    if is_compressed(path):
-        data = pa.py_buffer(decompress(path))
-    check_not_utf16(path, src, None if data is None else data.to_pybytes()[:256])
     # surrogateescape: a byte that is not UTF-8 stays visible (as U+DCxx) and is an error below
-    opened = (open_text(path, encoding="utf-8-sig", errors="surrogateescape") if data is None else
-              io.TextIOWrapper(io.BytesIO(data.to_pybytes()), encoding="utf-8-sig",
-                               errors="surrogateescape"))
+    text_args = {"encoding": "utf-8-sig", "errors": "surrogateescape"}
+    raw = decompress(path) if is_compressed(path) else None
+    check_not_utf16(path, src, raw[:256] if raw is not None
+                    else data.head(256) if data is not None else None)
+    if raw is not None:
+        opened = io.TextIOWrapper(io.BytesIO(raw), **text_args)
+        del raw
+    elif data is not None:
+        opened = io.TextIOWrapper(io.BufferedReader(data.open(), 1 << 20), **text_args)
+    else:
+        opened = open(path, **text_args)
     with opened as fh:
         for number, text in enumerate(fh, start=1):
             if not text.strip():

@@ -131,17 +131,24 @@ def _text(col: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def _run_codes(table: pa.Table, cols: tuple[str, ...], src: Source) -> tuple[np.ndarray, list[str]]:
     """Each row's run code and the run ids: the run columns' values joined by ``-``, sanitised."""
-    texts = []
     for col in cols:
-        text = _text(table[col])
-        if text.null_count:
-            i = int(np.flatnonzero(text.is_null().to_numpy(zero_copy_only=False))[0])
+        if table[col].null_count:
+            i = int(np.flatnonzero(table[col].is_null().to_numpy(zero_copy_only=False))[0])
             raise src.error("empty cell", row=i, field=col, expected="the name of the row's run")
-        texts.append(text)
-    joined = texts[0] if len(texts) == 1 else pc.binary_join_element_wise(*texts, "-")
-    enc = joined.combine_chunks().dictionary_encode()
-    values = [str(v) for v in enc.dictionary.to_pylist()]
-    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    codes = None
+    typ = table[cols[0]].type
+    if len(cols) == 1 and pa.types.is_dictionary(typ) and pa.types.is_string(typ.value_type):
+        # the CSV reader's dictionary already is the encoding: no 10M strings to build (a
+        # dictionary with unused or repeated values, as Parquet may hold, is encoded afresh)
+        codes, values = _codes(table[cols[0]], src, cols[0])
+        if len(set(values)) != len(values) or not np.bincount(codes, minlength=len(values)).all():
+            codes = None
+    if codes is None:
+        texts = [_text(table[col]) for col in cols]
+        joined = texts[0] if len(texts) == 1 else pc.binary_join_element_wise(*texts, "-")
+        enc = joined.combine_chunks().dictionary_encode()
+        values = [str(v) for v in enc.dictionary.to_pylist()]
+        codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
     ids = [sanitize_run_id(v) for v in values]
     if len(set(ids)) != len(ids):  # two values that sanitise alike: merge their codes? no: error
         seen: dict[str, int] = {}

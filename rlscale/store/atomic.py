@@ -35,9 +35,10 @@ def write_json(path: Path, data: dict[str, Any], *, sync: bool = True,
     """Write ``data`` as sorted, indented JSON (via a temporary name unless ``direct``)."""
     tmp = path if direct else temp_name(path)
     with _writing(path, tmp, direct):
+        # dumps, then one write: json.dump with indent writes piece by piece (3x slower)
+        text = json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n"
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True, default=_json_default)
-            fh.write("\n")
+            fh.write(text)
             fh.flush()
             if sync:
                 os.fsync(fh.fileno())
