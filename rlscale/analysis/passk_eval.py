@@ -111,8 +111,12 @@ def count_correct(model: Any, config: Any, *, difficulties: Sequence[int], probl
     for ops in difficulties:
         cfg = replace(config, eval=replace(config.eval, problems=problems, ops_min=ops, ops_max=ops))
         probs = eval_problems(cfg)[ops]
+        # a response cannot run past the model's context: a config that asks for more (a base
+        # directory's, whose rl section is the default) samples as long as the context allows
+        room = config.model.max_len - 1 - max(len(p.prompt()) for p in probs)
         ro = rollout(model, probs, group_size=samples,
-                     max_new_tokens=max_new_tokens or config.rl.max_new_tokens, generator=gen,
+                     max_new_tokens=min(max_new_tokens or config.rl.max_new_tokens, room),
+                     generator=gen,
                      temperature=temperature, precision=config.rl.precision,
                      verified_only=True)
         correct = ro.rewards.sum(1).round().long().tolist()
