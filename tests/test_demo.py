@@ -148,3 +148,16 @@ def test_finding_states_the_passk_verdicts_per_difficulty():
     assert lines[-1] == ("L = 4, verified pass@k (base -> RL): RL sharpened pass@1 without "
                          "expanding pass@64 at 2-3; RL expanded pass@64 at 4; no significant "
                          "change at 5-6 operations.")
+
+
+def test_full_demo_task_has_no_guessing_floor():
+    from rlscale.rl.chance import chance_levels
+    from rlscale.rl.config import JobConfig
+
+    jobs = resolve_jobs(load_spec(spec_path()))
+    config = JobConfig.from_dict(jobs[0].config)
+    assert config.task.reward == "verified"
+    levels = chance_levels(config.task, range(config.eval.ops_min, config.eval.ops_max + 1),
+                           problems=2000, verified=True)
+    assert max(c.reward for c in levels) <= 0.02
+    assert all(j.config["task"] == jobs[0].config["task"] for j in jobs)
