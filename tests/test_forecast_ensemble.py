@@ -161,3 +161,20 @@ def test_a_forecast_far_beyond_anything_the_curve_has_shown_is_flagged():
     flat = fit(frame(x, 0.6 + rng.normal(0, 0.01, x.size)), x="gpu_hours")
     assert not ensemble(flat).far(np.array([100.0, 1000.0])).any()
     assert not any("far_from_recent" in w for w in reward_at(flat, [100.0, 1000.0])["warnings"])
+
+
+def test_a_forecast_made_just_after_the_curve_broke_is_flagged():
+    # a real collapse (the last evaluation fell to 0, and stayed there) looks like one crashed
+    # evaluation: the forecast keeps the level before it, and says it may be wrong
+    x, y = noisy_curve(seed=2)
+    at = np.array([250.0, 400.0])
+    assert not ensemble(fit(frame(x, y), x="gpu_hours")).far(at).any()
+    crashed = y.copy()
+    crashed[-1] = 0.0
+    ens = ensemble(fit(frame(x, crashed), x="gpu_hours"))
+    assert ens.far(at).all()
+    assert ens.last_value == 0.0 and ens.tol_before < ens.tol  # the break inflates the wobble
+    # a last point within the wobble is no break
+    wiggle = y.copy()
+    wiggle[-1] -= 0.01
+    assert not ensemble(fit(frame(x, wiggle), x="gpu_hours")).far(at).any()

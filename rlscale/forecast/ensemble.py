@@ -27,7 +27,11 @@ single fit's own forecast is used.
 recent level by more than :data:`FAR` times the curve's own wobble (the verdict's ``tol``: the
 larger of 5% of the observed range and the scatter of the last 30% of the points about their
 line) expects far more than the data have shown; on the real curves such forecasts were wrong as
-often as right, and they held the worst ones. Forecast rows past that distance carry the warning
+often as right, and they held the worst ones. So does a forecast made just after the curve
+broke: when the last point (the mean of each run's last point) lies more than :data:`FAR` times
+the wobble of the points before it from the recent level (a run that collapsed, or jumped, at
+the end), a forecast that far from the last point is flagged too, since the law and the recent level both still describe the
+curve before the break. Forecast rows past either distance carry the warning
 ``far_from_recent``.
 """
 
@@ -75,6 +79,8 @@ class Ensemble:
     x_last: float
     n_points: int
     tol: float = math.nan
+    last_value: float = math.nan  # the mean of each run's last point
+    tol_before: float = math.nan  # the wobble without each run's last point (a break inflates tol)
 
     def mean(self, x: np.ndarray | float) -> np.ndarray:
         """The weighted forecast at compute ``x`` (1-d)."""
@@ -82,11 +88,18 @@ class Ensemble:
         return _combine(self.law, self.params, self.level_value, self.weights, xs)
 
     def far(self, x: np.ndarray | float) -> np.ndarray:
-        """Where the forecast lies more than :data:`FAR` x ``tol`` from the recent level."""
+        """Where the forecast lies more than :data:`FAR` x ``tol`` from the recent level, or,
+        when the last point broke away from the recent level by that much, from the last point."""
         xs = np.atleast_1d(np.asarray(x, dtype=float))
         if not math.isfinite(self.tol) or self.tol <= 0:
             return np.zeros(xs.shape, dtype=bool)
-        return self.beyond(xs) & (np.abs(self.mean(xs) - self.level_value) > FAR * self.tol)
+        limit = FAR * self.tol
+        mean = self.mean(xs)
+        far = np.abs(mean - self.level_value) > limit
+        before = self.tol_before if math.isfinite(self.tol_before) else self.tol
+        if math.isfinite(self.last_value) and abs(self.last_value - self.level_value) > FAR * before:
+            far |= np.abs(mean - self.last_value) > FAR * before
+        return self.beyond(xs) & far
 
     def beyond(self, x: np.ndarray | float) -> np.ndarray:
         """Where ``x`` lies past the last fitted point: only there is this the forecast (inside
@@ -134,6 +147,18 @@ def _fit_law(law: Any, x: np.ndarray, y: np.ndarray, run: np.ndarray,
     if not res.ok:
         return None
     return {name: float(res.params[name].value) for name in law.param_names}
+
+
+def _last(x: np.ndarray, y: np.ndarray, run: np.ndarray) -> float:
+    """The mean over runs of each run's last point (x sorted)."""
+    frame = pd.DataFrame({"x": x, "y": y, "run": run})
+    return float(frame.groupby("run", sort=False)["y"].last().mean())
+
+
+def _all_but_last(run: np.ndarray) -> np.ndarray:
+    """A mask of every point but each run's last (points in x order)."""
+    last = pd.Series(np.arange(run.size)).groupby(run, sort=False).transform("max").to_numpy()
+    return np.arange(run.size) != last
 
 
 def _level(y: np.ndarray, run: np.ndarray) -> float:
@@ -215,6 +240,12 @@ def ensemble(fitted: Any) -> Ensemble | None:
         scores = np.abs(combined) / (1.0 + np.clip(h, 0.0, None)) ** HORIZON_POWER
     trend = recent_trend(x, y, run)
     tol = max(TOL_SHARE * trend.spread, trend.noise) if trend is not None else math.nan
+    tol_before = math.nan
+    earlier = _all_but_last(run)
+    if earlier.sum() >= MIN_POINTS:
+        prev = recent_trend(x[earlier], y[earlier], run[earlier])
+        if prev is not None:
+            tol_before = max(TOL_SHARE * prev.spread, prev.noise)
     return Ensemble(law=law, members=_member_names(), weights=weights, params=params,
                     level_value=level, scores=scores, x0=float(x[0]), x_last=float(x[-1]),
-                    n_points=n, tol=tol)
+                    n_points=n, tol=tol, last_value=_last(x, y, run), tol_before=tol_before)
