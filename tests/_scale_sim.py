@@ -34,10 +34,12 @@ def sigmoid(c, *, A, B, C_mid, R0):
 
 
 def make_scale_store(root, *, sizes=SIZES, seeds=(0, 1), n=40, noise=0.01, seed=0,
-                     plateau_after: float | None = None, params_of=true_params) -> Store:
+                     plateau_after: float | None = None, params_of=true_params,
+                     zero_start: bool = False) -> Store:
     """Write one run per (size, seed). ``plateau_after``: sizes above it get that size's
     parameters (the law stops holding: the largest model gains nothing); ``params_of``: size ->
-    sigmoid parameters (default the truth above)."""
+    sigmoid parameters (default the truth above); ``zero_start``: the first point is logged at
+    compute 0 (as an RL job's evaluation before its first step)."""
     rng = np.random.default_rng(seed)
     st = Store(root)
     for size in sizes:
@@ -45,6 +47,8 @@ def make_scale_store(root, *, sizes=SIZES, seeds=(0, 1), n=40, noise=0.01, seed=
         for s in seeds:
             c = np.geomspace(p["C_mid"] / 10, p["C_mid"] * 10, n)
             y = sigmoid(c, **p) + rng.normal(0, noise, n)
+            if zero_start:
+                c[0] = 0.0
             pts = pd.DataFrame({"step": np.arange(n) * 10, "metric": "reward", "value": y,
                                 "gpu_hours": c})
             run = f"m{size:.2g}-s{s}".replace("+", "")

@@ -164,6 +164,17 @@ def test_plot_frames_and_chart(holds):
     validate_vegalite(scale_chart(fc).to_dict())
 
 
+def test_curve_frame_leaves_out_points_at_zero_compute(tmp_path):
+    # RL jobs log their first evaluation at compute 0, which a log axis cannot show (it squashed
+    # every curve against the left edge of the width study's figure)
+    laws = fit_scale_laws(_fits(tmp_path / "st", sizes=SIZES[:3], seeds=(0,), zero_start=True),
+                          key=KEY)
+    assert all((f.data["x"] == 0).any() for f in laws.fits)
+    cf = curve_frame(scale_forecast(laws, [1e10], metric="reward", x_axis="gpu_hours"))
+    assert (cf["x"] > 0).all()
+    assert (cf["kind"] == "observed").sum() == sum(len(f.data) - 1 for f in laws.fits)
+
+
 # -- the CLI -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):

@@ -37,7 +37,7 @@ def law_frame(fc: Any, *, n: int = LAW_POINTS) -> pd.DataFrame:
 
 def curve_frame(fc: Any, *, n: int = CURVE_POINTS) -> pd.DataFrame:
     """``series, x, y, lower, upper, kind``: each observed scale's fitted mean curve
-    (``observed fit``, no band), its points (``observed``), and each predicted curve with the
+    (``observed fit``, no band), its points at positive compute (``observed``), and each predicted curve with the
     band of its mean (``predicted``), on a log grid over the forecast's compute grid."""
     laws, key = fc.laws, fc.key
     xs_all = np.concatenate([np.asarray(f.data["x"], dtype=float) for f in laws.fits])
@@ -49,9 +49,10 @@ def curve_frame(fc: Any, *, n: int = CURVE_POINTS) -> pd.DataFrame:
         label = f"{key}={num(float(n_obs))}"
         rows.append(pd.DataFrame({"series": label, "x": grid, "y": c.mean(grid),
                                   "lower": np.nan, "upper": np.nan, "kind": "observed fit"}))
-        rows.append(pd.DataFrame({"series": label, "x": f.data["x"].to_numpy(dtype=float),
-                                  "y": f.data["y"].to_numpy(dtype=float), "lower": np.nan,
-                                  "upper": np.nan, "kind": "observed"}))
+        x, y = f.data["x"].to_numpy(dtype=float), f.data["y"].to_numpy(dtype=float)
+        on_axis = x > 0  # the axis is logarithmic: a point at compute 0 (an RL job's first eval)
+        rows.append(pd.DataFrame({"series": label, "x": x[on_axis], "y": y[on_axis],
+                                  "lower": np.nan, "upper": np.nan, "kind": "observed"}))
     for n_new in dict.fromkeys(fc.curve["scale"]):
         c = laws.curve_at(n_new)
         pred = c.predict(grid, level=fc.level)
