@@ -258,6 +258,7 @@ def passk_command(store: str | None, base: str, rl: tuple[str, ...], difficultie
         rlscale passk ~/.cache/rlscale/bases/HASH runs/store/_ckpt/RUN/ckpt.pt --json
         rlscale passk --from-counts c.csv "base of RUN_ID" RUN_ID --level 0.9
     """
+    chance = None  # sampled models only: a counts CSV does not say which task it came from
     if from_counts:
         counts = read_counts(from_counts, base=base, rl=rl)
         diffs = parse_ints(difficulties, name="--difficulties")
@@ -274,8 +275,6 @@ def passk_command(store: str | None, base: str, rl: tuple[str, ...], difficultie
         click.echo(f"sampling {samples} completions x {plan.problems} problems x "
                    f"{len(plan.difficulties)} difficulties per model on {plan.device}", err=True)
         counts = sample_counts(plan)
-    chance = None
-    if not from_counts:
         from rlscale.rl.chance import chance_levels
 
         chance = {c.difficulty: c.reward for c in chance_levels(

@@ -30,9 +30,9 @@ line) expects far more than the data have shown; on the real curves such forecas
 often as right, and they held the worst ones. So does a forecast made just after the curve
 broke: when the last point (the mean of each run's last point) lies more than :data:`FAR` times
 the wobble of the points before it from the recent level (a run that collapsed, or jumped, at
-the end), a forecast that far from the last point is flagged too, since the law and the recent level both still describe the
-curve before the break. Forecast rows past either distance carry the warning
-``far_from_recent``.
+the end), a forecast that far from the last point is flagged too, since the law and the recent
+level both still describe the curve before the break. Forecast rows past either distance carry
+the warning ``far_from_recent``.
 """
 
 from __future__ import annotations
@@ -149,12 +149,6 @@ def _fit_law(law: Any, x: np.ndarray, y: np.ndarray, run: np.ndarray,
     return {name: float(res.params[name].value) for name in law.param_names}
 
 
-def _last(x: np.ndarray, y: np.ndarray, run: np.ndarray) -> float:
-    """The mean over runs of each run's last point (x sorted)."""
-    frame = pd.DataFrame({"x": x, "y": y, "run": run})
-    return float(frame.groupby("run", sort=False)["y"].last().mean())
-
-
 def _all_but_last(run: np.ndarray) -> np.ndarray:
     """A mask of every point but each run's last (points in x order)."""
     last = pd.Series(np.arange(run.size)).groupby(run, sort=False).transform("max").to_numpy()
@@ -248,4 +242,5 @@ def ensemble(fitted: Any) -> Ensemble | None:
             tol_before = max(TOL_SHARE * prev.spread, prev.noise)
     return Ensemble(law=law, members=_member_names(), weights=weights, params=params,
                     level_value=level, scores=scores, x0=float(x[0]), x_last=float(x[-1]),
-                    n_points=n, tol=tol, last_value=_last(x, y, run), tol_before=tol_before)
+                    n_points=n, tol=tol, last_value=float(y[~earlier].mean()),
+                    tol_before=tol_before)

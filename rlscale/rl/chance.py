@@ -15,8 +15,8 @@ checked work does (``"verified"``), it is the held-out rate at which every step'
 guessed by the best per-step rule, is right (the substituted values of a worked step are copies
 of earlier results, so guessing the results is all a solution needs).
 
-With one digit and ``+-*`` a product by an even literal is even, by 5 is 0 or 5, by 0 is 0: the best
-rule is right about 20% of the time. With two digits and ``+-`` every step is a bijection of the
+With one digit and ``+-*`` a product by an even literal is even, by 5 is 0 or 5, by 0 is 0:
+the best rule is right about 20% of the time. With two digits and ``+-`` every step is a bijection of the
 unknown value in each digit, so no rule beats 1%.
 """
 
@@ -74,16 +74,21 @@ def chance_levels(task: Any, difficulties: Sequence[int], *, problems: int = 400
     return out
 
 
+def _majority(pairs: Any) -> tuple[dict[Any, Any], Any]:
+    """From (what a rule reads, the right value) pairs: the most frequent value per key, and the
+    most frequent value overall (the guess for a key never seen)."""
+    table: dict[Any, Counter] = defaultdict(Counter)
+    overall: Counter = Counter()
+    for key, value in pairs:
+        table[key][value] += 1
+        overall[value] += 1
+    return {k: c.most_common(1)[0][0] for k, c in table.items()}, overall.most_common(1)[0][0]
+
+
 def _accuracy(learn: list[Problem], test: list[Problem], key: Callable[[Problem], Any]) -> float:
     """Held-out accuracy of 'answer the most frequent answer among learned problems that read
     the same' (the overall most frequent answer where the key was never seen)."""
-    table: dict[Any, Counter] = defaultdict(Counter)
-    overall: Counter = Counter()
-    for p in learn:
-        table[key(p)][p.answer] += 1
-        overall[p.answer] += 1
-    fallback = overall.most_common(1)[0][0]
-    guess = {k: c.most_common(1)[0][0] for k, c in table.items()}
+    guess, fallback = _majority((key(p), p.answer) for p in learn)
     return sum(guess.get(key(p), fallback) == p.answer for p in test) / len(test)
 
 
@@ -94,15 +99,8 @@ def _copy_accuracy(test: list[Problem], copy: Callable[[Problem], int | None]) -
 def _work_chance(learn: list[Problem], test: list[Problem]) -> float:
     """Held-out rate at which every step's result, guessed from the step's operator and literal
     (the most frequent result among learned steps that read the same), is right."""
-    table: dict[Any, Counter] = defaultdict(Counter)
-    overall: Counter = Counter()
-    for p in learn:
-        vals = p.values()
-        for s in p.steps:
-            table[(s.op, _literal(s))][vals[s.out]] += 1
-            overall[vals[s.out]] += 1
-    fallback = overall.most_common(1)[0][0]
-    guess = {k: c.most_common(1)[0][0] for k, c in table.items()}
+    guess, fallback = _majority(((s.op, _literal(s)), p.values()[s.out])
+                                for p in learn for s in p.steps)
     right = 0
     for p in test:
         vals = p.values()
