@@ -22,7 +22,8 @@ TINY_BASE = "f47186b816e5c690668ca2d7b90c82e5d98af8a2abe6bf93e8df5cfb6e234c8c"
 PINNED = {
     (): ("cad3cecfd67d9b07488a1a04475ae61ba40dcd9a3ec841b3d6c95084191f96b0", DEFAULT_BASE,
          "rl-grpo-d128-L4-2567dc96-s0"),
-    ("rl.recipe=dapo", "rl.kl_coef=0.01"): (
+    # dapo and cispo now default to 4 minibatches: at 1 (their value before) the pins still hold
+    ("rl.recipe=dapo", "rl.kl_coef=0.01", "rl.minibatches=1"): (
         "167396e5be6edd0e3281e2823696eb884b0457dcb59bcb641775b1855a395364", DEFAULT_BASE,
         "rl-dapo-d128-L4-8b9af115-s0"),
     ("rl.recipe=scalerl", "rl.lr=1e-4", "pretrain.tokens=2e6"): (
@@ -33,7 +34,8 @@ PINNED = {
      "rl.edge_filter=true", "seed=3"): (
         "dab698cc138eb65b36379e94843e73b91ee55144acb3867b2c8b94d5e307acb2", TINY_BASE,
         "rl-drgrpo-d32-L2-2e9c1db5-s3"),
-    ("rl.recipe=cispo", "rl.clip_high=0.3", "rl.clip_high=none", "task.shuffle=true"): (
+    ("rl.recipe=cispo", "rl.clip_high=0.3", "rl.clip_high=none", "task.shuffle=true",
+     "rl.minibatches=1"): (
         "1cbe34b4888fb00044a5052b90b8de8d09ffb44d26042df6937c0497c4643641",
         "4dcd252942062b134ff2b7c0ad9f686135d93420ce84db9fe60be4929b63c92c",
         "rl-cispo-d128-L4-d34c50d0-s0"),
@@ -78,12 +80,13 @@ n_heads = 2
 """
 
 SWEEP = [  # job id (points leave knobs to the recipe: "none"), default run id of its config
+    # (the dapo ids changed when its preset took 4 minibatches)
     ("pin-recipe=grpo-loss_agg=none-kl_coef=none-s0", "rl-grpo-d32-L2-74731614-s0"),
     ("pin-recipe=grpo-loss_agg=prompt-mean-kl_coef=none-s0", "rl-grpo-d32-L2-f54af7ef-s0"),
-    ("pin-recipe=dapo-loss_agg=none-kl_coef=0.01-s0", "rl-dapo-d32-L2-ea6d73c8-s0"),
+    ("pin-recipe=dapo-loss_agg=none-kl_coef=0.01-s0", "rl-dapo-d32-L2-d26cadd1-s0"),
     ("pin-recipe=grpo-loss_agg=none-kl_coef=none-s1", "rl-grpo-d32-L2-7246d9d3-s1"),
     ("pin-recipe=grpo-loss_agg=prompt-mean-kl_coef=none-s1", "rl-grpo-d32-L2-2110d91c-s1"),
-    ("pin-recipe=dapo-loss_agg=none-kl_coef=0.01-s1", "rl-dapo-d32-L2-363b90cd-s1"),
+    ("pin-recipe=dapo-loss_agg=none-kl_coef=0.01-s1", "rl-dapo-d32-L2-3b26d4a5-s1"),
 ]
 
 
@@ -136,7 +139,8 @@ def test_stored_configs_read_back_and_write_out_unchanged():
         assert config.to_dict() == WRITTEN
         assert default_run_id(replace(config, run_id=None)) == "rl-dapo-d128-L4-8b9af115-s0"
         assert config == as_run(config)  # every knob was already explicit
-    fresh = JobConfig().with_overrides(["rl.recipe=dapo", "rl.kl_coef=0.01", "run_id=x"])
+    fresh = JobConfig().with_overrides(["rl.recipe=dapo", "rl.kl_coef=0.01", "rl.minibatches=1",
+                                        "run_id=x"])  # dapo took 4 minibatches since
     assert as_run(fresh).to_dict() == WRITTEN
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -243,3 +244,39 @@ def test_resume_never_runs_code_from_a_checkpoint_and_names_a_damaged_one(tmp_pa
     cut = runner.invoke(main, ["run", "--resume", "r", "--store", str(store)])
     assert cut.exit_code != 0 and str(ckpt) in cut.output and "damaged" in cut.output
     assert curve(store, "r").equals(before) and Store(store).read_meta("r").status == "complete"
+
+
+def test_minibatches_move_the_ratio_and_the_clip_acts():
+    """On-policy (one update) the ratio is exactly 1 and nothing clips; with several minibatch
+    updates per rollout batch the later ones are off-policy, so the ratio departs and clips."""
+    from rlscale.rl.pretrain import get_base
+    from rlscale.rl.recipes import RECIPES, resolve
+    from rlscale.rl.step import rl_step
+
+    assert RECIPES["dapo"].minibatches > 1 and RECIPES["grpo"].minibatches == 1
+    out = {}
+    for recipe, mb in (("cispo", 1), ("cispo", 4), ("grpo", 4)):
+        # a tight clip (1e-3) so that a tiny model's small ratio moves reach it
+        config = JobConfig().with_overrides(TINY + [f"rl.recipe={recipe}", f"rl.minibatches={mb}",
+                                                    "rl.clip_low=1e-3", "rl.clip_high=1e-3"])
+        rl = resolve(config.rl)
+        policy, _ = get_base(config, progress=False)
+        opt = torch.optim.AdamW(policy.parameters(), lr=0.3)  # large: the ratio moves in one update
+        out[recipe, mb] = rl_step(policy, None, opt, rl, config.task, seed=0, step=0).metrics
+    assert out["cispo", 1]["train/ratio_dev"] == 0 and out["cispo", 1]["train/clip_frac"] == 0
+    # the tiny base earns no reward (advantages 0), so ppo's clip has nothing to bind on; cispo's
+    # truncation counts ratios above 1 + clip_high whatever the advantage
+    assert out["grpo", 4]["train/ratio_dev"] > 1e-3
+    assert out["cispo", 4]["train/ratio_dev"] > 1e-3 and out["cispo", 4]["train/clip_frac"] > 0
+
+
+def test_minibatches_knob_keeps_legacy_hashes():
+    """minibatches moved into the recipe: a stored run at minibatches = 1 keeps its hash."""
+    from rlscale.rl.recipes import resolve
+
+    old = JobConfig().with_overrides(["rl.recipe=grpo"])
+    explicit = JobConfig().with_overrides(["rl.recipe=grpo", "rl.minibatches=1"])
+    assert (replace(old, rl=resolve(old.rl)).hash()
+            == replace(explicit, rl=resolve(explicit.rl)).hash())
+    assert resolve(old.rl).to_dict()["minibatches"] == 1
+    assert JobConfig().with_overrides(["rl.recipe=dapo"]).rl.minibatches == 4

@@ -131,7 +131,6 @@ class RLConfig:
     ops_min: int = 1  # easiest RL prompts (operations)
     ops_max: int = 4  # hardest RL prompts
     ref_reset_every: int = 0  # copy the policy into the reference every N steps (0 = never)
-    minibatches: int = 1  # optimiser steps per batch (>1 makes updates off-policy; ratios matter)
     precision: str = "bf16"  # sampling, log-probs and eval: bf16 | fp32 | auto (bf16 on GPU only)
 
     def __post_init__(self) -> None:
@@ -282,6 +281,8 @@ class JobConfig:
         data = self.to_dict()
         data.pop("run_id")
         data.pop("device")
+        if data["rl"]["minibatches"] is None:  # a plain field (always written) before it was a
+            data["rl"]["minibatches"] = self.rl.minibatches  # knob: hashed resolved, as before
         return stable_hash(data)
 
     def validate(self, *, source: str | None = None) -> None:
@@ -303,6 +304,7 @@ class JobConfig:
                     "rl.group_size", "rl.max_new_tokens", "rl.minibatches", "eval.every",
                     "eval.problems", "eval.samples", "rl.ops_min", "pretrain.ops_min",
                     "eval.ops_min"]
+        flat["rl.minibatches"] = self.rl.minibatches  # a knob: None in to_dict means the recipe's
         for key in positive:
             if flat[key] <= 0:
                 raise input_error(f"{key}={flat[key]!r} must be positive", path=source, field=key,

@@ -1,4 +1,4 @@
-"""Named RL recipes: each a :class:`Recipe`, the values of the nine knobs a recipe fixes.
+"""Named RL recipes: each a :class:`Recipe`, the values of the ten knobs a recipe fixes.
 
 A job names its recipe (``rl.recipe``) and may override any of its knobs (``rl.kl_coef``):
 :attr:`rlscale.rl.config.RLConfig.knobs` is the recipe with the job's overrides applied, and
@@ -31,6 +31,7 @@ class Recipe:
     clip_high: float  # ratio clip above 1 + clip_high (ppo and cispo)
     kl_coef: float  # k3 KL penalty to the reference policy (0 = no reference)
     fp32_logits: bool  # compute the LM head in fp32 under bf16 autocast
+    minibatches: int = 1  # optimiser steps per rollout batch (>1: off-policy, ratios and clips act)
 
 
 KNOBS = tuple(f.name for f in fields(Recipe))
@@ -39,7 +40,8 @@ KNOBS = tuple(f.name for f in fields(Recipe))
 # Group-std advantages, per-sequence mean then batch mean, symmetric PPO clip 0.2, k3 KL to the
 # reference with beta 0.04. Departures: outcome reward only (no process supervision), the
 # reference is the pretrained base (optionally reset with ``ref_reset_every``), no iterative
-# reward-model updates.
+# reward-model updates. Update schedule: "a single update following each exploration stage"
+# (mu = 1), so minibatches = 1: the ratio is 1 and the clip never acts, as in the paper.
 GRPO = Recipe(edge_filter=False, zero_var_filter=False, adv_norm="group", loss_agg="seq-mean",
               objective="ppo", clip_low=0.2, clip_high=0.2, kl_coef=0.04, fp32_logits=False)
 
@@ -48,27 +50,40 @@ GRPO = Recipe(edge_filter=False, zero_var_filter=False, adv_norm="group", loss_a
 # only groups whose pass rate is strictly between 0 and 1, resampling to refill the batch).
 # Departures: no overlong reward shaping (responses are short and cut at ``max_new_tokens``);
 # dynamic sampling gives up after 4 draws and keeps a smaller batch instead of waiting.
+# Update schedule: 512 prompts x 16 responses per rollout, mini-batches of 512 responses, "16
+# gradient updates for each rollout step"; scaled down to 4 minibatches (16 prompts a step: 16
+# updates would leave one prompt's group per update).
 DAPO = Recipe(edge_filter=True, zero_var_filter=True, adv_norm="group", loss_agg="token-mean",
-              objective="ppo", clip_low=0.2, clip_high=0.28, kl_coef=0.0, fp32_logits=False)
+              objective="ppo", clip_low=0.2, clip_high=0.28, kl_coef=0.0, fp32_logits=False,
+              minibatches=4)
 
 # CISPO (MiniMax-M1, MiniMax 2025, arXiv 2506.13585).
 # Truncated, detached importance weights (no token's gradient is clipped away), token-level
 # loss, group-normalised advantages, no KL. Departures: upper truncation eps_high = 0.28 (the
 # paper tunes it; it sets no lower bound, nor do we: clip_low is unused by cispo).
+# Update schedule: CISPO is motivated by tokens clipped away in the off-policy updates that follow
+# the first on-policy one, i.e. several updates per rollout batch; the count was not found stated,
+# so this follows DAPO's (its comparison baseline), scaled the same way: 4 minibatches.
 CISPO = Recipe(edge_filter=False, zero_var_filter=False, adv_norm="group", loss_agg="token-mean",
-               objective="cispo", clip_low=0.2, clip_high=0.28, kl_coef=0.0, fp32_logits=False)
+               objective="cispo", clip_low=0.2, clip_high=0.28, kl_coef=0.0, fp32_logits=False,
+               minibatches=4)
 
 # ScaleRL (Khatri et al. 2025, "The Art of Scaling RL Compute", arXiv 2510.13786).
 # CISPO loss, prompt-level loss averaging, batch-level advantage normalisation, FP32 logits at
 # the LM head, zero-variance filtering, no KL. Departures: no PipelineRL asynchrony
 # (generation is synchronous), no forced length interruptions, and no-positive-resampling is
 # replaced by nothing (prompts are fresh each step, so there is no history to filter on).
+# Update schedule: PipelineRL's off-policyness (generators up to 8 trainer steps stale) is
+# asynchrony, not minibatching, and is not modelled: minibatches = 1, so CISPO's truncation never
+# acts here unless ``rl.minibatches`` is raised. (Changing it would change ``rlscale demo``.)
 SCALERL = Recipe(edge_filter=False, zero_var_filter=True, adv_norm="batch", loss_agg="prompt-mean",
                  objective="cispo", clip_low=0.2, clip_high=0.28, kl_coef=0.0, fp32_logits=True)
 
 # Dr. GRPO (Liu et al. 2025, "Understanding R1-Zero-Like Training", arXiv 2503.20783).
 # No std normalisation, a constant normaliser (sum / (N * max_new_tokens)), PPO clip 0.2, no
-# KL. Departures: none beyond the shared ones.
+# KL. Departures: none beyond the shared ones. Update schedule: the released oat config sets
+# rollout_batch_size = train_batch_size = 128 with 8 samples; the paper does not state whether
+# that is one update per rollout or eight, so minibatches = 1 (on-policy, the clip inert).
 DRGRPO = Recipe(edge_filter=False, zero_var_filter=False, adv_norm="none", loss_agg="constant",
                 objective="ppo", clip_low=0.2, clip_high=0.2, kl_coef=0.0, fp32_logits=False)
 

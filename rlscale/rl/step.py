@@ -151,6 +151,7 @@ def rl_step(policy: Transformer, ref: Transformer | None, opt: torch.optim.Optim
         sums["loss"] += loss.item() * n_tok
         sums["entropy"] += (ent * mask).sum().item()
         sums["clip"] += (clipped.float() * mask).sum().item()
+        sums["ratio_dev"] += (((logp.detach() - old).exp() - 1).abs() * mask).sum().item()
         for role in ("plan", "exec"):
             rmask = torch.tensor([[r == role for r in row] for row in mb.roles()],
                                  dtype=mask.dtype, device=mask.device) * mask
@@ -159,7 +160,8 @@ def rl_step(policy: Transformer, ref: Transformer | None, opt: torch.optim.Optim
     n = max(sums["tokens"], 1)
     m["train/loss"] = sums["loss"] / n
     m["train/entropy"] = sums["entropy"] / n
-    m["train/clip_frac"] = sums["clip"] / n
+    m["train/clip_frac"] = sums["clip"] / n  # ppo: clipped share; cispo: truncated share
+    m["train/ratio_dev"] = sums["ratio_dev"] / n  # token mean of |ratio - 1|; 0 when on-policy
     if ref_logp is not None:
         m["train/kl"] = sums["kl"] / n
     for role in ("plan", "exec"):
