@@ -125,6 +125,7 @@ class RLConfig:
     steps: int = 120  # RL steps (one batch of prompts_per_step x group_size samples each)
     lr: float = 3e-4  # AdamW learning rate (constant after warm-up)
     warmup_steps: int = 0  # linear warm-up of the learning rate over the first N steps
+    max_flops: float = 0.0  # stop once cumulative RL FLOPs reach this (0 = off: rl.steps decides)
     prompts_per_step: int = 32  # distinct prompts per step
     group_size: int = 8  # samples per prompt
     max_new_tokens: int = 128  # longest sampled response
@@ -355,6 +356,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "rl.lr": (0, math.inf, True),
     "rl.ref_reset_every": (0, math.inf, True),
     "rl.warmup_steps": (0, math.inf, True),
+    "rl.max_flops": (0, math.inf, True),
     "rl.clip_low": (0, 1, True),
     "rl.clip_high": (0, math.inf, True),
     "rl.kl_coef": (0, math.inf, True),
@@ -387,7 +389,7 @@ _ADDED_KNOBS: dict[str, dict[str, Any]] = {
     # bases before precision were pretrained in fp32 on every device; none had hard problems
     "pretrain": {"precision": "fp32", "hard_share": 0.0, "hard_ops": 2},
     "rl": {"precision": "auto",  # runs before it used bf16 autocast on CUDA, fp32 on CPU
-           "warmup_steps": 0},
+           "warmup_steps": 0, "max_flops": 0.0},
 }
 
 

@@ -123,7 +123,7 @@ def run_job(config: JobConfig, *, store: Store | str | os.PathLike[str], resume:
         buffer += _eval_rows(policy, config, problems, state)
         _flush(writer, buffer, policy, opt, ref, state, ckpt_path)
     bar = _bar(config.rl.steps, state["step"], progress)
-    while state["step"] < config.rl.steps:
+    while state["step"] < config.rl.steps and not budget_spent(config.rl, state):
         t0 = time.perf_counter()
         for g in opt.param_groups:  # linear warm-up (resumes exactly: it reads only the step)
             g["lr"] = warmup_lr(config.rl, state["step"])
@@ -140,7 +140,8 @@ def run_job(config: JobConfig, *, store: Store | str | os.PathLike[str], resume:
         if bar is not None:
             bar.update(1)
             bar.set_postfix(reward=f"{result.metrics['train/reward']:.3f}", refresh=False)
-        if step % config.eval.every == 0 or step == config.rl.steps:
+        last = step == config.rl.steps or budget_spent(config.rl, state)
+        if step % config.eval.every == 0 or last:
             buffer += _eval_rows(policy, config, problems, state)
             if bar is not None:
                 key = f"eval/mean@{config.eval.samples}"
@@ -190,6 +191,12 @@ def _row(step: int, metric: str, value: float, state: dict[str, Any]) -> dict[st
     return {"step": step, "metric": metric, "value": float(value), "flops": float(state["flops"]),
             "tokens": int(state["tokens"]), "wall_s": state["wall_s"],
             "gpu_hours": state["wall_s"] / 3600}
+
+
+def budget_spent(rl: Any, state: dict[str, Any]) -> bool:
+    """True once the run's cumulative RL FLOPs reach ``rl.max_flops`` (never when it is 0): arms
+    whose responses differ in length then stop at equal compute, not at equal steps."""
+    return bool(rl.max_flops) and state["flops"] >= rl.max_flops
 
 
 def warmup_lr(rl: Any, step: int) -> float:
