@@ -13,8 +13,8 @@ import torch
 
 from rlscale.rl import grpo
 from rlscale.rl.config import RLConfig, TaskConfig
-from rlscale.rl.model import Transformer
 from rlscale.rl.decode import pad_left
+from rlscale.rl.model import Transformer
 from rlscale.rl.rollout import Rollout, forward_flops, rollout, sequence_logprobs
 from rlscale.rl.tasks import BOS, EOS, FORMATS, PAD, Problem, encode, sample_problems
 
