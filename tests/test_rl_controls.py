@@ -33,3 +33,25 @@ def test_gold_rollout_holds_the_worked_solutions():
         ids = ro.response_ids[i, :n].tolist()
         assert ids[-1] == EOS and decode(ids[:-1]) == p.solution("worked")
         assert ro.response_mask[i].sum().item() == n
+
+
+def test_sft_job_logs_kl_to_base_and_keeps_checkpoints(tmp_path, monkeypatch):
+    """A tiny sft run: KL 0 at step 0 and > 0 after, kept step-N.pt files, the gold NLL falls."""
+    pytest.importorskip("torch")
+    from test_rl_run import TINY
+
+    from rlscale.rl.runner import run_job
+    from rlscale.store import Store
+
+    monkeypatch.setenv("RLSCALE_CACHE", str(tmp_path / "cache"))
+    config = JobConfig().with_overrides(TINY + ["rl.trainer=sft", "rl.lr=3e-3", "rl.steps=4",
+                                                "eval.kl_base=true", "eval.keep_checkpoints=true",
+                                                "run_id=sft"])
+    run_job(config, store=tmp_path / "s", progress=False)
+    df = Store(tmp_path / "s").read_points(runs=["sft"])
+    kl = df[df.metric == "eval/kl_base"].sort_values("step")
+    assert kl.value.iloc[0] == 0.0 and (kl.value.iloc[1:] > 0).all()
+    loss = df[df.metric == "train/loss"].sort_values("step").value
+    assert loss.iloc[-1] < loss.iloc[0]
+    kept = sorted(p.name for p in (tmp_path / "s" / "_ckpt" / "sft").glob("step-*.pt"))
+    assert kept == ["step-000000.pt", "step-000002.pt", "step-000004.pt"]
