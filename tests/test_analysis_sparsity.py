@@ -117,3 +117,57 @@ def test_layer_of():
     assert layer_of("blocks.3.attn.qkv.weight") == "blocks.3"
     assert layer_of("tok_emb.weight") == "tok_emb"
     assert layer_of("scale") == "scale"
+
+
+# -- the papers' protocol (bf16 cast, atol 1e-5) and the overlap between updates ----------------
+def test_to_bf16_matches_torch_rounding():
+    import torch
+
+    from rlscale.analysis.sparsity import to_bf16
+
+    x = np.random.default_rng(0).normal(0, 0.05, size=4096).astype(np.float32)
+    want = torch.from_numpy(x).bfloat16().double().numpy()
+    assert np.array_equal(to_bf16(x), want)
+
+
+def test_bf16_cast_hides_moves_that_cross_no_rounding_boundary():
+    from rlscale.analysis.sparsity import update_sparsity
+
+    w = np.full(1000, 0.01, dtype=np.float32)  # bf16 spacing near 0.01 is 2^-14 ~ 6.1e-5
+    moved = w.copy()
+    moved[:100] += 2e-5  # > 1e-5 in fp32, but stays within the same bf16 value
+    moved[100:150] += 2e-4  # crosses bf16 boundaries
+    fp32 = update_sparsity({"w": w}, {"w": moved}, atol=1e-5, rtol=0, ranks=False)
+    bf16 = update_sparsity({"w": w}, {"w": moved}, atol=1e-5, rtol=0, ranks=False, cast="bf16")
+    assert fp32.total["n_changed"] == 150
+    assert bf16.total["n_changed"] == 50
+    assert bf16.rule.startswith("|bf16(w_rl) - bf16(w_base)| > 1e-05")
+    assert bf16.to_dict()["cast"] == "bf16"
+
+
+def test_overlap_against_chance():
+    from rlscale.analysis.sparsity import overlap_of, update_overlap
+
+    rng = np.random.default_rng(1)
+    base = {"a": np.zeros((50, 40), np.float32), "b": np.zeros(1000, np.float32)}
+    # two independent random updates of 20% of "a" only: over the model they overlap more than
+    # chance (both sit in "a"), within each tensor they do not
+    ups = {}
+    for k in ("x", "y"):
+        a = np.zeros((50, 40), np.float32)
+        a.flat[rng.choice(2000, 400, replace=False)] = 1.0
+        ups[k] = {"a": a, "b": np.zeros(1000, np.float32)}
+    ups["z"] = {k: v.copy() for k, v in ups["x"].items()}  # identical to x
+    ov = update_overlap(base, ups, atol=0, rtol=0).set_index(["a", "b"])
+    xy, xz = ov.loc[("x", "y")], ov.loc[("x", "z")]
+    assert xy["n_a"] == xy["n_b"] == 400 and xy["numel"] == 3000
+    assert xy["chance_both"] == pytest.approx(400 * 400 / 3000)
+    assert xy["chance_both_tensor"] == pytest.approx(400 * 400 / 2000)
+    assert xy["ratio"] > 1.3  # the model-wide null is fooled by where the changes sit
+    assert 0.8 < xy["ratio_tensor"] < 1.2
+    assert xz["jaccard"] == 1.0 and xz["overlap"] == 1.0
+    assert xz["ratio_tensor"] == pytest.approx(2000 / 400)
+    m = {"a": np.array([True, False]), "b": np.array([False])}
+    assert overlap_of(m, {"a": np.array([False, False]), "b": np.array([False])})["jaccard"] == 0
+    with pytest.raises(ValueError, match="two or more"):
+        update_overlap(base, {"x": ups["x"]})

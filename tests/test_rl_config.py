@@ -128,7 +128,8 @@ STORED = {
 # What it writes out today: the knobs added since, at the values that reproduce that run.
 WRITTEN = {**STORED, "task": {**STORED["task"], "digits": 1, "reward": "answer"},
            "pretrain": {**STORED["pretrain"], "hard_share": 0.0, "hard_ops": 2},
-           "rl": {**STORED["rl"], "warmup_steps": 0, "max_flops": 0.0}}
+           "rl": {**STORED["rl"], "warmup_steps": 0, "max_flops": 0.0, "trainer": "rl"},
+           "eval": {**STORED["eval"], "kl_base": False, "keep_checkpoints": False}}
 
 
 def test_stored_configs_read_back_and_write_out_unchanged():

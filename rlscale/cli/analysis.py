@@ -12,7 +12,7 @@ from rlscale.analysis.checkpoints import NoConfigError
 from rlscale.analysis.headroom import headroom
 from rlscale.analysis.passk_counts import compare_to_base, read_counts, write_counts
 from rlscale.analysis.passk_eval import plan_sampling, sample_counts
-from rlscale.analysis.sparsity import sparsity_between
+from rlscale.analysis.sparsity import overlap_between, sparsity_between
 from rlscale.cli._common import parse_ints, store_option, store_path
 from rlscale.cli._fitopts import fit_options, load_store_points, resolve_x, select_recipe
 from rlscale.plot.charts import save_chart
@@ -140,6 +140,10 @@ def format_headroom(out: Any) -> str:
 @store_option
 @click.argument("base")
 @click.argument("rl")
+@click.argument("others", nargs=-1)
+@click.option("--cast", type=click.Choice(["none", "bf16"]), default="none", show_default=True,
+              help="Round both checkpoints to this dtype before comparing. The papers' protocol "
+                   "(Mukherjee et al. 2025): --cast bf16 --atol 1e-5.")
 @click.option("--atol", type=click.FloatRange(min=0), default=None,
               help="Absolute tolerance: an entry changed iff |w_rl - w_base| > atol + rtol*|w_base|."
                    " Default 0 (with the default rtol).")
@@ -154,9 +158,9 @@ def format_headroom(out: Any) -> str:
 @click.option("--matrices/--no-matrices", default=True, show_default=True,
               help="Also list every tensor, not only layers and the total.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def sparsity_command(store: str | None, base: str, rl: str, atol: float | None, rtol: float | None,
-                     rank_rtol: float, energy: float, no_rank: bool, matrices: bool,
-                     as_json: bool) -> None:
+def sparsity_command(store: str | None, base: str, rl: str, others: tuple[str, ...], cast: str,
+                     atol: float | None, rtol: float | None, rank_rtol: float, energy: float,
+                     no_rank: bool, matrices: bool, as_json: bool) -> None:
     """Which parameters did RL change, and how low-rank is each update?
 
     BASE and RL are torch checkpoint files of the same architecture (a state dict, or a dict
@@ -168,20 +172,47 @@ def sparsity_command(store: str | None, base: str, rl: str, atol: float | None, 
         rlscale sparsity RUN_ID RUN_ID                        # a run's base vs its policy
         rlscale sparsity base.pt rl.pt
         rlscale sparsity base.pt rl.pt --rtol 0 --atol 0      # bitwise inequality
-        rlscale sparsity base.pt rl.pt --rtol 0.0039 --json   # would it survive a bf16 cast?
+        rlscale sparsity base.pt rl.pt --cast bf16 --atol 1e-5  # the papers' protocol
+        rlscale sparsity base.pt rl0.pt rl1.pt --cast bf16 --atol 1e-5  # + overlap between them
+
+    With more than one RL reference (RL OTHERS...), the report of RL is followed by the
+    pairwise overlap of the changed sets against the chance overlap of random sets of the same
+    sizes (over the model, and within each tensor).
     """
-    rep = sparsity_between(base, rl, store=Store(store_path(store)), atol=atol, rtol=rtol,
-                           rank_rtol=rank_rtol, energy=energy, ranks=not no_rank)
+    st = Store(store_path(store))
+    rep = sparsity_between(base, rl, store=st, atol=atol, rtol=rtol, rank_rtol=rank_rtol,
+                           energy=energy, ranks=not no_rank, cast=cast)
+    ov = (overlap_between(base, [rl, *others], store=st, atol=atol, rtol=rtol, cast=cast)
+          if others else None)
     if as_json:
-        click.echo(json.dumps(rep.to_dict(), indent=2))
+        out = rep.to_dict()
+        if ov is not None:
+            out["overlap"] = ov.to_dict(orient="records")
+        click.echo(json.dumps(out, indent=2))
         return
     click.echo(format_sparsity(rep, matrices=matrices))
+    if ov is not None:
+        click.echo("\n" + format_overlap(ov))
+
+
+def format_overlap(ov: Any) -> str:
+    """The overlap table of ``rlscale sparsity BASE RL OTHERS...``."""
+    t = ov.copy()
+    for col in ("frac_a", "frac_b"):
+        t[col] = (100 * t[col]).map(lambda v: f"{v:.2f}%")
+    for col in ("jaccard", "chance_jaccard", "chance_jaccard_tensor", "ratio", "ratio_tensor"):
+        t[col] = t[col].map(lambda v: _g(v, ".3g"))
+    cols = ["a", "b", "frac_a", "frac_b", "n_both", "jaccard", "chance_jaccard", "ratio",
+            "chance_jaccard_tensor", "ratio_tensor"]
+    return ("overlap of the changed sets (ratio: |A&B| / chance |A&B|; chance: independent "
+            "random sets of the same sizes, over the model / within each tensor):\n"
+            + t[cols].to_string(index=False))
 
 
 def format_sparsity(rep: Any, *, matrices: bool = True) -> str:
     """The text report of ``rlscale sparsity``."""
     t = rep.total
-    lines = [f"changed: |w_rl - w_base| > {rep.atol:g} + {rep.rtol:.3g} * |w_base|",
+    lines = [f"changed: {rep.rule}",
              f"total: {t['n_changed']:,} of {t['numel']:,} parameters changed "
              f"({100 * t['frac_changed']:.2f}%), ||dW||/||W|| = {_g(t['rel_delta_fro'], '.3g')}",
              "", "per layer:"]

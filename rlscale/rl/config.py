@@ -36,6 +36,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "rl.adv_norm": ("group", "batch", "none"),
     "rl.loss_agg": ("token-mean", "seq-mean", "prompt-mean", "constant"),
     "rl.objective": ("ppo", "cispo"),
+    "rl.trainer": ("rl", "sft", "rft"),
     "pretrain.precision": PRECISIONS,
     "rl.precision": PRECISIONS,
 }
@@ -133,6 +134,10 @@ class RLConfig:
     ops_max: int = 4  # hardest RL prompts
     ref_reset_every: int = 0  # copy the policy into the reference every N steps (0 = never)
     precision: str = "bf16"  # sampling, log-probs and eval: bf16 | fp32 | auto (bf16 on GPU only)
+    # rl: the recipe's policy-gradient update | sft: NLL of each prompt's gold worked solution |
+    # rft: NLL of the policy's own verified-correct samples (rejection fine-tuning); the same
+    # prompts, steps, lr and optimiser; sft and rft ignore the recipe's loss knobs and kl_coef
+    trainer: str = "rl"
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.overrides) - set(KNOBS))
@@ -179,6 +184,8 @@ class EvalConfig:
     ops_min: int = 1  # easiest evaluated difficulty
     ops_max: int = 5  # hardest evaluated difficulty
     temperature: float = 1.0  # sampling temperature (training samples use 1.0 too)
+    kl_base: bool = False  # also log eval/kl_base: mean per-token KL(policy || base) (runner.py)
+    keep_checkpoints: bool = False  # also keep the policy at every evaluation (_ckpt/<run>/step-N.pt)
 
 
 _SECTIONS: dict[str, type] = {
@@ -389,7 +396,8 @@ _ADDED_KNOBS: dict[str, dict[str, Any]] = {
     # bases before precision were pretrained in fp32 on every device; none had hard problems
     "pretrain": {"precision": "fp32", "hard_share": 0.0, "hard_ops": 2},
     "rl": {"precision": "auto",  # runs before it used bf16 autocast on CUDA, fp32 on CPU
-           "warmup_steps": 0, "max_flops": 0.0},
+           "warmup_steps": 0, "max_flops": 0.0, "trainer": "rl"},
+    "eval": {"kl_base": False, "keep_checkpoints": False},
 }
 
 

@@ -98,7 +98,9 @@ def run_job(config: JobConfig, *, store: Store | str | os.PathLike[str], resume:
     ck = load_checkpoint(ckpt_path, device=device) if resume and ckpt_path.is_file() else None
     base, base_info = get_base(config, device=device, progress=progress)
     policy = base
-    ref = copy.deepcopy(base).eval() if config.rl.kl_coef else None
+    # the frozen base for eval/kl_base, copied before a resumed policy is loaded into ``base``
+    base0 = copy.deepcopy(base).eval() if config.eval.kl_base else None
+    ref = copy.deepcopy(base).eval() if config.rl.kl_coef and config.rl.trainer == "rl" else None
     opt = torch.optim.AdamW(policy.parameters(), lr=config.rl.lr, betas=(0.9, 0.95),
                             weight_decay=0.0)
     state = {"step": 0, "flops": 0, "tokens": 0, "wall_s": 0.0}
@@ -120,8 +122,8 @@ def run_job(config: JobConfig, *, store: Store | str | os.PathLike[str], resume:
     problems = eval_problems(config)
     buffer: list[dict[str, Any]] = []
     if state["step"] == 0:
-        buffer += _eval_rows(policy, config, problems, state)
-        _flush(writer, buffer, policy, opt, ref, state, ckpt_path)
+        buffer += _eval_rows(policy, config, problems, state, base0)
+        _flush(writer, buffer, policy, opt, ref, state, ckpt_path, config)
     bar = _bar(config.rl.steps, state["step"], progress)
     while state["step"] < config.rl.steps and not budget_spent(config.rl, state):
         t0 = time.perf_counter()
@@ -142,11 +144,11 @@ def run_job(config: JobConfig, *, store: Store | str | os.PathLike[str], resume:
             bar.set_postfix(reward=f"{result.metrics['train/reward']:.3f}", refresh=False)
         last = step == config.rl.steps or budget_spent(config.rl, state)
         if step % config.eval.every == 0 or last:
-            buffer += _eval_rows(policy, config, problems, state)
+            buffer += _eval_rows(policy, config, problems, state, base0)
             if bar is not None:
                 key = f"eval/mean@{config.eval.samples}"
                 bar.set_postfix(eval=f"{[r for r in buffer if r['metric'] == key][-1]['value']:.3f}")
-            _flush(writer, buffer, policy, opt, ref, state, ckpt_path)
+            _flush(writer, buffer, policy, opt, ref, state, ckpt_path, config)
     if bar is not None:
         bar.close()
     writer.close("complete")
@@ -209,19 +211,57 @@ def warmup_lr(rl: Any, step: int) -> float:
     return rl.lr
 
 
-def _eval_rows(policy, config: JobConfig, problems, state) -> list[dict[str, Any]]:
+def _eval_rows(policy, config: JobConfig, problems, state, base0=None) -> list[dict[str, Any]]:
     gen = torch.Generator(device=next(policy.parameters()).device).manual_seed(
         (config.seed * 1_000_003 + state["step"]) % 2**63 + 7)
     metrics, _ = evaluate(policy, problems, samples=config.eval.samples,
                           max_new_tokens=config.rl.max_new_tokens, generator=gen,
                           temperature=config.eval.temperature, precision=config.rl.precision,
                           verified_only=config.task.verified_only)
+    if base0 is not None:
+        metrics["eval/kl_base"] = kl_to_base(policy, base0, problems, config, step=state["step"])
     return [_row(state["step"], k, v, state) for k, v in metrics.items()]
 
 
+KL_SAMPLES = 2  # responses per held-out problem for eval/kl_base
+
+
+def kl_to_base(policy, base, problems, config: JobConfig, *, step: int) -> float:
+    """Mean per-token KL(policy || base) on the policy's own responses to the held-out problems
+    (``problems``: difficulty -> problems, as :func:`eval_problems` gives).
+
+    ``KL_SAMPLES`` responses per problem (temperature 1, seeded by (seed, step)); per token the
+    k3 estimate ``exp(r) - 1 - r`` with ``r = log base(tok) - log policy(tok)`` (unbiased for the
+    token's KL given its prefix, never negative), averaged over every response token (EOS
+    included). Log-probs in fp32; 0 exactly at equal weights."""
+    from rlscale.rl.rollout import rollout, sequence_logprobs
+
+    device = next(policy.parameters()).device
+    gen = torch.Generator(device=device).manual_seed((config.seed * 1_000_003 + step) % 2**63 + 11)
+    was = policy.training
+    policy.eval()
+    with torch.inference_mode():
+        flat = [p for ops in sorted(problems) for p in problems[ops]]
+        ro = rollout(policy, flat, group_size=KL_SAMPLES,
+                     max_new_tokens=config.rl.max_new_tokens, generator=gen, precision="fp32",
+                     verified_only=config.task.verified_only)
+        lp, _ = sequence_logprobs(policy, ro, precision="fp32")
+        lb, _ = sequence_logprobs(base, ro, precision="fp32")
+    policy.train(was)
+    r = (lb - lp).double()
+    k3 = (torch.exp(r) - 1 - r) * ro.response_mask
+    return float(k3.sum() / ro.response_mask.sum().clamp(min=1))
+
+
+def kept_checkpoint(ckpt_path: Path, step: int) -> Path:
+    """Where ``eval.keep_checkpoints`` keeps the policy of step ``step``: beside ckpt.pt."""
+    return ckpt_path.parent / f"step-{step:06d}.pt"
+
+
 def _flush(writer: RunWriter, buffer: list[dict[str, Any]], policy, opt, ref, state,
-           ckpt_path: Path) -> None:
-    """Append buffered points, then checkpoint (atomically), then clear the buffer."""
+           ckpt_path: Path, config: JobConfig | None = None) -> None:
+    """Append buffered points, then checkpoint (atomically), then clear the buffer. With
+    ``eval.keep_checkpoints`` the policy alone is also kept as ``step-N.pt``."""
     writer.append(pd.DataFrame(buffer))
     buffer.clear()
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
@@ -229,6 +269,11 @@ def _flush(writer: RunWriter, buffer: list[dict[str, Any]], policy, opt, ref, st
     torch.save({"policy": policy.state_dict(), "opt": opt.state_dict(),
                 "ref": None if ref is None else ref.state_dict(), "state": dict(state)}, tmp)
     os.replace(tmp, ckpt_path)
+    if config is not None and config.eval.keep_checkpoints:
+        keep = kept_checkpoint(ckpt_path, state["step"])
+        tmp = layout.temp_name(keep)
+        torch.save({"policy": policy.state_dict(), "state": dict(state)}, tmp)
+        os.replace(tmp, keep)
 
 
 def _bar(total: int, start: int, enabled: bool):

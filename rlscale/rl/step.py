@@ -13,9 +13,10 @@ import torch
 
 from rlscale.rl import grpo
 from rlscale.rl.config import RLConfig, TaskConfig
+from rlscale.rl.decode import pad_left
 from rlscale.rl.model import Transformer
 from rlscale.rl.rollout import Rollout, forward_flops, rollout, sequence_logprobs
-from rlscale.rl.tasks import FORMATS, sample_problems
+from rlscale.rl.tasks import BOS, EOS, FORMATS, PAD, Problem, encode, sample_problems
 
 MAX_EDGE_DRAWS = 4  # dynamic sampling gives up after this many draws per step
 
@@ -83,7 +84,10 @@ def _concat(parts: list[Rollout], limit: int) -> Rollout:
 
 def rl_step(policy: Transformer, ref: Transformer | None, opt: torch.optim.Optimizer,
             rl: RLConfig, task: TaskConfig, *, seed: int, step: int) -> StepResult:
-    """One GRPO-family step; ``rl``'s knobs are its recipe's, overridden where it says so."""
+    """One GRPO-family step; ``rl``'s knobs are its recipe's, overridden where it says so.
+    ``rl.trainer`` sft / rft: a supervised control step instead (:func:`nll_step`)."""
+    if rl.trainer != "rl":
+        return nll_step(policy, opt, rl, task, seed=seed, step=step)
     cfg = policy.cfg
     policy.fp32_logits = rl.fp32_logits
     if ref is not None:  # the same head precision, or the KL would be non-zero at equal weights
@@ -167,4 +171,63 @@ def rl_step(policy: Transformer, ref: Transformer | None, opt: torch.optim.Optim
     for role in ("plan", "exec"):
         if sums[f"{role}_tokens"]:
             m[f"train/entropy/{role}"] = sums[f"{role}_entropy"] / sums[f"{role}_tokens"]
+    return StepResult(m, flops, tokens)
+
+
+def gold_rollout(problems: list[Problem], *, device: torch.device | str) -> Rollout:
+    """A one-sample-per-prompt :class:`Rollout` whose responses are the gold worked solutions
+    (``Problem.solution("worked")`` + EOS), reward 1: what the sft trainer fits."""
+    prompts = [[BOS, *encode(p.prompt())] for p in problems]
+    responses = [[*encode(p.solution("worked")), EOS] for p in problems]
+    ids, valid = pad_left(prompts, device=device)
+    R = max(len(r) for r in responses)
+    resp = torch.full((len(problems), R), PAD, dtype=torch.long, device=device)
+    mask = torch.zeros(len(problems), R, device=device)
+    for i, r in enumerate(responses):
+        resp[i, :len(r)] = torch.tensor(r, device=device)
+        mask[i, :len(r)] = 1.0
+    texts = [p.solution("worked") for p in problems]
+    return Rollout(list(problems), 1, ids, valid, resp, mask, texts,
+                   torch.ones(len(problems), 1, device=device), ["worked"] * len(problems),
+                   {"prefill": 0, "decode": 0}, [len(p) for p in prompts],
+                   [len(r) for r in responses])
+
+
+def nll_step(policy: Transformer, opt: torch.optim.Optimizer, rl: RLConfig, task: TaskConfig, *,
+             seed: int, step: int) -> StepResult:
+    """One supervised control step on the RL step's own prompts (the same draw as :func:`draw`).
+
+    ``sft``: token-mean NLL of each prompt's gold worked solution (no sampling).
+    ``rft``: sample ``group_size`` responses per prompt as RL does, keep the verified-correct
+    ones (reward 1) and take the token-mean NLL of those; a step with none makes no update.
+    Gradient clipping at 1.0 and the optimiser are the RL step's."""
+    cfg = policy.cfg
+    device = next(policy.parameters()).device
+    gen = torch.Generator(device=device).manual_seed((seed * 1_000_003 + step) % 2**63)
+    m: dict[str, float] = {}
+    if rl.trainer == "sft":
+        problems = sample_problems(f"rl/{seed}/{step}/0", rl.prompts_per_step, ops_min=rl.ops_min,
+                                   ops_max=rl.ops_max, split="train", **task.problem_kwargs())
+        batch, flops, tokens = gold_rollout(problems, device=device), 0, 0
+        weight = batch.response_mask
+    else:
+        batch, drawn = draw(policy, rl, task, seed=seed, step=step, generator=gen)
+        flops, tokens = sum(sum(d.gen_flops.values()) for d in drawn), batch.n_tokens
+        m["train/reward"] = batch.rewards.mean().item()
+        m["train/response_len"] = sum(batch.response_lens) / len(batch.response_lens)
+        weight = batch.response_mask * batch.rewards.reshape(-1, 1)
+    n_tok = weight.sum().item()
+    m["train/trained_tokens"] = float(n_tok)
+    if n_tok == 0:
+        return StepResult(m, flops, tokens)
+    policy.fp32_logits = rl.fp32_logits
+    logp, ent = sequence_logprobs(policy, batch, with_entropy=True, precision=rl.precision)
+    loss = -(logp * weight).sum() / n_tok
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+    opt.step()
+    flops += 3 * forward_flops(cfg, batch)
+    m["train/loss"] = loss.item()
+    m["train/entropy"] = ((ent * weight).sum() / n_tok).item()
     return StepResult(m, flops, tokens)
