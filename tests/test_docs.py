@@ -17,7 +17,9 @@ The convention (docs/writing-docs.md says the same for people writing docs):
   any other must exit 0.
 * ``...`` in an expected output matches anything: inside a line, any text on that line (times,
   dates, versions); on a line of its own, any number of lines (an excerpt). Nothing else is a
-  placeholder, so every other digit shown is checked.
+  placeholder, so every other digit shown is checked, except that a full-precision float (10 or
+  more significant digits, as JSON prints them) matches any number within a relative 1e-7:
+  BLAS and libm builds differ between machines in the last bits.
 * ``<!-- docs-test: setup -->`` on the line before a ```` ```python ```` block runs that block
   (in the scratch directory) at that point of the doc: it builds the store the next commands use.
 * ``<!-- docs-test: skip: REASON -->`` on the line before a console block leaves it out (it
@@ -126,15 +128,45 @@ def _normal(lines: list[str]) -> list[str]:
     return lines
 
 
+# A number shown with this many significant digits or more is a full-precision float (JSON prints
+# repr): BLAS and libm builds differ between machines in its last bits, so it matches any number
+# within a relative FLOAT_RTOL of it. A number shown with fewer digits is checked exactly.
+LONG_NUMBER = re.compile(r"-?(?:\d+\.\d+|\d+)(?:[eE][-+]?\d+)?")
+LONG_DIGITS = 10
+FLOAT_RTOL = 1e-7
+_ANY_NUMBER = r"(-?(?:\d+\.\d+|\d+)(?:[eE][-+]?\d+)?)"
+
+
+def _long(token: str) -> bool:
+    mantissa = re.split(r"[eE]", token)[0]
+    return len(mantissa.replace("-", "").replace(".", "").lstrip("0")) >= LONG_DIGITS
+
+
+def _pattern(text: str, wanted: list[float]) -> str:
+    out, at = [], 0
+    for m in LONG_NUMBER.finditer(text):
+        if _long(m.group()):
+            out += [re.escape(text[at:m.start()]), _ANY_NUMBER]
+            wanted.append(float(m.group()))
+            at = m.end()
+    return "".join(out) + re.escape(text[at:])
+
+
 def matches(expected: list[str], actual: list[str]) -> bool:
-    """``...`` on its own line = any lines; ``...`` inside a line = any text of that line."""
-    parts = []
+    """``...`` on its own line = any lines; ``...`` inside a line = any text of that line; a
+    full-precision number (:data:`LONG_DIGITS` significant digits) = any within FLOAT_RTOL."""
+    parts: list[str] = []
+    wanted: list[float] = []
     for ln in _normal(expected):
         if ln.strip() == "...":
             parts.append(r"(?:[^\n]*\n)*?")
         else:
-            parts.append("[^\n]*".join(map(re.escape, ln.split("..."))) + r"\n")
-    return re.fullmatch("".join(parts), "".join(a + "\n" for a in _normal(actual))) is not None
+            parts.append("[^\n]*".join(_pattern(seg, wanted) for seg in ln.split("...")) + r"\n")
+    m = re.fullmatch("".join(parts), "".join(a + "\n" for a in _normal(actual)))
+    if m is None:
+        return False
+    return all(abs(float(got) - want) <= FLOAT_RTOL * max(abs(want), 1e-300)
+               for got, want in zip(m.groups(), wanted))
 
 
 def run(cmd: str, runner: CliRunner) -> tuple[int | None, list[str]]:
@@ -209,6 +241,11 @@ def test_the_convention_holds_in_every_doc():
     assert matches(["x", "...", "z"], ["x", "z"])
     assert not matches(["x", "...", "z"], ["x", "y", "z", "w"])
     assert not matches(["a ... b"], ["a 1", "2 b"])
+    # full-precision floats match to a relative 1e-7; short numbers exactly
+    assert matches(['"A": 0.9999997360214412,'], ['"A": 0.9999997360271926,'])
+    assert not matches(['"A": 0.9999997360214412,'], ['"A": 0.9999987360214412,'])
+    assert not matches(["A 0.93"], ["A 0.94"])
+    assert matches(["x 12158.810288267161 ... y"], ["x 12158.810290801339 in 3 s y"])
 
 
 def rewrite(path: Path, runs: list[tuple[Block, Command, list[str]]]) -> list[Command]:
