@@ -39,7 +39,9 @@ def test_default_job_and_full_demo_use_shipped_bases():
 ADDED = [("task", "shuffle", True, False), ("pretrain", "precision", "fp32", "bf16"),
          ("rl", "precision", "auto", "bf16"), ("task", "digits", 1, 2),
          ("task", "reward", "answer", "verified"), ("pretrain", "hard_share", 0.0, 0.05),
-         ("pretrain", "hard_ops", 2, 3), ("rl", "warmup_steps", 0, 5)]  # (section, knob, value before it existed, another)
+         ("pretrain", "hard_ops", 2, 3), ("rl", "warmup_steps", 0, 5),
+         ("rl", "max_flops", 0.0, 1e12), ("rl", "trainer", "rl", "sft"),
+         ("eval", "kl_base", False, True), ("eval", "keep_checkpoints", False, True)]  # (section, knob, value before it existed, another)
 
 
 @pytest.mark.parametrize(("section", "knob", "legacy_value", "other"), ADDED)
@@ -52,9 +54,11 @@ def test_knob_added_later_keeps_older_hashes(section, knob, legacy_value, other)
     for key in ("run_id", "device"):
         del legacy[key]
     del legacy[section][knob]
+    if legacy["rl"]["minibatches"] is None:  # written as a plain field before it became a knob
+        legacy["rl"]["minibatches"] = old.rl.minibatches
     assert old.hash() == stable_hash(legacy)
     assert base_hash(old) == stable_hash({k: legacy[k] for k in ("task", "model", "pretrain")})
-    if section != "rl":
+    if section not in ("rl", "eval"):  # RL and evaluation knobs do not change the base
         assert base_hash(old) != base_hash(new)
 
 
