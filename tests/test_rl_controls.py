@@ -55,3 +55,18 @@ def test_sft_job_logs_kl_to_base_and_keeps_checkpoints(tmp_path, monkeypatch):
     assert loss.iloc[-1] < loss.iloc[0]
     kept = sorted(p.name for p in (tmp_path / "s" / "_ckpt" / "sft").glob("step-*.pt"))
     assert kept == ["step-000000.pt", "step-000002.pt", "step-000004.pt"]
+
+
+def test_sft_job_runs_with_its_progress_bar(tmp_path, monkeypatch):
+    """sft samples nothing, so it logs no train/reward: the progress bar shows its loss instead."""
+    pytest.importorskip("torch")
+    from test_rl_run import TINY
+
+    from rlscale.rl.runner import run_job
+    from rlscale.store import Store
+
+    monkeypatch.setenv("RLSCALE_CACHE", str(tmp_path / "cache"))
+    config = JobConfig().with_overrides(TINY + ["rl.trainer=sft", "rl.steps=2", "run_id=sftbar"])
+    run_job(config, store=tmp_path / "s", progress=True)
+    df = Store(tmp_path / "s").read_points(runs=["sftbar"])
+    assert df[df.metric == "train/loss"].step.max() == 2

@@ -16,6 +16,7 @@ that was never killed.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import pickle
 import time
@@ -141,7 +142,9 @@ def run_job(config: JobConfig, *, store: Store | str | os.PathLike[str], resume:
         buffer += [_row(step, k, v, state) for k, v in result.metrics.items()]
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(reward=f"{result.metrics['train/reward']:.3f}", refresh=False)
+            name = "reward" if "train/reward" in result.metrics else "loss"  # sft samples nothing
+            bar.set_postfix({name: f"{result.metrics.get(f'train/{name}', math.nan):.3f}"},
+                            refresh=False)
         last = step == config.rl.steps or budget_spent(config.rl, state)
         if step % config.eval.every == 0 or last:
             buffer += _eval_rows(policy, config, problems, state, base0)
