@@ -10,6 +10,8 @@ import click
 
 from rlscale.analysis.checkpoints import NoConfigError
 from rlscale.analysis.headroom import headroom
+from rlscale.analysis.passk import VERDICTS
+from rlscale.analysis.passk_arms import arm_verdicts, parse_arm
 from rlscale.analysis.passk_counts import compare_to_base, read_counts, write_counts
 from rlscale.analysis.passk_eval import plan_sampling, sample_counts
 from rlscale.analysis.sparsity import overlap_between, sparsity_between
@@ -241,7 +243,12 @@ def format_sparsity(rep: Any, *, matrices: bool = True) -> str:
 @click.command("passk")
 @store_option
 @click.argument("base")
-@click.argument("rl", nargs=-1, required=True)
+@click.argument("rl", nargs=-1)
+@click.option("--arm", "arms", multiple=True, metavar="NAME=RUN,RUN,...",
+              help="Group RL runs of one arm (one per seed): each arm also gets, per "
+                   "difficulty, the mean RL - base over its seeds with a t-interval over seeds, "
+                   "how many seeds got each verdict, and a verdict across seeds (repeatable; "
+                   "its runs are compared even when not listed as RL).")
 @click.option("--difficulties", default=None,
               help="Held-out difficulties (numbers of ops), comma-separated (default: the run's "
                    "eval.ops_min..eval.ops_max).")
@@ -268,7 +275,8 @@ def format_sparsity(rep: Any, *, matrices: bool = True) -> str:
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="Save the pass@k curves chart (.png, .svg, .html, .json by suffix).")
 @click.option("--json", "as_json", is_flag=True, help="Print verdicts and curves as JSON.")
-def passk_command(store: str | None, base: str, rl: tuple[str, ...], difficulties: str | None,
+def passk_command(store: str | None, base: str, rl: tuple[str, ...], arms: tuple[str, ...],
+                  difficulties: str | None,
                   problems: int | None, samples: int, temperature: float, device: str,
                   n_boot: int, level: float, seed: int, counts_path: str | None,
                   from_counts: str | None, out_path: str | None, as_json: bool) -> None:
@@ -288,7 +296,12 @@ def passk_command(store: str | None, base: str, rl: tuple[str, ...], difficultie
         rlscale passk RUN_A RUN_A RUN_B --difficulties 2,4,6 --out passk.png
         rlscale passk ~/.cache/rlscale/bases/HASH runs/store/_ckpt/RUN/ckpt.pt --json
         rlscale passk --from-counts c.csv "base of RUN_ID" RUN_ID --level 0.9
+        rlscale passk --from-counts c.csv "base of A-s0" --arm edge=A-s0,A-s1,A-s2
     """
+    groups = dict(parse_arm(a) for a in arms)
+    rl = tuple(dict.fromkeys([*rl, *(m for ms in groups.values() for m in ms)]))
+    if not rl:
+        raise click.UsageError("name at least one RL model (RL... or --arm NAME=RUN,...)")
     chance = None  # sampled models only: a counts CSV does not say which task it came from
     if from_counts:
         counts = read_counts(from_counts, base=base, rl=rl)
@@ -311,6 +324,8 @@ def passk_command(store: str | None, base: str, rl: tuple[str, ...], difficultie
         chance = {c.difficulty: c.reward for c in chance_levels(
             plan.config.task, plan.difficulties, verified=True)}
     report = compare_to_base(counts, n_boot=n_boot, level=level, seed=seed)
+    arm_table = (arm_verdicts(counts, report.comparisons, groups, level=level, n_boot=n_boot,
+                             seed=seed) if groups else None)
     if counts_path:
         write_counts(counts, counts_path)
     if out_path:
@@ -319,10 +334,40 @@ def passk_command(store: str | None, base: str, rl: tuple[str, ...], difficultie
         data = report.to_dict()
         if chance is not None:
             data["chance_verified"] = {str(d): c for d, c in chance.items()}
+        if arm_table is not None:
+            data["arms"] = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+                            for r in arm_table.to_dict(orient="records")]
         click.echo(json.dumps(data, indent=2))
         return
     for label, cmp in report.comparisons:
         click.echo(format_passk(cmp, base=report.base, rl=label, chance=chance))
+    if arm_table is not None:
+        click.echo(format_arms(arm_table, base=report.base, level=level, chance=chance))
+
+
+def format_arms(table: Any, *, base: str, level: float,
+                chance: dict[int, float] | None = None) -> str:
+    """The across-seed block of ``rlscale passk --arm``."""
+    pct = f"{100 * level:g}%"
+    lines = [f"arms vs {base} (d = RL - base, mean over seeds [{pct} interval over seeds "
+             "and problems]; seeds: how many got each verdict)"]
+    for r in table.to_dict(orient="records"):
+        k = r["k_max"]
+        seeds = ", ".join(f"{v} {r[f'seeds_{v}']}" for v in VERDICTS if r[f"seeds_{v}"])
+        luck = ""
+        if chance is not None and r["difficulty"] in chance:
+            c = chance[r["difficulty"]]
+            luck = f"   chance: pass@1 {c:.3f}, pass@{k} {1 - (1 - c) ** k:.3f}"
+        lines.append(
+            f"  {r['arm']} ({r['n_seeds']} seeds) ops={r['difficulty']}: "
+            f"pass@1 d {r['d_pass1']:+.3f} {_signed(r['d_pass1_lower'], r['d_pass1_upper'])}   "
+            f"pass@{k} d {r['d_passk']:+.3f} {_signed(r['d_passk_lower'], r['d_passk_upper'])}   "
+            f"{r['verdict']}   seeds: {seeds}{luck}")
+    return "\n".join(lines)
+
+
+def _signed(lo: float, hi: float) -> str:
+    return "[-]" if not (math.isfinite(lo) and math.isfinite(hi)) else f"[{lo:+.3f}, {hi:+.3f}]"
 
 
 def format_passk(cmp: Any, *, base: str, rl: str, chance: dict[int, float] | None = None) -> str:
