@@ -135,6 +135,14 @@ def test_local_pool_splits_threads():
     assert (pool.capacity, pool.threads) == (3, 2)
 
 
+def test_sweep_cores_option_reaches_the_pool():
+    from rlscale.sweep.executors import make_executor
+
+    pool = make_executor("local", workers=1, cores=1)
+    assert (pool.capacity, pool.threads) == (1, 1)
+    assert make_executor("local", cores=3).threads == 1
+
+
 def test_changed_spec_under_same_name_is_refused(tmp_path, store_dir):
     spec_path = write_spec(tmp_path)
     run_sweep(load_spec(spec_path), store=store_dir, executor=InProcessExecutor())

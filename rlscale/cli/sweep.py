@@ -22,6 +22,9 @@ from rlscale.text import short
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="local: processes (default one per core; each gets cores // workers threads). "
                    "ray: CPUs of the local Ray instance it starts.")
+@click.option("--cores", type=click.IntRange(min=1), default=None,
+              help="local: the cores this sweep may use (default: all of the machine's), e.g. "
+                   "to share it with another sweep; each worker gets cores // workers threads.")
 @click.option("--address", default=None,
               help="Ray cluster to submit to (e.g. 'auto', 'ray://head:10001'); "
                    "default: start a local Ray instance.")
@@ -32,7 +35,7 @@ from rlscale.text import short
 @click.option("--refresh", type=click.FloatRange(min=0.05), default=2.0, show_default=True,
               help="Seconds between progress updates.")
 def sweep(spec_path: str, store: str | None, executor: str, workers: int | None,
-          address: str | None, dry_run: bool, resume: bool, refresh: float) -> None:
+          cores: int | None, address: str | None, dry_run: bool, resume: bool, refresh: float) -> None:
     """Run every job of a sweep spec (base config x grid/points x seeds) into the store.
 
     Run ids are NAME-KEY=VALUE-...-sSEED, so rerunning with --resume finds the runs again:
@@ -43,11 +46,14 @@ def sweep(spec_path: str, store: str | None, executor: str, workers: int | None,
     Examples:
         rlscale sweep runs/pretrain_study.toml --dry-run
         rlscale sweep runs/pretrain_study.toml --workers 4
+        rlscale sweep runs/pretrain_study.toml --workers 1 --cores 1   # beside another job
         rlscale sweep runs/pretrain_study.toml --resume
         rlscale sweep runs/pretrain_study.toml --executor ray --address auto
     """
     if address is not None and executor != "ray":
         raise click.UsageError("--address is for --executor ray")
+    if cores is not None and executor != "local":
+        raise click.UsageError("--cores is for --executor local")
     spec = sw.load_spec(spec_path)
     st = Store(store_path(store))
     if dry_run:
@@ -56,7 +62,7 @@ def sweep(spec_path: str, store: str | None, executor: str, workers: int | None,
     view = ProgressView(st, name=spec.name, metric=spec.metric)
     result = sw.run_sweep(spec, store=st, resume=resume, refresh_s=refresh, on_update=view,
                           executor=lambda: make_executor(executor, workers=workers,
-                                                         address=address))
+                                                         address=address, cores=cores))
     counts = result.counts()
     click.echo(f"sweep {spec.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                + f"; state in {sw.sweep_state_path(st, spec.name)}")

@@ -299,12 +299,14 @@ class RayExecutor:
             self._ray.shutdown()
 
 
-def make_executor(name: str, *, workers: int | None = None, address: str | None = None) -> Any:
-    """Build an executor by name (one of :data:`EXECUTORS`)."""
+def make_executor(name: str, *, workers: int | None = None, address: str | None = None,
+                  cores: int | None = None) -> Any:
+    """Build an executor by name (one of :data:`EXECUTORS`); ``cores``: the cores a local pool
+    may use (default: all)."""
     if name == "inprocess":
         return InProcessExecutor()
     if name == "local":
-        return LocalExecutor(workers=workers)
+        return LocalExecutor(workers=workers, cores=cores)
     if name == "ray":
         return RayExecutor(address=address, num_cpus=workers)
     msg = f"unknown executor {name!r} (expected one of {', '.join(EXECUTORS)})"
