@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from rlscale.errors import input_error
 
@@ -35,15 +36,11 @@ def base_prediction(points: pd.DataFrame, *, metric: str = "eval/pass@8") -> pd.
     return first["value"].rename("predicted")
 
 
-def _rank_corr(a: np.ndarray, b: np.ndarray) -> float:
-    ra, rb = pd.Series(a).rank().to_numpy(), pd.Series(b).rank().to_numpy()
-    return _corr(ra, rb)
-
-
-def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    if np.std(a) == 0 or np.std(b) == 0:
+def _corr(a: np.ndarray, b: np.ndarray, kind: str) -> float:
+    if np.std(a) == 0 or np.std(b) == 0:  # a constant has no correlation (scipy would warn)
         return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
+    res = stats.spearmanr(a, b) if kind == "spearman" else stats.pearsonr(a, b)
+    return float(res.statistic)
 
 
 def check_prediction(predicted: Sequence[float], actual: Sequence[float]) -> dict[str, Any]:
@@ -52,7 +49,8 @@ def check_prediction(predicted: Sequence[float], actual: Sequence[float]) -> dic
     if p.shape != a.shape or p.size < 3 or not (np.isfinite(p).all() and np.isfinite(a).all()):
         raise input_error(f"need >= 3 finite, paired cells, got {p.size} predicted and {a.size} "
                           "actual", field="cells", expected="paired finite values")
-    return {"n": int(p.size), "pearson": _corr(p, a), "spearman": _rank_corr(p, a),
+    return {"n": int(p.size), "pearson": _corr(p, a, "pearson"),
+            "spearman": _corr(p, a, "spearman"),
             "mae": float(np.mean(np.abs(p - a))), "bias": float(np.mean(p - a))}
 
 
