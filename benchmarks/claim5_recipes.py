@@ -8,7 +8,8 @@ truncation act?). Then, per parameter P in {A, B, log10 C_mid}: the one-way ANOV
 the recipes (scipy.stats.f_oneway), the spread of the recipe means beside the pooled
 within-recipe (seed) standard deviation, and the rule of the spec's header: claim 5 is
 SUPPORTED if B and/or C_mid move (p < 0.05) and A does not; REFUTED if A moves, or if neither B
-nor C_mid moves; runs whose fit is not ok are dropped and counted, and a recipe with fewer than
+nor C_mid moves; runs whose fit is not ok (including a fit that says its asymptote is not
+identified, whose A is a bound rather than an estimate) are dropped and counted, and a recipe with fewer than
 3 fitted runs makes it "not testable here".
 
 The compute axis is RL FLOPs (``flops``), fixed before any fit was read: the store's gpu_hours
@@ -54,7 +55,9 @@ def per_run(root: str) -> pd.DataFrame:
         meta = pts[pts["run_id"] == rid].iloc[0]
         train = pts[pts["run_id"] == rid]
         row = {"run_id": rid, "recipe": meta.get("recipe"), "seed": int(rid.rsplit("-s", 1)[1]),
-               "ok": bool(f.ok), "warnings": ",".join(w.code for w in f.warnings)}
+               "ok": bool(f.ok) and not any(w.code == "asymptote_not_identified"
+                                             for w in f.warnings),
+               "warnings": ",".join(w.code for w in f.warnings)}
         for name in ("A", "B", "C_mid"):
             row[name] = float(f.params[name].value) if name in f.params else math.nan
         row["log10 C_mid"] = math.log10(row["C_mid"]) if row["C_mid"] > 0 else math.nan
