@@ -1,0 +1,83 @@
+"""Read the two-phase study (runs/two_phase.toml) and apply its verdict rule.
+
+    python benchmarks/two_phase.py runs/two-phase-store
+
+Per RL seed: the held-out gain (eval/mean@8, mean of the last 3 evaluations minus step 0), the
+plan and exec token entropies (train/entropy/plan, train/entropy/exec) averaged over steps 1-5,
+16-20, 16-25 and 51-60, (a) the share of its start each role's entropy lost by steps 16-20, and
+(b) the one-sided Welch t-test of plan entropy falling from steps 16-25 to 51-60. The rule is
+the spec's header: not testable here if the gain is < 0.05 in 2 or more seeds; SUPPORTED if (a)
+exec falls by a larger share than plan and (b) plan does not fall (p >= 0.05) in at least 2 of 3
+seeds; REFUTED otherwise. Prints a Markdown table and the verdict. Not a test: it reads a
+finished store.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from rlscale.store import Store
+from rlscale.store.frames import load_points
+
+MIN_GAIN = 0.05
+
+
+def _md(frame: pd.DataFrame) -> str:
+    def cell(v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    sep = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+def _window(series: pd.Series, lo: int, hi: int) -> np.ndarray:
+    return series[(series.index >= lo) & (series.index <= hi)].to_numpy(float)
+
+
+def per_seed(root: str) -> pd.DataFrame:
+    pts = load_points(Store(root))
+    rows = []
+    for rid, g in pts.groupby("run_id", sort=True):
+        def metric(name):
+            return g[g["metric"] == name].set_index("step")["value"].sort_index()
+        ev = metric("eval/mean@8")
+        plan, exe = metric("train/entropy/plan"), metric("train/entropy/exec")
+        row = {"run": rid, "steps": int(plan.index.max()) if len(plan) else 0,
+               "gain": float(ev.iloc[-3:].mean() - ev.loc[0]) if 0 in ev.index else np.nan}
+        for role, s in (("plan", plan), ("exec", exe)):
+            for lo, hi in ((1, 5), (16, 20), (16, 25), (51, 60)):
+                row[f"{role} {lo}-{hi}"] = float(_window(s, lo, hi).mean())
+            row[f"{role} drop 1-20"] = 1 - row[f"{role} 16-20"] / row[f"{role} 1-5"]
+        t = stats.ttest_ind(_window(plan, 51, 60), _window(plan, 16, 25), equal_var=False,
+                            alternative="less")
+        row["plan falls p"] = float(t.pvalue)
+        row["a: exec falls first"] = bool(row["exec drop 1-20"] > row["plan drop 1-20"])
+        row["b: plan holds"] = bool(row["plan falls p"] >= 0.05)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def verdict(seeds: pd.DataFrame) -> str:
+    if int((seeds["gain"] < MIN_GAIN).sum()) >= 2:
+        return f"not testable here (RL gained < {MIN_GAIN} held-out reward in 2+ seeds)"
+    both = seeds["a: exec falls first"] & seeds["b: plan holds"]
+    label = "SUPPORTED" if int(both.sum()) >= 2 else "REFUTED"
+    return (f"{label} ((a) in {int(seeds['a: exec falls first'].sum())}/{len(seeds)} seeds, (b) in "
+            f"{int(seeds['b: plan holds'].sum())}/{len(seeds)}, both in {int(both.sum())})")
+
+
+def main(root: str) -> None:
+    seeds = per_seed(root)
+    print(_md(seeds))
+    print(f"\nverdict: {verdict(seeds)}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__.splitlines()[2].strip())
+    main(sys.argv[1])
