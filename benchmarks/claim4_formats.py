@@ -1,0 +1,86 @@
+"""Read the claim-4 format study (runs/claim4_formats_gpu.toml) and apply its verdict rule.
+
+    python benchmarks/claim4_formats.py STORE
+
+Per run (size, pretraining seed, RL seed): eval/format_share of each format at step 0, at the
+first evaluation at or after step 20 and at the end; the winner (the larger share at the end)
+and whether it settled early (share >= 0.9 from the first evaluation at or after step 20 to the
+end). Then the rule of the spec's header. Prints Markdown tables and the verdict. Not a test: it
+reads a finished store (the GPU study is run by benchmarks/claim4_gpu.sh).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import pandas as pd
+
+from rlscale.store import Store
+from rlscale.store.frames import load_points
+
+FORMATS = ("worked", "compact", "direct")
+SETTLE_STEP, SETTLED = 20, 0.9
+RUN = re.compile(r"d_model=(\d+)-n_layers=(\d+)-n_heads=\d+-seed=(\d+)-s(\d+)$")
+
+
+def _md(frame: pd.DataFrame) -> str:
+    def cell(v):
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    sep = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+def per_run(root: str) -> pd.DataFrame:
+    pts = load_points(Store(root))
+    rows = []
+    for rid, g in pts.groupby("run_id", sort=True):
+        m = RUN.search(rid)
+        if not m:
+            continue
+        share = (g[g["metric"].str.startswith("eval/format_share/")]
+                 .assign(fmt=lambda d: d["metric"].str.rsplit("/", n=1).str[1])
+                 .pivot_table(index="step", columns="fmt", values="value").sort_index())
+        share = share.reindex(columns=list(FORMATS), fill_value=0.0).fillna(0.0)
+        winner = str(share.iloc[-1].idxmax())
+        after = share[share.index >= SETTLE_STEP][winner]
+        row = {"size": f"d{m[1]}-L{m[2]}", "d_model": int(m[1]), "pt_seed": int(m[3]),
+               "rl_seed": int(m[4]), "winner": winner,
+               "settled early": bool(len(after) and (after >= SETTLED).all())}
+        for f in FORMATS:
+            row[f"{f} 0"] = float(share[f].iloc[0])
+            row[f"{f} end"] = float(share[f].iloc[-1])
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["d_model", "pt_seed", "rl_seed"])
+
+
+def verdict(runs: pd.DataFrame) -> str:
+    sizes = runs.groupby("d_model")
+    settled = sizes["settled early"].sum()
+    majority = sizes["winner"].agg(lambda w: w.value_counts().idxmax())
+    small, large = runs["d_model"].min(), runs["d_model"].max()
+    a = bool((settled >= 3).all())
+    b = (majority[small] != majority[large]
+         and (runs[runs["d_model"] == small]["winner"] == majority[small]).sum() >= 3
+         and (runs[runs["d_model"] == large]["winner"] == majority[large]).sum() >= 3)
+    if int((settled < 3).sum()) >= 2 or majority.nunique() == 1:
+        return f"REFUTED (settled early per size: {settled.to_dict()}; majority winners: " \
+               f"{majority.to_dict()})"
+    if a and b:
+        return f"SUPPORTED (majority winners: {majority.to_dict()})"
+    return (f"PARTLY SUPPORTED ((a) early settling {'holds' if a else 'fails'}, (b) size decides "
+            f"the winner {'holds' if b else 'fails'}; majority winners: {majority.to_dict()})")
+
+
+def main(root: str) -> None:
+    runs = per_run(root)
+    print(_md(runs.drop(columns=["d_model"])))
+    print(f"\nverdict: {verdict(runs)}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__.splitlines()[2].strip())
+    main(sys.argv[1])
