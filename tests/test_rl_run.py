@@ -280,3 +280,32 @@ def test_minibatches_knob_keeps_legacy_hashes():
             == replace(explicit, rl=resolve(explicit.rl)).hash())
     assert resolve(old.rl).to_dict()["minibatches"] == 1
     assert JobConfig().with_overrides(["rl.recipe=dapo"]).rl.minibatches == 4
+
+
+def test_two_processes_needing_one_new_base_train_it_once(tmp_path, monkeypatch):
+    """A sweep and `rlscale pretrain` (or two sweeps) asking for the same new base: the lock
+    makes the second wait for the first one's copy instead of training it again."""
+    import threading
+    import time
+
+    import rlscale.rl.pretrain as pt
+
+    monkeypatch.setenv("RLSCALE_CACHE", str(tmp_path / "cache"))
+    config = JobConfig().with_overrides(TINY + ["pretrain.seed=7"])
+    calls = []
+    real = pt.pretrain
+
+    def slow_pretrain(cfg, **kw):
+        calls.append(threading.get_ident())
+        time.sleep(0.3)  # the other caller arrives while this one trains
+        return real(cfg, **kw)
+
+    monkeypatch.setattr(pt, "pretrain", slow_pretrain)
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(pt.get_base(config, progress=False)[1]))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(out) == 2 and out[0]["sha256"] == out[1]["sha256"]
