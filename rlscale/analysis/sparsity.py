@@ -179,7 +179,7 @@ def update_sparsity(base: Mapping[str, Any], rl: Mapping[str, Any], *, atol: flo
     for name in base:
         wb, db, wr, dr = _pair(base, rl, name, cast=cast, rl_source=rl_source)
         delta = wr - wb
-        n_changed = int(np.count_nonzero(np.abs(delta) > tol[0] + tol[1] * np.abs(wb)))
+        n_changed = int(np.count_nonzero(_changed(wb, wr, tol)))
         base_fro, delta_fro = float(np.linalg.norm(wb)), float(np.linalg.norm(delta))
         row: dict[str, Any] = {
             "name": name, "layer": layer_of(name), "shape": tuple(int(d) for d in wb.shape),
@@ -225,8 +225,13 @@ def changed_masks(base: Mapping[str, Any], rl: Mapping[str, Any], *, atol: float
     out = {}
     for name in base:
         wb, _, wr, _ = _pair(base, rl, name, cast=cast, rl_source=rl_source)
-        out[name] = np.abs(wr - wb) > tol[0] + tol[1] * np.abs(wb)
+        out[name] = _changed(wb, wr, tol)
     return out
+
+
+def _changed(wb: np.ndarray, wr: np.ndarray, tol: tuple[float, float]) -> np.ndarray:
+    """The module's rule, entry by entry: ``|w_rl - w_base| > atol + rtol * |w_base|``."""
+    return np.abs(wr - wb) > tol[0] + tol[1] * np.abs(wb)
 
 
 def overlap_of(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> dict[str, float]:
