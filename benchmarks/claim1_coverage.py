@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from rlscale.analysis.ceiling_prediction import base_prediction, check_prediction, ordering_steps
+from rlscale.analysis.claims import coverage_amount_verdict
 from rlscale.fit import fit
 from rlscale.store import Store
 from rlscale.store.frames import load_points
@@ -84,30 +85,14 @@ def main(root: str) -> None:
     print("\namount steps (within each coverage):\n" + _md(amt))
     chk = check_prediction(cells["base_pass8"], cells["A"]) if len(cells) >= 3 else None
     print(f"\nprediction (base pass@8 at step 0) vs cell A: {chk}")
-    full = len(cells) == 9 and (cells["runs"] == 4).all()
-    steps = pd.concat([cov, amt])
+    full = len(cells) == 9 and bool((cells["runs"] == 4).all())
     a = cells.set_index(["tokens", "ops_max"])["A"]
-    try:
+    if {(20_000_000, 4), (20_000_000, 2), (5_000_000, 4), (5_000_000, 2)} <= set(a.index):
         inter = (a[(20_000_000, 4)] - a[(20_000_000, 2)]) - (a[(5_000_000, 4)] - a[(5_000_000, 2)])
         print(f"interaction: coverage effect A(ops 4) - A(ops 2) at 20M minus at 5M = {inter:+.4f}")
-    except KeyError:
-        pass
-    if not full:
-        print(f"\nverdict: incomplete ({len(runs)} of 36 runs)")
-        return
     rho = chk["spearman"] if chk else math.nan
-    parts = {"coverage": bool(cov["up"].all()), "amount": bool(amt["up"].all()),
-             "prediction": bool(rho >= 0.8)}
-    if steps["down"].any() or not rho >= 0.5:
-        v = "REFUTED (" + ("a step goes down beyond 2 SE" if steps["down"].any()
-                           else f"Spearman {rho:.2f} < 0.5") + ")"
-    elif all(parts.values()):
-        v = "SUPPORTED"
-    else:
-        v = ("PARTLY SUPPORTED: holds: " + (", ".join(k for k, ok in parts.items() if ok) or "none")
-             + "; fails: " + ", ".join(k for k, ok in parts.items() if not ok))
-    print(f"\nverdict: {v}  (coverage steps up {int(cov['up'].sum())}/{len(cov)}, amount steps up "
-          f"{int(amt['up'].sum())}/{len(amt)}, Spearman {rho:.2f})")
+    print(f"\nverdict: {coverage_amount_verdict(cov, amt, rho, complete=full)} ({len(runs)} of 36 "
+          "runs)")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import sys
 
 import pandas as pd
 
+from rlscale.analysis.claims import format_verdict
 from rlscale.store import Store
 from rlscale.store.frames import load_points
 
@@ -56,28 +57,10 @@ def per_run(root: str) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["d_model", "pt_seed", "rl_seed"])
 
 
-def verdict(runs: pd.DataFrame) -> str:
-    sizes = runs.groupby("d_model")
-    settled = sizes["settled early"].sum()
-    majority = sizes["winner"].agg(lambda w: w.value_counts().idxmax())
-    small, large = runs["d_model"].min(), runs["d_model"].max()
-    a = bool((settled >= 3).all())
-    b = (majority[small] != majority[large]
-         and (runs[runs["d_model"] == small]["winner"] == majority[small]).sum() >= 3
-         and (runs[runs["d_model"] == large]["winner"] == majority[large]).sum() >= 3)
-    if int((settled < 3).sum()) >= 2 or majority.nunique() == 1:
-        return f"REFUTED (settled early per size: {settled.to_dict()}; majority winners: " \
-               f"{majority.to_dict()})"
-    if a and b:
-        return f"SUPPORTED (majority winners: {majority.to_dict()})"
-    return (f"PARTLY SUPPORTED ((a) early settling {'holds' if a else 'fails'}, (b) size decides "
-            f"the winner {'holds' if b else 'fails'}; majority winners: {majority.to_dict()})")
-
-
 def main(root: str) -> None:
     runs = per_run(root)
     print(_md(runs.drop(columns=["d_model"])))
-    print(f"\nverdict: {verdict(runs)}")
+    print(f"\nverdict: {format_verdict(runs)}")
 
 
 if __name__ == "__main__":

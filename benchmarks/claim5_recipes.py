@@ -23,16 +23,14 @@ import math
 import sys
 import warnings
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
+from rlscale.analysis.claims import recipe_effects, recipe_verdict
 from rlscale.fit import fit
 from rlscale.store import Store
 from rlscale.store.frames import load_points
 
-METRIC, X, ALPHA = "eval/mean@8", "flops", 0.05
-PARAMS = ("A", "B", "log10 C_mid")
+METRIC, X = "eval/mean@8", "flops"
 
 
 def _md(frame: pd.DataFrame) -> str:
@@ -70,35 +68,6 @@ def per_run(root: str) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["recipe", "seed"]).reset_index(drop=True)
 
 
-def anova(runs: pd.DataFrame) -> pd.DataFrame:
-    ok = runs[runs["ok"]]
-    out = []
-    for p in PARAMS:
-        groups = [g[p].dropna().to_numpy() for _, g in ok.groupby("recipe")]
-        f_stat, pval = stats.f_oneway(*groups)
-        means = np.array([g.mean() for g in groups])
-        within = math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups)
-                           / max(sum(len(g) - 1 for g in groups), 1))
-        out.append({"parameter": p, "F": float(f_stat), "p": float(pval),
-                    "moves (p<0.05)": bool(pval < ALPHA),
-                    "sd of recipe means": float(means.std(ddof=1)),
-                    "sd within recipe (seeds)": within,
-                    "ratio": float(means.std(ddof=1) / within) if within > 0 else math.nan})
-    return pd.DataFrame(out)
-
-
-def verdict(runs: pd.DataFrame, table: pd.DataFrame) -> str:
-    counts = runs[runs["ok"]].groupby("recipe").size()
-    if (counts < 3).any() or len(counts) < runs["recipe"].nunique():
-        return "not testable here (a recipe has fewer than 3 fitted runs)"
-    moves = dict(zip(table["parameter"], table["moves (p<0.05)"]))
-    if moves["A"]:
-        return "REFUTED (A moves across recipes)"
-    if moves["B"] or moves["log10 C_mid"]:
-        return "SUPPORTED (B and/or C_mid move, A does not)"
-    return "REFUTED (neither B nor C_mid moves)"
-
-
 def main(root: str) -> None:
     runs = per_run(root)
     cols = ["recipe", "seed", "ok", "A", "B", "C_mid", "first", "last3", "clip_frac",
@@ -108,9 +77,9 @@ def main(root: str) -> None:
     means = runs[runs["ok"]].groupby("recipe")[["A", "B", "log10 C_mid"]].agg(["mean", "std"])
     means.columns = [f"{a} {b}" for a, b in means.columns]
     print("\n" + _md(means.reset_index()))
-    table = anova(runs)
+    table = recipe_effects(runs)
     print("\n" + _md(table))
-    print(f"\nverdict: {verdict(runs, table)}")
+    print(f"\nverdict: {recipe_verdict(runs, table)}")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
+from rlscale.analysis.claims import two_phase_seed, two_phase_verdict
 from rlscale.store import Store
 from rlscale.store.frames import load_points
 
@@ -35,10 +34,6 @@ def _md(frame: pd.DataFrame) -> str:
     return "\n".join([head, sep, *body])
 
 
-def _window(series: pd.Series, lo: int, hi: int) -> np.ndarray:
-    return series[(series.index >= lo) & (series.index <= hi)].to_numpy(float)
-
-
 def per_seed(root: str) -> pd.DataFrame:
     pts = load_points(Store(root))
     rows = []
@@ -46,35 +41,17 @@ def per_seed(root: str) -> pd.DataFrame:
         def metric(name):
             return g[g["metric"] == name].set_index("step")["value"].sort_index()
         ev = metric("eval/mean@8")
-        plan, exe = metric("train/entropy/plan"), metric("train/entropy/exec")
-        row = {"run": rid, "steps": int(plan.index.max()) if len(plan) else 0,
-               "gain": float(ev.iloc[-3:].mean() - ev.loc[0]) if 0 in ev.index else np.nan}
-        for role, s in (("plan", plan), ("exec", exe)):
-            for lo, hi in ((1, 5), (16, 20), (16, 25), (51, 60)):
-                row[f"{role} {lo}-{hi}"] = float(_window(s, lo, hi).mean())
-            row[f"{role} drop 1-20"] = 1 - row[f"{role} 16-20"] / row[f"{role} 1-5"]
-        t = stats.ttest_ind(_window(plan, 51, 60), _window(plan, 16, 25), equal_var=False,
-                            alternative="less")
-        row["plan falls p"] = float(t.pvalue)
-        row["a: exec falls first"] = bool(row["exec drop 1-20"] > row["plan drop 1-20"])
-        row["b: plan holds"] = bool(row["plan falls p"] >= 0.05)
+        row = {"run": rid, "gain": float(ev.iloc[-3:].mean() - ev.loc[0]) if 0 in ev.index
+               else float("nan")}
+        row.update(two_phase_seed(metric("train/entropy/plan"), metric("train/entropy/exec")))
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def verdict(seeds: pd.DataFrame) -> str:
-    if int((seeds["gain"] < MIN_GAIN).sum()) >= 2:
-        return f"not testable here (RL gained < {MIN_GAIN} held-out reward in 2+ seeds)"
-    both = seeds["a: exec falls first"] & seeds["b: plan holds"]
-    label = "SUPPORTED" if int(both.sum()) >= 2 else "REFUTED"
-    return (f"{label} ((a) in {int(seeds['a: exec falls first'].sum())}/{len(seeds)} seeds, (b) in "
-            f"{int(seeds['b: plan holds'].sum())}/{len(seeds)}, both in {int(both.sum())})")
 
 
 def main(root: str) -> None:
     seeds = per_seed(root)
     print(_md(seeds))
-    print(f"\nverdict: {verdict(seeds)}")
+    print(f"\nverdict: {two_phase_verdict(seeds, min_gain=MIN_GAIN)}")
 
 
 if __name__ == "__main__":
