@@ -178,3 +178,30 @@ def test_a_forecast_made_just_after_the_curve_broke_is_flagged():
     wiggle = y.copy()
     wiggle[-1] -= 0.01
     assert not ensemble(fit(frame(x, wiggle), x="gpu_hours")).far(at).any()
+
+
+def test_an_unidentified_ceiling_flags_a_smaller_move_past_the_data():
+    """Where the fit cannot identify its ceiling, how far the forecast climbs past the data rests
+    on a parameter the data do not pin down: 2 wobbles past its value at the last point flag it,
+    where an identified fit needs 4 from the recent level."""
+    from dataclasses import replace
+
+    from rlscale.forecast.ensemble import FAR, FAR_UNIDENTIFIED
+
+    rng = np.random.default_rng(8)
+    x = np.linspace(2.0, 50.0, 40)
+    ens = ensemble(fit(frame(x, sigmoid(x) + rng.normal(0, 0.005, x.size)), x="gpu_hours"))
+    xs = np.geomspace(51.0, 5000.0, 400)
+    moved = np.abs(ens.mean(xs) - ens.mean(ens.x_last)[0]) / ens.tol
+    from_level = np.abs(ens.mean(xs) - ens.level_value) / ens.tol
+    between = (moved > FAR_UNIDENTIFIED) & (from_level < FAR)
+    assert between.any()  # the curve keeps rising past the data, so some forecasts lie there
+    at = xs[between]
+    assert not replace(ens, identified=True).far(at).any()
+    assert replace(ens, identified=False).far(at).all()
+    near = xs[(moved < FAR_UNIDENTIFIED) & (from_level < FAR)]
+    assert near.size and not replace(ens, identified=False).far(near).any()
+    noisy = frame(x, 0.2 + 0.05 * np.log(x) + rng.normal(0, 0.01, x.size))  # no bend at all
+    unbent = fit(noisy, x="gpu_hours")
+    assert any(w.code == "asymptote_not_identified" for w in unbent.warnings)
+    assert not ensemble(unbent).identified

@@ -31,8 +31,11 @@ often as right, and they held the worst ones. So does a forecast made just after
 broke: when the last point (the mean of each run's last point) lies more than :data:`FAR` times
 the wobble of the points before it from the recent level (a run that collapsed, or jumped, at
 the end), a forecast that far from the last point is flagged too, since the law and the recent
-level both still describe the curve before the break. Forecast rows past either distance carry
-the warning ``far_from_recent``.
+level both still describe the curve before the break. And when the fit says its ceiling is not
+identified (``asymptote_not_identified``), a forecast that moves more than
+:data:`FAR_UNIDENTIFIED` wobbles from its own value at the last fitted point is flagged: how far
+it climbs past the data then rests on a parameter the data do not pin down. Forecast rows past
+any of these distances carry the warning ``far_from_recent``.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ FORECASTS = ("ensemble", "law")  # what --forecast chooses between
 MIN_POINTS = 12
 MIN_MEMBER_POINTS = 6
 FAR = 4.0  # a forecast this many "wobbles" from the recent level is flagged far_from_recent
+FAR_UNIDENTIFIED = 2.0  # the same, when the fit says its ceiling is not identified
 
 
 @dataclass
@@ -81,6 +85,7 @@ class Ensemble:
     tol: float = math.nan
     last_value: float = math.nan  # the mean of each run's last point
     tol_before: float = math.nan  # the wobble without each run's last point (a break inflates tol)
+    identified: bool = True  # False: the fit warned asymptote_not_identified (FAR_UNIDENTIFIED)
 
     def mean(self, x: np.ndarray | float) -> np.ndarray:
         """The weighted forecast at compute ``x`` (1-d)."""
@@ -88,8 +93,10 @@ class Ensemble:
         return _combine(self.law, self.params, self.level_value, self.weights, xs)
 
     def far(self, x: np.ndarray | float) -> np.ndarray:
-        """Where the forecast lies more than :data:`FAR` x ``tol`` from the recent level, or,
-        when the last point broke away from the recent level by that much, from the last point."""
+        """Where the forecast lies more than :data:`FAR` x ``tol`` from the recent level, or, when
+        the last point broke away from the recent level by that much, from the last point; and,
+        when the fit's ceiling is not identified, where it moves more than
+        :data:`FAR_UNIDENTIFIED` x ``tol`` from its own value at the last fitted point."""
         xs = np.atleast_1d(np.asarray(x, dtype=float))
         if not math.isfinite(self.tol) or self.tol <= 0:
             return np.zeros(xs.shape, dtype=bool)
@@ -99,6 +106,8 @@ class Ensemble:
         before = self.tol_before if math.isfinite(self.tol_before) else self.tol
         if math.isfinite(self.last_value) and abs(self.last_value - self.level_value) > FAR * before:
             far |= np.abs(mean - self.last_value) > FAR * before
+        if not self.identified:  # how far it moves past the data rests on an unpinned ceiling
+            far |= np.abs(mean - self.mean(self.x_last)[0]) > FAR_UNIDENTIFIED * self.tol
         return self.beyond(xs) & far
 
     def beyond(self, x: np.ndarray | float) -> np.ndarray:
@@ -243,4 +252,6 @@ def ensemble(fitted: Any) -> Ensemble | None:
     return Ensemble(law=law, members=_member_names(), weights=weights, params=params,
                     level_value=level, scores=scores, x0=float(x[0]), x_last=float(x[-1]),
                     n_points=n, tol=tol, last_value=float(y[~earlier].mean()),
-                    tol_before=tol_before)
+                    tol_before=tol_before,
+                    identified=not any(w.code == "asymptote_not_identified"
+                                       for w in getattr(fitted, "warnings", [])))
