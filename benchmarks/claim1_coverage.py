@@ -1,6 +1,9 @@
 """Read the claim-1 coverage x amount study (runs/claim1_coverage_amount.toml) and apply its rule.
 
-    python benchmarks/claim1_coverage.py runs/claim1-store
+    python benchmarks/claim1_coverage.py runs/claim1-store [MORE_STORES...]
+
+(Several stores are read as one: the RL seed-1 runs may have been made by a second sweep of the
+same spec with ``seeds = [1]`` into a store of their own, beside the first.)
 
 Per run (pretraining tokens, coverage ops_max, pretraining seed, RL seed): A from rlscale's
 sigmoid fit of eval/mean@8 against RL FLOPs (a run whose fit is not ok gets A = the mean of its
@@ -45,8 +48,10 @@ def _md(frame: pd.DataFrame) -> str:
     return "\n".join([head, sep, *body])
 
 
-def per_run(root: str) -> pd.DataFrame:
-    pts = load_points(Store(root))
+def per_run(roots: list[str]) -> pd.DataFrame:
+    pts = pd.concat([load_points(Store(r)) for r in roots], ignore_index=True)
+    if len({r for r in pts["run_id"]}) != sum(len(Store(r).run_ids()) for r in roots):
+        sys.exit(f"a run id appears in more than one of {roots}")
     pred = base_prediction(pts, metric="eval/pass@8")
     pass1 = base_prediction(pts, metric=METRIC)
     with warnings.catch_warnings():
@@ -70,8 +75,8 @@ def per_run(root: str) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["tokens", "ops_max", "pt_seed", "rl_seed"])
 
 
-def main(root: str) -> None:
-    runs = per_run(root)
+def main(roots: list[str]) -> None:
+    runs = per_run(roots)
     print(_md(runs))
     cells = runs.groupby(["tokens", "ops_max"]).agg(
         runs=("A", "size"), A=("A", "mean"), A_sd=("A", "std"), base_pass8=("base_pass8", "mean"),
@@ -96,6 +101,6 @@ def main(root: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) < 2:
         sys.exit(__doc__.splitlines()[2].strip())
-    main(sys.argv[1])
+    main(sys.argv[1:])
