@@ -83,11 +83,15 @@ def test_passk_text_from_paths_and_chart(tiny_run, tmp_path):
     chart = tmp_path / "passk.json"
     res = CliRunner().invoke(main, ["passk", "--store", str(store), str(bdir), str(ckpt),
                                     "--difficulties", "2", "--problems", "3", "--samples", "4",
-                                    "--n-boot", "20", "--out", str(chart), "--device", "cpu"],
+                                    "--n-boot", "20", "--out", str(chart), "--device", "cpu",
+                                    "--threads", "1"],
                              catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert "ops=2: pass@1" in res.output and "pass@4" in res.output
     assert "chance: pass@1 0.0" in res.output and "verified work only" in res.output
+    import torch
+
+    assert torch.get_num_threads() == 1  # --threads reached torch before sampling
     assert "only 3 problems" in res.output  # the small-sample caveat is printed
     spec = json.loads(chart.read_text())
     assert "facet" in spec

@@ -260,6 +260,9 @@ def format_sparsity(rep: Any, *, matrices: bool = True) -> str:
               help="Sampling temperature.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where to sample.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads for sampling (default: the physical cores not busy, from "
+                   "the load average, as rlscale run chooses).")
 @click.option("--n-boot", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Bootstrap resamples of the problems for the intervals.")
 @click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True),
@@ -278,7 +281,7 @@ def format_sparsity(rep: Any, *, matrices: bool = True) -> str:
 def passk_command(store: str | None, base: str, rl: tuple[str, ...], arms: tuple[str, ...],
                   difficulties: str | None,
                   problems: int | None, samples: int, temperature: float, device: str,
-                  n_boot: int, level: float, seed: int, counts_path: str | None,
+                  threads: int | None, n_boot: int, level: float, seed: int, counts_path: str | None,
                   from_counts: str | None, out_path: str | None, as_json: bool) -> None:
     """Does RL expand what the model can solve, or only sharpen it? pass@k, base vs RL.
 
@@ -309,6 +312,9 @@ def passk_command(store: str | None, base: str, rl: tuple[str, ...], arms: tuple
         if diffs:
             counts = counts.only(diffs)
     else:
+        from rlscale.rl.threads import setup_threads
+
+        setup_threads(threads)  # before torch loads: passive OpenMP waiting
         diffs = parse_ints(difficulties, name="--difficulties")
         try:
             plan = plan_sampling(base, rl, store=Store(store_path(store)), difficulties=diffs,
