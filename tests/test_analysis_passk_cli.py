@@ -75,6 +75,12 @@ def test_passk_samples_both_models_on_the_same_problems(tiny_run, tmp_path):
     again = CliRunner().invoke(main, ["passk", "--from-counts", str(counts), "base of r1", "r1",
                                       "--n-boot", "50", "--json"], catch_exceptions=False)
     assert json.loads(again.output)["comparisons"][0]["verdicts"] == verdicts
+    assert "chance_verified" not in json.loads(again.output)  # no store that knows r1's task
+    # with the store that holds run r1, the counts' models name their task: chance comes back
+    known = CliRunner().invoke(main, ["passk", "--from-counts", str(counts), "base of r1", "r1",
+                                      "--n-boot", "50", "--json", "--store", str(store)],
+                               catch_exceptions=False)
+    assert json.loads(known.output)["chance_verified"] == chance
 
 
 def test_passk_text_from_paths_and_chart(tiny_run, tmp_path):

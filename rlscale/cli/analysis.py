@@ -305,12 +305,15 @@ def passk_command(store: str | None, base: str, rl: tuple[str, ...], arms: tuple
     rl = tuple(dict.fromkeys([*rl, *(m for ms in groups.values() for m in ms)]))
     if not rl:
         raise click.UsageError("name at least one RL model (RL... or --arm NAME=RUN,...)")
-    chance = None  # sampled models only: a counts CSV does not say which task it came from
+    chance = None
     if from_counts:
         counts = read_counts(from_counts, base=base, rl=rl)
         diffs = parse_ints(difficulties, name="--difficulties")
         if diffs:
             counts = counts.only(diffs)
+        # a counts CSV does not say which task it came from; a model named after a run of the
+        # store does (rlscale passk --counts names them so)
+        chance = _chance_from_store(Store(store_path(store)), [*rl, base], counts)
     else:
         from rlscale.rl.threads import setup_threads
 
@@ -349,6 +352,25 @@ def passk_command(store: str | None, base: str, rl: tuple[str, ...], arms: tuple
         click.echo(format_passk(cmp, base=report.base, rl=label, chance=chance))
     if arm_table is not None:
         click.echo(format_arms(arm_table, base=report.base, level=level, chance=chance))
+
+
+def _chance_from_store(st: Store, labels: list[str], counts: Any) -> dict[int, float] | None:
+    """Per difficulty, the chance level of the task of the first label (``RUN`` or ``base of
+    RUN``) that is a run of ``st`` made by rlscale; None when no label is."""
+    from rlscale.analysis.checkpoints import job_config
+    from rlscale.rl.chance import chance_levels
+
+    for label in labels:
+        run = label.removeprefix("base of ")
+        if not st.has_run(run):
+            continue
+        meta = st.read_meta(run)
+        if not meta.config:
+            continue
+        config = job_config(meta.config, source=str(st.run_dir(run) / "run.json"))
+        diffs = sorted({int(d) for t in counts.tables.values() for d in t["difficulty"]})
+        return {c.difficulty: c.reward for c in chance_levels(config.task, diffs, verified=True)}
+    return None
 
 
 def format_arms(table: Any, *, base: str, level: float,
