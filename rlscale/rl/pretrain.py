@@ -71,15 +71,16 @@ def get_base(config: JobConfig, *, device: str = "cpu", progress: bool = True,
              force: bool = False) -> tuple[Transformer, dict]:
     """The pretrained base for ``config``: from a shipped/cached copy, else trained and cached.
 
-    Training holds a lock file per base (``$RLSCALE_CACHE/bases/.<hash>.lock``), so two
+    Training holds a lock file per base (``$RLSCALE_CACHE/locks/<hash>.lock``), so two
     processes that need the same new base (two sweeps, or a sweep and ``rlscale pretrain``)
     train it once: the second waits, then finds the first one's copy."""
     found = None if force else find_base(config)
     if found is None:
         from filelock import FileLock
 
-        cache_root().mkdir(parents=True, exist_ok=True)
-        with FileLock(str(cache_root() / f".{base_hash(config)}.lock")):
+        locks = cache_root().parent / "locks"  # beside bases/, which holds only bases
+        locks.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(locks / f"{base_hash(config)}.lock")):
             found = None if force else find_base(config)  # trained while this one waited?
             if found is None:
                 found = pretrain(config, device=device, progress=progress)
