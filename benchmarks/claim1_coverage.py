@@ -34,18 +34,12 @@ from rlscale.analysis.claims import coverage_amount_verdict
 from rlscale.fit import fit
 from rlscale.store import Store
 from rlscale.store.frames import load_points
+from rlscale.text import markdown_table
 
 METRIC, X = "eval/mean@8", "flops"
 RUN = re.compile(r"tokens=(\d+)-ops_max=(\d+)-seed=(\d+)-s(\d+)$")
 
 
-def _md(frame: pd.DataFrame) -> str:
-    def cell(v):
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    sep = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, sep, *body])
 
 
 def per_run(roots: list[str]) -> pd.DataFrame:
@@ -77,17 +71,17 @@ def per_run(roots: list[str]) -> pd.DataFrame:
 
 def main(roots: list[str]) -> None:
     runs = per_run(roots)
-    print(_md(runs))
+    print(markdown_table(runs))
     cells = runs.groupby(["tokens", "ops_max"]).agg(
         runs=("A", "size"), A=("A", "mean"), A_sd=("A", "std"), base_pass8=("base_pass8", "mean"),
         base_pass1=("base_pass1", "mean"), flagged=("fit_ok", lambda v: int((~v).sum())))
     cells["A_se"] = cells["A_sd"] / np.sqrt(cells["runs"])
     cells = cells.reset_index()
-    print("\n" + _md(cells))
+    print("\n" + markdown_table(cells))
     cov = ordering_steps(runs, along="ops_max", within="tokens")
     amt = ordering_steps(runs, along="tokens", within="ops_max")
-    print("\ncoverage steps (within each amount):\n" + _md(cov))
-    print("\namount steps (within each coverage):\n" + _md(amt))
+    print("\ncoverage steps (within each amount):\n" + markdown_table(cov))
+    print("\namount steps (within each coverage):\n" + markdown_table(amt))
     chk = check_prediction(cells["base_pass8"], cells["A"]) if len(cells) >= 3 else None
     print(f"\nprediction (base pass@8 at step 0) vs cell A: {chk}")
     full = len(cells) == 9 and bool((cells["runs"] == 4).all())

@@ -21,19 +21,12 @@ import pandas as pd
 from rlscale.analysis.checkpoints import load_state_dict, resolve
 from rlscale.analysis.sparsity import changed_masks, overlap_of
 from rlscale.store import Store
+from rlscale.text import markdown_table
 
 PAPERS_LRS = (1e-6, 1e-5)
 CAST, ATOL = "bf16", 1e-5
 
 
-def _md(frame: pd.DataFrame) -> str:
-    """A Markdown table (no tabulate dependency)."""
-    def cell(v):
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-    head = "| " + " | ".join(frame.columns) + " |"
-    sep = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, sep, *body])
 
 
 def main(root: str) -> None:
@@ -68,7 +61,7 @@ def main(root: str) -> None:
     final = pd.DataFrame(rows).sort_values(["trainer", "lr", "seed"])
     kept = pd.DataFrame(kept)
     print("## final checkpoints (bf16 @ 1e-5)\n")
-    print(_md(final))
+    print(markdown_table(final))
     match_rows = []
     for _, r in final[final.trainer == "rl"].iterrows():
         out = {"lr": r.lr, "seed": r.seed, "rl_kl": r.kl, "rl_share": r.share}
@@ -85,7 +78,7 @@ def main(root: str) -> None:
         match_rows.append(out)
     match = pd.DataFrame(match_rows)
     print("\n## RL vs KL-matched controls (within a factor 2 of RL's KL)\n")
-    print(_md(match))
+    print(markdown_table(match))
     print("\n## overlap of the changed sets, seed 0 vs seed 1 (final checkpoints)\n")
     ov_rows = []
     for trainer in ("rl", "sft", "rft"):
@@ -96,7 +89,7 @@ def main(root: str) -> None:
     ov = pd.DataFrame(ov_rows)
     cols = ["trainer", "lr", "frac_a", "frac_b", "jaccard", "chance_jaccard_tensor", "ratio",
             "ratio_tensor"]
-    print(_md(ov[cols]) if len(ov) else "(no pair of seeds finished)")
+    print(markdown_table(ov[cols]) if len(ov) else "(no pair of seeds finished)")
     verdict, why = "not testable here", []
     for lr in PAPERS_LRS:
         f = final[(final.trainer == "rl") & (final.lr == lr)]

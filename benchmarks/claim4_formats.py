@@ -19,19 +19,13 @@ import pandas as pd
 from rlscale.analysis.claims import format_verdict
 from rlscale.store import Store
 from rlscale.store.frames import load_points
+from rlscale.text import markdown_table
 
 FORMATS = ("worked", "compact", "direct")
 SETTLE_STEP, SETTLED = 20, 0.9
 RUN = re.compile(r"d_model=(\d+)-n_layers=(\d+)-n_heads=\d+-seed=(\d+)-s(\d+)$")
 
 
-def _md(frame: pd.DataFrame) -> str:
-    def cell(v):
-        return f"{v:.3g}" if isinstance(v, float) else str(v)
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    sep = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, sep, *body])
 
 
 def per_run(root: str) -> pd.DataFrame:
@@ -59,7 +53,7 @@ def per_run(root: str) -> pd.DataFrame:
 
 def main(root: str) -> None:
     runs = per_run(root)
-    print(_md(runs.drop(columns=["d_model"])))
+    print(markdown_table(runs.drop(columns=["d_model"]), ".3g"))
     print(f"\nverdict: {format_verdict(runs)}")
 
 

@@ -29,17 +29,11 @@ from rlscale.analysis.claims import recipe_effects, recipe_verdict
 from rlscale.fit import fit
 from rlscale.store import Store
 from rlscale.store.frames import load_points
+from rlscale.text import markdown_table
 
 METRIC, X = "eval/mean@8", "flops"
 
 
-def _md(frame: pd.DataFrame) -> str:
-    def cell(v):
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    sep = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, sep, *body])
 
 
 def per_run(root: str) -> pd.DataFrame:
@@ -72,13 +66,13 @@ def main(root: str) -> None:
     runs = per_run(root)
     cols = ["recipe", "seed", "ok", "A", "B", "C_mid", "first", "last3", "clip_frac",
             "ratio_dev", "warnings"]
-    print(_md(runs[cols]))
+    print(markdown_table(runs[cols]))
     print(f"\nfits not ok (dropped): {int((~runs['ok']).sum())} of {len(runs)}")
     means = runs[runs["ok"]].groupby("recipe")[["A", "B", "log10 C_mid"]].agg(["mean", "std"])
     means.columns = [f"{a} {b}" for a, b in means.columns]
-    print("\n" + _md(means.reset_index()))
+    print("\n" + markdown_table(means.reset_index()))
     table = recipe_effects(runs)
-    print("\n" + _md(table))
+    print("\n" + markdown_table(table))
     print(f"\nverdict: {recipe_verdict(runs, table)}")
 
 

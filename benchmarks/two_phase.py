@@ -21,17 +21,11 @@ import pandas as pd
 from rlscale.analysis.claims import two_phase_seed, two_phase_verdict
 from rlscale.store import Store
 from rlscale.store.frames import load_points
+from rlscale.text import markdown_table
 
 MIN_GAIN = 0.05
 
 
-def _md(frame: pd.DataFrame) -> str:
-    def cell(v):
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    sep = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, sep, *body])
 
 
 def per_seed(root: str) -> pd.DataFrame:
@@ -50,7 +44,7 @@ def per_seed(root: str) -> pd.DataFrame:
 
 def main(root: str) -> None:
     seeds = per_seed(root)
-    print(_md(seeds))
+    print(markdown_table(seeds))
     print(f"\nverdict: {two_phase_verdict(seeds, min_gain=MIN_GAIN)}")
 
 

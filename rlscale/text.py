@@ -117,3 +117,13 @@ def jsonable(v: Any) -> Any:
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     """One JSON-safe dict per row of ``df``."""
     return [jsonable(r) for r in df.to_dict("records")]
+
+
+def markdown_table(frame: pd.DataFrame, fmt: str = ".4g") -> str:
+    """``frame`` as a Markdown table (floats through ``fmt``), for reports pasted into docs."""
+    def cell(v: Any) -> str:
+        return format(v, fmt) if isinstance(v, float) else str(v)
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    sep = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, sep, *body])

@@ -125,3 +125,10 @@ def test_coverage_amount_verdicts():
     cov = ordering_steps(flat, along="ops_max", within="tokens")
     amt = ordering_steps(flat, along="tokens", within="ops_max")
     assert "fails: coverage" in coverage_amount_verdict(cov, amt, 0.9, complete=True)
+
+
+def test_markdown_table_of_a_reader():
+    from rlscale.text import markdown_table
+
+    out = markdown_table(pd.DataFrame({"recipe": ["grpo"], "A": [0.52345], "n": [4]}), ".3g")
+    assert out.splitlines() == ["| recipe | A | n |", "|---|---|---|", "| grpo | 0.523 | 4 |"]

@@ -382,16 +382,21 @@ def format_arms(table: Any, *, base: str, level: float,
     for r in table.to_dict(orient="records"):
         k = r["k_max"]
         seeds = ", ".join(f"{v} {r[f'seeds_{v}']}" for v in VERDICTS if r[f"seeds_{v}"])
-        luck = ""
-        if chance is not None and r["difficulty"] in chance:
-            c = chance[r["difficulty"]]
-            luck = f"   chance: pass@1 {c:.3f}, pass@{k} {1 - (1 - c) ** k:.3f}"
+        luck = _luck(chance, r["difficulty"], k)
         lines.append(
             f"  {r['arm']} ({r['n_seeds']} seeds) ops={r['difficulty']}: "
             f"pass@1 d {r['d_pass1']:+.3f} {_signed(r['d_pass1_lower'], r['d_pass1_upper'])}   "
             f"pass@{k} d {r['d_passk']:+.3f} {_signed(r['d_passk_lower'], r['d_passk_upper'])}   "
             f"{r['verdict']}   seeds: {seeds}{luck}")
     return "\n".join(lines)
+
+
+def _luck(chance: dict[int, float] | None, difficulty: Any, k: int) -> str:
+    """What pass@1 and pass@k would be on luck alone at ``difficulty`` ("" when unknown)."""
+    if chance is None or difficulty not in chance:
+        return ""
+    c = chance[difficulty]
+    return f"   chance: pass@1 {c:.3f}, pass@{k} {1 - (1 - c) ** k:.3f}"
 
 
 def _signed(lo: float, hi: float) -> str:
@@ -408,10 +413,7 @@ def format_passk(cmp: Any, *, base: str, rl: str, chance: dict[int, float] | Non
     for r in cmp.verdicts.to_dict(orient="records"):
         k = r["k_max"]
         cross = " (base above at large k)" if r["crossover"] else ""
-        luck = ""
-        if chance is not None and r["difficulty"] in chance:
-            c = chance[r["difficulty"]]
-            luck = f"   chance: pass@1 {c:.3f}, pass@{k} {1 - (1 - c) ** k:.3f}"
+        luck = _luck(chance, r["difficulty"], k)
         lines.append(
             f"  ops={r['difficulty']}: pass@1 {r['base_pass1']:.3f} -> {r['rl_pass1']:.3f} "
             f"d {r['d_pass1']:+.3f} [{r['d_pass1_lower']:+.3f}, {r['d_pass1_upper']:+.3f}]   "
