@@ -55,7 +55,7 @@ def parse_arm(text: str) -> tuple[str, list[str]]:
     name, sep, members = text.partition("=")
     models = [m.strip() for m in members.split(",") if m.strip()]
     if not sep or not name.strip() or not models:
-        raise input_error(f"bad arm {text!r}", field="--arm",
+        raise input_error(f"--arm {text!r} names no arm",
                           expected="NAME=RUN,RUN,... (the RL runs of one arm, one per seed)")
     return name.strip(), models
 
@@ -76,8 +76,8 @@ def arm_verdicts(counts: PasskCounts, comparisons: Sequence[tuple[str, PasskComp
     for arm, labels in arms.items():
         missing = [m for m in labels if m not in by_label]
         if missing:
-            raise input_error(f"arm {arm!r} names {missing[0]!r}, which was not compared",
-                              field="--arm", expected=f"RL models among {list(by_label)}")
+            raise input_error(f"--arm {arm!r} names {missing[0]!r}, which was not compared",
+                              expected=f"RL models among {list(by_label)}")
         diffs = [d for d in by_label[labels[0]].verdicts["difficulty"]
                  if all(d in set(by_label[m].verdicts["difficulty"]) for m in labels[1:])]
         for diff in diffs:
@@ -96,8 +96,8 @@ def _matrices(arm: str, diff: object, base: pd.DataFrame, tables: Sequence[pd.Da
     for label, t in zip(labels, tables):
         g = t[t["difficulty"] == diff]
         if set(g["problem_id"]) != set(ids):
-            raise input_error(f"arm {arm!r} at difficulty {diff!r}: {label!r} holds other "
-                              "problems than the base", field="--arm",
+            raise input_error(f"--arm {arm!r} at difficulty {diff!r}: {label!r} holds other "
+                              "problems than the base",
                               expected="every seed sampled on the base's problems")
         gs.append(g.set_index("problem_id").loc[ids].reset_index())
     k = int(min(g["n"].min() for g in [gb, *gs]))

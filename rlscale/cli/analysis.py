@@ -20,7 +20,7 @@ from rlscale.cli._fitopts import fit_options, load_store_points, resolve_x, sele
 from rlscale.plot.charts import save_chart
 from rlscale.plot.passk import comparisons_chart
 from rlscale.store import Store
-from rlscale.text import num
+from rlscale.text import num, records
 
 
 def _floats(value: str | None, *, name: str) -> list[float]:
@@ -328,10 +328,7 @@ def passk_command(store: str | None, base: str, rl: tuple[str, ...], arms: tuple
         click.echo(f"sampling {samples} completions x {plan.problems} problems x "
                    f"{len(plan.difficulties)} difficulties per model on {plan.device}", err=True)
         counts = sample_counts(plan)
-        from rlscale.rl.chance import chance_levels
-
-        chance = {c.difficulty: c.reward for c in chance_levels(
-            plan.config.task, plan.difficulties, verified=True)}
+        chance = _chance(plan.config.task, plan.difficulties)
     report = compare_to_base(counts, n_boot=n_boot, level=level, seed=seed)
     arm_table = (arm_verdicts(counts, report.comparisons, groups, level=level, n_boot=n_boot,
                              seed=seed) if groups else None)
@@ -344,8 +341,7 @@ def passk_command(store: str | None, base: str, rl: tuple[str, ...], arms: tuple
         if chance is not None:
             data["chance_verified"] = {str(d): c for d, c in chance.items()}
         if arm_table is not None:
-            data["arms"] = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
-                            for r in arm_table.to_dict(orient="records")]
+            data["arms"] = records(arm_table)
         click.echo(json.dumps(data, indent=2))
         return
     for label, cmp in report.comparisons:
@@ -358,7 +354,6 @@ def _chance_from_store(st: Store, labels: list[str], counts: Any) -> dict[int, f
     """Per difficulty, the chance level of the task of the first label (``RUN`` or ``base of
     RUN``) that is a run of ``st`` made by rlscale; None when no label is."""
     from rlscale.analysis.checkpoints import job_config
-    from rlscale.rl.chance import chance_levels
 
     for label in labels:
         run = label.removeprefix("base of ")
@@ -369,8 +364,15 @@ def _chance_from_store(st: Store, labels: list[str], counts: Any) -> dict[int, f
             continue
         config = job_config(meta.config, source=str(st.run_dir(run) / "run.json"))
         diffs = sorted({int(d) for t in counts.tables.values() for d in t["difficulty"]})
-        return {c.difficulty: c.reward for c in chance_levels(config.task, diffs, verified=True)}
+        return _chance(config.task, diffs)
     return None
+
+
+def _chance(task: Any, difficulties: Any) -> dict[int, float]:
+    """Per difficulty, the chance that one completion's work checks by guessing."""
+    from rlscale.rl.chance import chance_levels
+
+    return {c.difficulty: c.reward for c in chance_levels(task, difficulties, verified=True)}
 
 
 def format_arms(table: Any, *, base: str, level: float,
