@@ -44,7 +44,7 @@ RUN = re.compile(r"tokens=(\d+)-ops_max=(\d+)-seed=(\d+)-s(\d+)$")
 
 def per_run(roots: list[str]) -> pd.DataFrame:
     pts = pd.concat([load_points(Store(r)) for r in roots], ignore_index=True)
-    if len({r for r in pts["run_id"]}) != sum(len(Store(r).run_ids()) for r in roots):
+    if pts["run_id"].nunique() != sum(len(Store(r).run_ids()) for r in roots):
         sys.exit(f"a run id appears in more than one of {roots}")
     pred = base_prediction(pts, metric="eval/pass@8")
     pass1 = base_prediction(pts, metric=METRIC)
