@@ -205,3 +205,52 @@ def test_an_unidentified_ceiling_flags_a_smaller_move_past_the_data():
     unbent = fit(noisy, x="gpu_hours")
     assert any(w.code == "asymptote_not_identified" for w in unbent.warnings)
     assert not ensemble(unbent).identified
+
+
+def test_the_last_value_is_a_member_weighted_like_the_others_unless_the_curve_broke():
+    x, y = noisy_curve(seed=2)
+    ens = ensemble(fit(frame(x, y), x="gpu_hours"))
+    last = ens.members.index("last value")
+    assert ens.last_value == y[-1]
+    assert 0 < ens.weights[last] < 1
+    # the member forecasts the last value at every future compute
+    from dataclasses import replace
+
+    alone = replace(ens, weights=np.eye(len(ens.members))[last])
+    assert np.allclose(alone.mean(np.array([250.0, 1000.0])), y[-1])
+    # where the law is right (this curve), its members forecast better in-window than the noisy
+    # last point: the law gets most of the weight
+    laws = [i for i, m in enumerate(ens.members) if m.startswith("law")]
+    assert ens.weights[laws].sum() > 0.5
+    # a last point that broke away from the curve (a crash) gets no weight: the forecast keeps
+    # the level before it (and far() flags it: test above)
+    crashed = y.copy()
+    crashed[-1] = 0.05
+    broke = ensemble(fit(frame(x, crashed), x="gpu_hours"))
+    assert broke.weights[last] == 0.0 and broke.weights.sum() == pytest.approx(1.0)
+
+
+def _pass_rate_near_its_top():
+    """A curve that is still climbing fast at its end, at 0.9: its later points alone (a
+    burn-in member) extrapolate a ceiling far above 1 unless the metric's range bounds it."""
+    rng = np.random.default_rng(5)
+    x = np.linspace(1.0, 60.0, 60)
+    y = np.clip(0.1 + 0.8 * (x / 60.0) ** 1.5 + rng.normal(0, 0.01, x.size), 0.0, 1.0)
+    return x, y
+
+
+@pytest.mark.parametrize("metric, bounded", [("reward", True), ("episode_return", False)])
+def test_a_pass_rate_forecast_stays_in_its_range_and_only_a_pass_rate_is_bounded(metric, bounded):
+    x, y = _pass_rate_near_its_top()
+    fitted = fit(frame(x, y).assign(metric=metric), metric=metric, x="gpu_hours")
+    ens = ensemble(fitted)
+    ceilings = [p["A"] for p in ens.params if p is not None]
+    assert ceilings
+    far = np.array([200.0, 1000.0, 10000.0])
+    pred = forecast_fit(fitted, far, levels=(0.9,))
+    if bounded:  # every member's ceiling, and the forecast and its interval, within [0, 1]
+        assert max(ceilings) <= 1.0
+        assert np.all(pred["mean"] <= 1.0) and np.all(pred["upper@0.9"] <= 1.0)
+    else:  # the same numbers named as a return are not a pass rate: nothing clips them
+        assert max(ceilings) > 1.0
+        assert np.any(pred["upper@0.9"] > 1.0)

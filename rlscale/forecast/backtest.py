@@ -16,6 +16,7 @@ import pandas as pd
 
 from rlscale.errors import InputError
 from rlscale.fit import fit
+from rlscale.fit.metric_kind import value_range
 from rlscale.forecast.baselines import BASELINES, baseline_forecast
 from rlscale.forecast.curve import curve
 from rlscale.forecast.ensemble import FORECASTS, ensemble
@@ -148,7 +149,9 @@ def forecast_fit(fitted: Any, xs: np.ndarray, *, levels: Sequence[float],
 
     ``forecast="ensemble"`` (the default) is :func:`rlscale.forecast.ensemble.ensemble` (falling
     back to the law where the fit has too few points); ``"law"`` the single fit's own curve and
-    joint-draw intervals. This is what a backtest scores, so ``benchmarks/extrapolation.py``
+    joint-draw intervals. For a pass rate (:func:`rlscale.fit.metric_kind.value_range`) the mean
+    and intervals are clipped to [0, 1], as in :func:`rlscale.forecast.reward_at`. This is what a
+    backtest scores, so ``benchmarks/extrapolation.py``
     measures the same thing.
     """
     if forecast not in FORECASTS:
@@ -164,6 +167,7 @@ def forecast_fit(fitted: Any, xs: np.ndarray, *, levels: Sequence[float],
     beyond = ens.beyond(xs) if ens is not None else np.zeros(xs.shape, dtype=bool)
     out["far"] = ens.far(xs) if ens is not None else np.zeros(xs.shape, dtype=bool)
     c = curve(fitted)
+    bounds = value_range(fitted.metric, fitted.data["y"].to_numpy())
     for lv in levels:
         pred = c.predict(xs, level=lv)
         mean, lo, hi = pred["mean"], pred["pred_lower"], pred["pred_upper"]
@@ -172,6 +176,8 @@ def forecast_fit(fitted: Any, xs: np.ndarray, *, levels: Sequence[float],
             mean = np.where(beyond, epred["mean"], mean)
             lo = np.where(beyond, epred["pred_lower"], lo)
             hi = np.where(beyond, epred["pred_upper"], hi)
+        if bounds is not None:  # a pass rate's forecast stays in [0, 1], as forecast --budget's
+            mean, lo, hi = (np.clip(v, *bounds) for v in (mean, lo, hi))
         out["mean"], out[f"lower@{lv:g}"], out[f"upper@{lv:g}"] = mean, lo, hi
     return out
 

@@ -10,7 +10,10 @@ figures). It is built from the points a fit used (``FitResult.data``):
 
 * **members**: the law refitted (Huber loss, so one crashed evaluation does not bend it) on all
   points and with the first 10%, 25% and 40% of the points dropped (burn-in: early RL is often not
-  on the law), plus the **recent level**, the median of the last :data:`LEVEL_K` points per run;
+  on the law), under the fit's metric name (so a pass rate's ceiling stays in [0, 1]); plus two
+  constants: the **last value** (the mean of each run's last point: the naive forecast every
+  method is measured against, so the ensemble holds it as a candidate rather than only as a
+  yardstick) and the **recent level**, the median of the last :data:`LEVEL_K` points per run;
 * **weights**: each member forecasts the last 40% and the last 20% of the fit's own points from
   the points before them (rolling-origin backtests inside the window); its weight is
   proportional to 1 / (its mean absolute error there). Members that fail get no weight;
@@ -68,7 +71,8 @@ FAR_UNIDENTIFIED = 2.0  # the same, when the fit says its ceiling is not identif
 class Ensemble:
     """A fitted ensemble forecast (see the module docstring).
 
-    ``members``: names (``law``, ``law burn-in 10%``, ..., ``recent level``); ``weights``: one per
+    ``members``: names (``law``, ``law burn-in 10%``, ..., ``last value``, ``recent level``);
+    ``weights``: one per
     member (sum 1); ``scores``: the in-window normalised errors the intervals are calibrated on;
     ``x0``, ``x_last``: the window's first and last compute.
     """
@@ -90,7 +94,8 @@ class Ensemble:
     def mean(self, x: np.ndarray | float) -> np.ndarray:
         """The weighted forecast at compute ``x`` (1-d)."""
         xs = np.atleast_1d(np.asarray(x, dtype=float))
-        return _combine(self.law, self.params, self.level_value, self.weights, xs)
+        return _combine(self.law, self.params, (self.last_value, self.level_value),
+                        self.weights, xs)
 
     def far(self, x: np.ndarray | float) -> np.ndarray:
         """Where the forecast lies more than :data:`FAR` x ``tol`` from the recent level, or, when
@@ -103,8 +108,8 @@ class Ensemble:
         limit = FAR * self.tol
         mean = self.mean(xs)
         far = np.abs(mean - self.level_value) > limit
-        before = self.tol_before if math.isfinite(self.tol_before) else self.tol
-        if math.isfinite(self.last_value) and abs(self.last_value - self.level_value) > FAR * before:
+        if _broke(self.last_value, self.level_value, self.tol, self.tol_before):
+            before = self.tol_before if math.isfinite(self.tol_before) else self.tol
             far |= np.abs(mean - self.last_value) > FAR * before
         if not self.identified:  # how far it moves past the data rests on an unpinned ceiling
             far |= np.abs(mean - self.mean(self.x_last)[0]) > FAR_UNIDENTIFIED * self.tol
@@ -138,19 +143,22 @@ class Ensemble:
 
 
 def _member_names() -> list[str]:
-    return [("law" if b == 0 else f"law burn-in {b:.0%}") for b in BURN_INS] + ["recent level"]
+    return ([("law" if b == 0 else f"law burn-in {b:.0%}") for b in BURN_INS]
+            + ["last value", "recent level"])
 
 
 def _fit_law(law: Any, x: np.ndarray, y: np.ndarray, run: np.ndarray,
-             fixed: dict[str, float]) -> dict[str, float] | None:
+             fixed: dict[str, float], metric: str) -> dict[str, float] | None:
+    """The law refitted on these points, under the fit's metric name: the name decides whether
+    the levels are a pass rate's, bounded to [0, 1] (:mod:`rlscale.fit.metric_kind`)."""
     if x.size < MIN_MEMBER_POINTS:
         return None
-    frame = pd.DataFrame({"run_id": run, "metric": "m", "value": y, "gpu_hours": x})
+    frame = pd.DataFrame({"run_id": run, "metric": metric, "value": y, "gpu_hours": x})
     r0: Any = fixed.get(law.baseline, "fit") if law.baseline else "fit"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            res = fit(frame, metric="m", x="gpu_hours", law=law.name, loss="huber", r0=r0)
+            res = fit(frame, metric=metric, x="gpu_hours", law=law.name, loss="huber", r0=r0)
         except Exception:  # noqa: BLE001 - a member that cannot be fitted gets no weight
             return None
     if not res.ok:
@@ -164,37 +172,62 @@ def _all_but_last(run: np.ndarray) -> np.ndarray:
     return np.arange(run.size) != last
 
 
-def _level(y: np.ndarray, run: np.ndarray) -> float:
+def _levels(y: np.ndarray, run: np.ndarray) -> tuple[float, float]:
+    """The two constant members: the last value (the mean of each run's last point) and the
+    recent level (the median of the last :data:`LEVEL_K` points per run)."""
     k = LEVEL_K * max(len(pd.unique(run)), 1)
-    return float(np.median(y[-k:]))
+    return float(y[~_all_but_last(run)].mean()), float(np.median(y[-k:]))
 
 
-def _members(law: Any, x: np.ndarray, y: np.ndarray, run: np.ndarray,
-             fixed: dict[str, float]) -> tuple[list[dict[str, float] | None], float]:
+def _members(law: Any, x: np.ndarray, y: np.ndarray, run: np.ndarray, fixed: dict[str, float],
+             metric: str) -> tuple[list[dict[str, float] | None], tuple[float, float]]:
     params = []
     for b in BURN_INS:
         start = int(round(b * x.size))
-        params.append(_fit_law(law, x[start:], y[start:], run[start:], fixed))
-    return params, _level(y, run)
+        params.append(_fit_law(law, x[start:], y[start:], run[start:], fixed, metric))
+    return params, _levels(y, run)
 
 
-def _member_values(law: Any, params: Sequence[dict[str, float] | None], level: float,
-                   xs: np.ndarray) -> np.ndarray:
-    """(members, len(xs)) forecasts; NaN rows for members that failed."""
-    out = np.full((len(params) + 1, xs.size), np.nan)
+def _member_values(law: Any, params: Sequence[dict[str, float] | None],
+                   constants: Sequence[float], xs: np.ndarray) -> np.ndarray:
+    """(members, len(xs)) forecasts: one row per law member (NaN where it failed), then one per
+    constant member (last value, recent level)."""
+    out = np.full((len(params) + len(constants), xs.size), np.nan)
     for i, p in enumerate(params):
         if p is not None:
             with np.errstate(all="ignore"):
                 out[i] = np.asarray(law.func(xs, **p), dtype=float)
-    out[-1] = level
+    for j, c in enumerate(constants):
+        out[len(params) + j] = c
     return out
 
 
-def _combine(law: Any, params: Sequence[dict[str, float] | None], level: float,
+def _combine(law: Any, params: Sequence[dict[str, float] | None], constants: Sequence[float],
              weights: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    vals = _member_values(law, params, level, xs)
+    vals = _member_values(law, params, constants, xs)
     use = weights > 0
     return np.sum(weights[use, None] * vals[use], axis=0)
+
+
+def _wobbles(x: np.ndarray, y: np.ndarray, run: np.ndarray) -> tuple[float, float]:
+    """The curve's wobble (the verdict's ``tol``), and the same without each run's last point."""
+    trend = recent_trend(x, y, run)
+    tol = max(TOL_SHARE * trend.spread, trend.noise) if trend is not None else math.nan
+    tol_before = math.nan
+    earlier = _all_but_last(run)
+    if earlier.sum() >= MIN_POINTS:
+        prev = recent_trend(x[earlier], y[earlier], run[earlier])
+        if prev is not None:
+            tol_before = max(TOL_SHARE * prev.spread, prev.noise)
+    return tol, tol_before
+
+
+def _broke(last_value: float, level: float, tol: float, tol_before: float) -> bool:
+    """Whether the last point lies more than :data:`FAR` wobbles (of the points before it) from
+    the recent level: the curve broke away at its end."""
+    before = tol_before if math.isfinite(tol_before) else tol
+    return (math.isfinite(last_value) and math.isfinite(before) and before > 0
+            and abs(last_value - level) > FAR * before)
 
 
 def ensemble(fitted: Any) -> Ensemble | None:
@@ -209,19 +242,25 @@ def ensemble(fitted: Any) -> Ensemble | None:
     y = data["y"].to_numpy(dtype=float)[order]
     run = data["run_id"].astype(str).to_numpy()[order]
     fixed = dict((fitted.options or {}).get("fixed") or {})
+    metric = str(getattr(fitted, "metric", None) or "value")
     n = x.size
     errors, horizons = [], []
     for origin in ORIGINS:
         cut = int(round(origin * n))
         if cut < MIN_MEMBER_POINTS + 2 or n - cut < 2:
             continue
-        params, level = _members(law, x[:cut], y[:cut], run[:cut], fixed)
-        vals = _member_values(law, params, level, x[cut:])
+        params, constants = _members(law, x[:cut], y[:cut], run[:cut], fixed, metric)
+        vals = _member_values(law, params, constants, x[cut:])
         errors.append(y[cut:][None, :] - vals)
         span = max(x[cut - 1] - x[0], 1e-300)
         horizons.append((x[cut:] - x[cut - 1]) / span)
-    params, level = _members(law, x, y, run, fixed)
-    full_ok = np.array([p is not None for p in params] + [True])
+    params, (last_value, level) = _members(law, x, y, run, fixed, metric)
+    tol, tol_before = _wobbles(x, y, run)
+    n_members = len(params) + 2
+    # a last point that broke away from the recent level (a crashed evaluation, or a collapse)
+    # is no forecast of its own: whether it lasts is what the data cannot tell yet (far() flags)
+    full_ok = np.array([p is not None for p in params]
+                       + [not _broke(last_value, level, tol, tol_before), True])
     if errors:
         err = np.concatenate(errors, axis=1)
         h = np.concatenate(horizons)
@@ -229,11 +268,12 @@ def ensemble(fitted: Any) -> Ensemble | None:
             mae = np.nanmean(np.abs(err), axis=1)
         usable = full_ok & np.isfinite(mae) & ~np.isnan(err).any(axis=1)
     else:
-        err, h, mae = np.zeros((len(params) + 1, 0)), np.zeros(0), np.full(len(params) + 1, np.nan)
-        usable = np.zeros(len(params) + 1, dtype=bool)
+        err, h, mae = np.zeros((n_members, 0)), np.zeros(0), np.full(n_members, np.nan)
+        usable = np.zeros(n_members, dtype=bool)
     if not usable.any():  # nothing was backtested: the full-window law alone, if it fitted
         usable = full_ok.copy()
-        usable[-1] = not full_ok[:-1].any()
+        usable[-2] = False
+        usable[-1] = not full_ok[:-2].any()
         weights = usable / usable.sum()
         scores = np.zeros(0)
     else:
@@ -241,17 +281,9 @@ def ensemble(fitted: Any) -> Ensemble | None:
         weights = inv / inv.sum()
         combined = np.sum(weights[usable, None] * err[usable], axis=0)
         scores = np.abs(combined) / (1.0 + np.clip(h, 0.0, None)) ** HORIZON_POWER
-    trend = recent_trend(x, y, run)
-    tol = max(TOL_SHARE * trend.spread, trend.noise) if trend is not None else math.nan
-    tol_before = math.nan
-    earlier = _all_but_last(run)
-    if earlier.sum() >= MIN_POINTS:
-        prev = recent_trend(x[earlier], y[earlier], run[earlier])
-        if prev is not None:
-            tol_before = max(TOL_SHARE * prev.spread, prev.noise)
     return Ensemble(law=law, members=_member_names(), weights=weights, params=params,
                     level_value=level, scores=scores, x0=float(x[0]), x_last=float(x[-1]),
-                    n_points=n, tol=tol, last_value=float(y[~earlier].mean()),
+                    n_points=n, tol=tol, last_value=last_value,
                     tol_before=tol_before,
                     identified=not any(w.code == "asymptote_not_identified"
                                        for w in getattr(fitted, "warnings", [])))
