@@ -45,6 +45,9 @@ def _budgets(value: str | None, hint: str = "--budget") -> list[float] | None:
 SCALE_BY_HELP = ("Numeric run metadata KEY (model_params, pretrain_tokens, ...): fit each "
                  "scale's runs as one curve, then laws of A, B, C_mid and R0 across KEY "
                  "(docs/forecast.md, *A bigger model*).")
+FORECAST_HELP = ("ensemble: the law refitted with burn-ins, plus the last value and the recent "
+                 "level, weighted and calibrated on in-window backtests (docs/forecast.md); "
+                 "law: the single fit's curve and joint-draw intervals.")
 RECIPE_HELP = "Use only the runs of this recipe (with --scale-by: one recipe across its scales)."
 
 
@@ -84,9 +87,7 @@ def _explicit(ctx: click.Context, names: list[str]) -> list[str]:
                    "--by) instead of refitting; the other fit options are then ignored.")
 @click.option("--forecast", "forecast_kind", type=click.Choice(FORECASTS),
               default="ensemble", show_default=True,
-              help="ensemble: the law refitted with burn-ins plus the recent level, weighted "
-                   "and calibrated on in-window backtests (docs/forecast.md); law: the single "
-                   "fit's curve and joint-draw intervals.")
+              help=FORECAST_HELP)
 @click.option("--scale-by", default=None, metavar="KEY", help=SCALE_BY_HELP)
 @click.option("--at", "at", default=None, metavar="N[,N...]",
               help="With --scale-by: the scale(s) to predict the whole curve at (e.g. 3e10); "
@@ -248,9 +249,7 @@ def _saved_fits(store: str | None, metric: str, kw: dict[str, Any]) -> list[Any]
               help="Fit every group on compute up to X (on the --x axis).")
 @click.option("--forecast", "forecast_kind", type=click.Choice(FORECASTS),
               default="ensemble", show_default=True,
-              help="ensemble: the law refitted with burn-ins plus the recent level, weighted "
-                   "and calibrated on in-window backtests (docs/forecast.md); law: the single "
-                   "fit's curve and joint-draw intervals.")
+              help=FORECAST_HELP)
 @click.option("--scale-by", default=None, metavar="KEY", help=SCALE_BY_HELP)
 @click.option("--leave-largest-out", is_flag=True,
               help="With --scale-by: fit the scale laws on every scale but the largest and "
