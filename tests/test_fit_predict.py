@@ -79,3 +79,24 @@ def test_prediction_interval_covers_new_points_at_its_level(level):
         hits.extend((p["pred_lower"] <= y_new) & (y_new <= p["pred_upper"]))
     cover = float(np.mean(hits))
     assert cover == pytest.approx(level, abs=0.05), cover
+
+
+def test_an_interval_always_holds_its_own_estimate():
+    """Draws that all lie to one side of the best fit (a fit at a bound, an unidentified
+    parameter) would give quantiles that exclude it; the intervals are widened to hold it."""
+    from rlscale.fit.laws import get_law
+    from rlscale.fit.predictive import predictive
+
+    law = get_law("sigmoid")
+    point = {"A": 1.0, "B": 1.5, "C_mid": 300.0, "R0": 0.5}
+    rng = np.random.default_rng(0)
+    draws = {"A": rng.uniform(0.6, 0.7, 200), "B": np.full(200, 1.5),
+             "C_mid": np.full(200, 300.0), "R0": np.full(200, 0.5)}
+    xs = np.array([100.0, 1000.0, 10000.0])
+    p = predictive(law, point, draws, 0.0, xs, level=0.9)
+    plain = law.func(xs, **{**point, "A": 0.7})
+    assert np.all(p["mean"] > plain)  # every draw's curve lies below the estimate
+    for key in ("mean", "pred"):
+        assert np.all(p[f"{key}_lower"] <= p["mean"]) and np.all(p["mean"] <= p[f"{key}_upper"])
+        assert np.allclose(p[f"{key}_upper"], p["mean"])
+        assert np.all(p[f"{key}_lower"] < plain)  # the lower end is still the draws' quantile
