@@ -111,3 +111,27 @@ def test_recent_trend_interval_widens_for_autocorrelated_points(rho):
     flat_iid = recent_trend(x, 0.5 + rng.normal(0, 0.01, x.size))
     iid_width = flat_iid.change_upper - flat_iid.change_lower
     assert (width > 2 * iid_width) if rho else (width < 1.5 * iid_width)
+
+
+def test_a_noisy_run_halfway_up_its_sigmoid_is_not_called_plateaued():
+    """Data that stop near C_mid with noise large enough that the last stretch's slope is not
+    significant: the law's best estimate still expects a large gain (here about 0.3, ten times
+    the wobble). "The law cannot promise a rise" (the gain's interval reaching below the wobble)
+    once made these plateaued; the best estimate decides now, and the reason says the stretch
+    is flat."""
+    def sig(x):
+        return 0.1 + 0.7 / (1 + (50.0 / x) ** 1.6)
+
+    said, flat_stretch = [], 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        x = np.linspace(2.0, 60.0, 20)
+        v = verdict(fit(_frame(x, sig(x) + rng.normal(0, 0.04, x.size)), x="gpu_hours"))
+        said.append(v.verdict)
+        if v.verdict == "still rising" and "flat within their interval" in v.reason:
+            flat_stretch += 1
+            assert v.remaining_gain > v.tol > v.remaining_gain_lower
+            assert "law expects more" in v.reason
+    # the old rule called 8 of these 10 plateaued; noise can still fool the best estimate
+    assert said.count("plateaued") <= 2, said
+    assert flat_stretch >= 3  # the case the rule is about does occur here
