@@ -135,3 +135,16 @@ def test_a_noisy_run_halfway_up_its_sigmoid_is_not_called_plateaued():
     # the old rule called 8 of these 10 plateaued; noise can still fool the best estimate
     assert said.count("plateaued") <= 2, said
     assert flat_stretch >= 3  # the case the rule is about does occur here
+
+
+def test_flat_noise_whose_fit_puts_a_step_past_the_data_is_plateaued():
+    """A sigmoid fitted to a flat run can put a steep step to a high ceiling just past the data
+    (its best estimate then 'expects' a large gain); the fit warns not_increasing, and the
+    verdict does not take that estimate as evidence of a rise."""
+    rng = np.random.default_rng(0)
+    x = np.linspace(1.0, 200.0, 40)
+    f = fit(_frame(x, 0.6 + rng.normal(0, 0.005, x.size)), x="gpu_hours")
+    v = verdict(f)
+    assert "not_increasing" in f.warning_codes
+    assert v.remaining_gain > v.tol  # the step the law put past the data
+    assert v.verdict == "plateaued"

@@ -17,7 +17,10 @@ The rule (``improving`` is the metric's good direction: up, or down for a loss,
    small amount ``tol`` (a real curve can fall; the law would not say so);
 2. **plateaued** when even the upper end of the remaining gain's interval is below ``tol``, or
    when the last stretch is indistinguishable from flat and the law's best estimate of the
-   remaining gain is below ``tol`` (the data show no rise and the law expects none);
+   remaining gain is below ``tol`` (the data show no rise and the law expects none), or its
+   interval reaches below ``tol`` and the fit says the points never improved
+   (:data:`NO_EVIDENCE`: a sigmoid fitted to flat noise can put a step to any ceiling just past
+   the data, so its best estimate is then no evidence);
 3. **still rising** otherwise. When the last stretch is flat but the law expects more, the
    reason says that the gain's interval reaches below ``tol``.
 
@@ -49,6 +52,9 @@ from rlscale.text import interval as interval_text
 
 G = ".3g"  # numbers in the verdict line: three significant digits
 TOL_SHARE = 0.05  # a remaining gain under 5% of the observed range counts as small
+# fit warnings that say the points never improved: a law fitted to them can still put a step to
+# any ceiling just past the data, and its best estimate of what is left is then no evidence
+NO_EVIDENCE = frozenset({"not_increasing", "not_decreasing"})
 WORDS = {1: {"improving": "still rising", "flat": "plateaued", "worsening": "declining"},
          -1: {"improving": "still falling", "flat": "plateaued", "worsening": "rising"}}
 
@@ -137,7 +143,8 @@ def verdict(fit: Any, *, level: float | None = None, seed: int = 0) -> Verdict:
     elif has_gain and g_hi < tol:
         trend, why = "flat", (f"at most {_g(max(g_hi, 0.0))} left, within the curve's "
                               f"wobble {_g(tol)}")
-    elif moving <= 0 and (not has_gain or g < tol):
+    elif moving <= 0 and (not has_gain or g < tol
+                          or (g_lo < tol and NO_EVIDENCE & set(fit.warning_codes))):
         trend, why = "flat", f"last {tr.n} points flat within their interval"
     else:
         trend = "improving"
