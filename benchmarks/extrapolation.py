@@ -67,6 +67,19 @@ def load_curves(paths: list[Path]) -> list[tuple[str, str, pd.DataFrame]]:
     return out
 
 
+def add_curve_arguments(ap: argparse.ArgumentParser, cuts: tuple[float, ...]) -> None:
+    """``--curves`` (long tables, default the real-curve set) and ``--cuts``, for the benchmarks
+    that score other answers on the same curves (``verdicts.py``, ``targets.py``)."""
+    ap.add_argument("--curves", type=Path, nargs="*", default=None,
+                    help=f"long tables of curves (default: {REAL})")
+    ap.add_argument("--cuts", default=",".join(str(c) for c in cuts))
+
+
+def curve_paths(given: list[Path] | None) -> list[Path]:
+    """The tables named by ``--curves`` that exist (default: the real-curve set)."""
+    return [p for p in (given if given is not None else [REAL]) if p.exists()]
+
+
 def sim_curves(n: int) -> list[tuple[str, str, pd.DataFrame]]:
     from tests.fitsim import TABLE1, ar1_noise, curve
 

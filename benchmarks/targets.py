@@ -38,7 +38,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.extrapolation import REAL, load_curves  # noqa: E402
+from benchmarks.extrapolation import add_curve_arguments, curve_paths, load_curves  # noqa: E402
 from rlscale.fit import fit  # noqa: E402
 from rlscale.forecast.budgets import compute_for_reward  # noqa: E402
 from rlscale.forecast.verdict import verdict  # noqa: E402
@@ -103,24 +103,23 @@ def evaluate(curves, cuts) -> pd.DataFrame:
 
 
 def _reached_scores(r: pd.DataFrame, col: str) -> dict[str, float]:
+    """For reached targets: the median |log10(forecast / truth)| over finite forecasts, the share
+    within a factor of 2 (an infinite forecast is not), and how many were infinite."""
     pred = r[col].to_numpy(float)
     finite = np.isfinite(pred) & (pred > 0)
-    err = np.abs(np.log10(pred[finite] / r["truth"].to_numpy(float)[finite]))
+    err = np.full(pred.shape, np.inf)
+    err[finite] = np.abs(np.log10(pred[finite] / r["truth"].to_numpy(float)[finite]))
     return {"n": len(r), "unreachable": int((~finite).sum()),
-            "med_log10": float(np.median(err)) if err.size else math.nan,
-            "within2": float(np.mean(finite & (np.abs(np.log10(np.where(finite, pred, 1.0)
-                                                              / r["truth"].to_numpy(float)))
-                                                <= math.log10(2)))) if len(r) else math.nan}
+            "med_log10": float(np.median(err[finite])) if finite.any() else math.nan,
+            "within2": float(np.mean(err <= math.log10(2))) if len(r) else math.nan}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--curves", type=Path, nargs="*", default=None,
-                    help=f"long tables of curves (default: {REAL})")
-    ap.add_argument("--cuts", default=",".join(str(c) for c in CUTS))
+    add_curve_arguments(ap, CUTS)
     ap.add_argument("--per-target", action="store_true")
     args = ap.parse_args()
-    paths = [p for p in (args.curves if args.curves is not None else [REAL]) if p.exists()]
+    paths = curve_paths(args.curves)
     curves = load_curves(paths)
     if not curves:
         print(f"no curves found in {[str(p) for p in paths]}", file=sys.stderr)

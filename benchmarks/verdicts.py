@@ -36,7 +36,13 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.extrapolation import CUTS, REAL, load_curves, sim_curves  # noqa: E402
+from benchmarks.extrapolation import (  # noqa: E402
+    CUTS,
+    add_curve_arguments,
+    curve_paths,
+    load_curves,
+    sim_curves,
+)
 from rlscale.fit import fit  # noqa: E402
 from rlscale.forecast.verdict import verdict  # noqa: E402
 
@@ -102,13 +108,11 @@ def score(res: pd.DataFrame, col: str) -> dict[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--curves", type=Path, nargs="*", default=None,
-                    help=f"long tables of curves (default: {REAL})")
-    ap.add_argument("--cuts", default=",".join(str(c) for c in CUTS))
+    add_curve_arguments(ap, CUTS)
     ap.add_argument("--per-curve", action="store_true")
     ap.add_argument("--sim", type=int, default=0, help="simulated curves per noise kind")
     args = ap.parse_args()
-    paths = [p for p in (args.curves if args.curves is not None else [REAL]) if p.exists()]
+    paths = curve_paths(args.curves)
     cuts = tuple(float(c) for c in args.cuts.split(","))
     sets = [(", ".join(p.name for p in paths), load_curves(paths))]
     if args.sim:

@@ -151,8 +151,7 @@ def forecast_fit(fitted: Any, xs: np.ndarray, *, levels: Sequence[float],
     back to the law where the fit has too few points); ``"law"`` the single fit's own curve and
     joint-draw intervals. For a pass rate (:func:`rlscale.fit.metric_kind.value_range`) the mean
     and intervals are clipped to [0, 1], as in :func:`rlscale.forecast.reward_at`. This is what a
-    backtest scores, so ``benchmarks/extrapolation.py``
-    measures the same thing.
+    backtest scores, so ``benchmarks/extrapolation.py`` measures the same thing.
     """
     if forecast not in FORECASTS:
         raise InputError(f"forecast={forecast!r} is not one of {list(FORECASTS)}")

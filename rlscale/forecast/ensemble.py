@@ -54,7 +54,7 @@ import pandas as pd
 from rlscale.fit.grouped import fit
 from rlscale.fit.laws import get_law
 from rlscale.fit.trend import recent_trend
-from rlscale.forecast.verdict import TOL_SHARE
+from rlscale.forecast.verdict import wobble
 
 BURN_INS = (0.0, 0.1, 0.25, 0.4)  # shares of the points dropped from the start of the window
 ORIGINS = (0.6, 0.8)  # in-window backtests: fit on the first 60% / 80% of the points
@@ -72,9 +72,8 @@ class Ensemble:
     """A fitted ensemble forecast (see the module docstring).
 
     ``members``: names (``law``, ``law burn-in 10%``, ..., ``last value``, ``recent level``);
-    ``weights``: one per
-    member (sum 1); ``scores``: the in-window normalised errors the intervals are calibrated on;
-    ``x0``, ``x_last``: the window's first and last compute.
+    ``weights``: one per member (sum 1); ``scores``: the in-window normalised errors the intervals
+    are calibrated on; ``x0``, ``x_last``: the window's first and last compute.
     """
 
     law: Any
@@ -109,8 +108,7 @@ class Ensemble:
         mean = self.mean(xs)
         far = np.abs(mean - self.level_value) > limit
         if _broke(self.last_value, self.level_value, self.tol, self.tol_before):
-            before = self.tol_before if math.isfinite(self.tol_before) else self.tol
-            far |= np.abs(mean - self.last_value) > FAR * before
+            far |= np.abs(mean - self.last_value) > FAR * _before(self.tol, self.tol_before)
         if not self.identified:  # how far it moves past the data rests on an unpinned ceiling
             far |= np.abs(mean - self.mean(self.x_last)[0]) > FAR_UNIDENTIFIED * self.tol
         return self.beyond(xs) & far
@@ -212,20 +210,25 @@ def _combine(law: Any, params: Sequence[dict[str, float] | None], constants: Seq
 def _wobbles(x: np.ndarray, y: np.ndarray, run: np.ndarray) -> tuple[float, float]:
     """The curve's wobble (the verdict's ``tol``), and the same without each run's last point."""
     trend = recent_trend(x, y, run)
-    tol = max(TOL_SHARE * trend.spread, trend.noise) if trend is not None else math.nan
+    tol = wobble(trend) if trend is not None else math.nan
     tol_before = math.nan
     earlier = _all_but_last(run)
     if earlier.sum() >= MIN_POINTS:
         prev = recent_trend(x[earlier], y[earlier], run[earlier])
         if prev is not None:
-            tol_before = max(TOL_SHARE * prev.spread, prev.noise)
+            tol_before = wobble(prev)
     return tol, tol_before
+
+
+def _before(tol: float, tol_before: float) -> float:
+    """The wobble of the points before each run's last (the whole curve's when unknown)."""
+    return tol_before if math.isfinite(tol_before) else tol
 
 
 def _broke(last_value: float, level: float, tol: float, tol_before: float) -> bool:
     """Whether the last point lies more than :data:`FAR` wobbles (of the points before it) from
     the recent level: the curve broke away at its end."""
-    before = tol_before if math.isfinite(tol_before) else tol
+    before = _before(tol, tol_before)
     return (math.isfinite(last_value) and math.isfinite(before) and before > 0
             and abs(last_value - level) > FAR * before)
 

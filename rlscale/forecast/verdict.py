@@ -128,7 +128,7 @@ def verdict(fit: Any, *, level: float | None = None, seed: int = 0) -> Verdict:
     x_last = float(np.nanmax(xs))
     if tr is None:
         return _unknown({**base, "x_last": x_last}, "too few points for a recent trend")
-    tol = max(TOL_SHARE * tr.spread, tr.noise)
+    tol = wobble(tr)
     c = curve(fit, seed=seed)
     level_now = float(c.mean(x_last))
     gain = _remaining(c, x_last, dirn, lvl)
@@ -156,6 +156,12 @@ def verdict(fit: Any, *, level: float | None = None, seed: int = 0) -> Verdict:
     return Verdict(**base, verdict=WORDS[dirn][trend], trend=trend, reason=why, x_last=x_last,
                    level_now=level_now, recent_level=tr.end_level, **gain,
                    **_trend_fields(tr), tol=tol)
+
+
+def wobble(tr: Trend) -> float:
+    """What a curve already wobbles by, ``tol``: the larger of :data:`TOL_SHARE` of its observed
+    range and the sd of its last stretch around its line."""
+    return max(TOL_SHARE * tr.spread, tr.noise)
 
 
 def verdicts(fits: Sequence[Any] | Any, *, level: float | None = None,
